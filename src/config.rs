@@ -1,0 +1,555 @@
+//! Every `GRAPHQL_FIREWALL_*` variable: its name, default, parser and validation, in one place.
+//!
+//! # Why
+//! A firewall whose protection can be switched off by a typo is not a firewall: configuration is
+//! parsed once at start-up into a typed [`Config`], an invalid value stops the process with a message
+//! naming the variable, the value and what is accepted, and unknown `GRAPHQL_FIREWALL_*` names are
+//! reported. The environment sits behind [`Source`] so tests pass a map and never mutate the process
+//! environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+/// Prefix shared by every variable.
+pub const PREFIX: &str = "GRAPHQL_FIREWALL_";
+
+pub const LISTEN: &str = "GRAPHQL_FIREWALL_LISTEN";
+pub const PATH: &str = "GRAPHQL_FIREWALL_PATH";
+pub const UPSTREAM_URL: &str = "GRAPHQL_FIREWALL_UPSTREAM_URL";
+pub const UPSTREAM_TIMEOUT: &str = "GRAPHQL_FIREWALL_UPSTREAM_TIMEOUT";
+pub const UPSTREAM_CONNECT_TIMEOUT: &str = "GRAPHQL_FIREWALL_UPSTREAM_CONNECT_TIMEOUT";
+pub const READY_TIMEOUT: &str = "GRAPHQL_FIREWALL_READY_TIMEOUT";
+pub const SHUTDOWN_TIMEOUT: &str = "GRAPHQL_FIREWALL_SHUTDOWN_TIMEOUT";
+pub const MAX_BODY_BYTES: &str = "GRAPHQL_FIREWALL_MAX_BODY_BYTES";
+pub const MAX_BATCH: &str = "GRAPHQL_FIREWALL_MAX_BATCH";
+pub const REJECT_STATUS: &str = "GRAPHQL_FIREWALL_REJECT_STATUS";
+pub const CSRF_PROTECTION: &str = "GRAPHQL_FIREWALL_CSRF_PROTECTION";
+pub const CSRF_REQUIRED_HEADERS: &str = "GRAPHQL_FIREWALL_CSRF_REQUIRED_HEADERS";
+pub const LOG: &str = "GRAPHQL_FIREWALL_LOG";
+pub const LOG_FORMAT: &str = "GRAPHQL_FIREWALL_LOG_FORMAT";
+
+/// Every variable this build understands; anything else with the prefix is reported as unknown.
+pub const KNOWN: &[&str] = &[
+    LISTEN,
+    PATH,
+    UPSTREAM_URL,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_CONNECT_TIMEOUT,
+    READY_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+    MAX_BODY_BYTES,
+    MAX_BATCH,
+    REJECT_STATUS,
+    CSRF_PROTECTION,
+    CSRF_REQUIRED_HEADERS,
+    LOG,
+    LOG_FORMAT,
+];
+
+/// Where variables come from: the process environment in production, a map in tests.
+pub trait Source {
+    /// The value of `name`, `Err` when it is set but not valid UTF-8.
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError>;
+    /// Every variable name present in the source (to find unknown `GRAPHQL_FIREWALL_*` names).
+    fn names(&self) -> Vec<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(raw)) => Err(ConfigError::Invalid {
+                name: name.to_owned(),
+                value: raw.to_string_lossy().into_owned(),
+                accepted: "valid UTF-8".to_owned(),
+            }),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
+}
+
+impl<K, V> Source for HashMap<K, V>
+where
+    K: AsRef<str> + Eq + std::hash::Hash,
+    V: AsRef<str>,
+{
+    fn get(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self
+            .iter()
+            .find(|(key, _)| key.as_ref() == name)
+            .map(|(_, value)| value.as_ref().to_owned()))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().map(|key| key.as_ref().to_owned()).collect()
+    }
+}
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is required and missing.
+    #[error("{name} is required ({accepted})")]
+    Missing { name: String, accepted: String },
+    /// The value does not parse or is out of range.
+    #[error("{name}={value:?} is not valid: expected {accepted}")]
+    Invalid {
+        name: String,
+        value: String,
+        accepted: String,
+    },
+    /// Unknown `GRAPHQL_FIREWALL_*` names: almost always a typo that would silently disable a setting.
+    #[error("unknown variable(s) {}: not a setting of this version (known: see README.md)", names.join(", "))]
+    Unknown { names: Vec<String> },
+}
+
+/// How the process is being started: `demo` embeds its own upstream, so the URL is not required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Serve,
+    Demo,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// HTTP status of a rule rejection (limits, validation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectStatus {
+    /// 400, what Apollo clients and most tooling expect.
+    BadRequest,
+    /// 422, the 2026 GraphQL-over-HTTP draft's status for validation failures.
+    UnprocessableEntity,
+}
+
+/// The whole, validated configuration. Each field names its variable and default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LISTEN`, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `PATH`, default `/graphql`: the path the firewall serves GraphQL on.
+    pub path: String,
+    /// Upstream connection settings.
+    pub upstream: UpstreamConfig,
+    /// `READY_TIMEOUT`, default `2s`: how long `/readyz` waits for the upstream.
+    pub ready_timeout: Duration,
+    /// `SHUTDOWN_TIMEOUT`, default `30s`: how long in-flight requests may take after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// `MAX_BODY_BYTES`, default 1 MiB, after decompression.
+    pub max_body_bytes: usize,
+    /// `MAX_BATCH`, default 5; `off` = unbounded, `0` would disable batching: use 1.
+    pub max_batch: Option<usize>,
+    /// `REJECT_STATUS`, default 400.
+    pub reject_status: RejectStatus,
+    /// `CSRF_PROTECTION` (`on`|`off`, default on) and `CSRF_REQUIRED_HEADERS`.
+    pub csrf: CsrfConfig,
+    /// `LOG`, default `info` (a tracing `EnvFilter` directive).
+    pub log_filter: String,
+    /// `LOG_FORMAT`, default `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// Upstream settings.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `UPSTREAM_URL`, required for `serve`: the GraphQL endpoint requests are forwarded to.
+    pub url: Url,
+    /// `UPSTREAM_TIMEOUT`, default `30s`: total time for one upstream exchange.
+    pub timeout: Duration,
+    /// `UPSTREAM_CONNECT_TIMEOUT`, default `5s`.
+    pub connect_timeout: Duration,
+}
+
+/// CSRF guard settings.
+#[derive(Debug, Clone)]
+pub struct CsrfConfig {
+    /// Off only when the operator says so.
+    pub enabled: bool,
+    /// Lower-case header names; one of them, non-empty, proves the request was preflighted.
+    pub required_headers: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates every variable of `source`. Unknown `GRAPHQL_FIREWALL_*` names are errors.
+    pub fn from_source(source: &dyn Source, profile: Profile) -> Result<Config, ConfigError> {
+        report_unknown(source)?;
+        let read = Reader { source };
+        let upstream_url = match profile {
+            Profile::Serve => read
+                .optional(UPSTREAM_URL, parse_upstream_url)?
+                .ok_or_else(|| ConfigError::Missing {
+                    name: UPSTREAM_URL.to_owned(),
+                    accepted: "an http:// or https:// URL of the GraphQL endpoint".to_owned(),
+                })?,
+            // The demo replaces this with its embedded backend's address once that is bound.
+            Profile::Demo => Url::parse("http://127.0.0.1:0/graphql").expect("static URL parses"),
+        };
+        Ok(Config {
+            listen: read.or(LISTEN, "127.0.0.1:8080".parse().expect("static"), |v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|_| "a socket address such as 127.0.0.1:8080 or [::]:8080".to_owned())
+            })?,
+            path: read.or(PATH, "/graphql".to_owned(), parse_path)?,
+            upstream: UpstreamConfig {
+                url: upstream_url,
+                timeout: read.or(UPSTREAM_TIMEOUT, Duration::from_secs(30), parse_duration)?,
+                connect_timeout: read.or(
+                    UPSTREAM_CONNECT_TIMEOUT,
+                    Duration::from_secs(5),
+                    parse_duration,
+                )?,
+            },
+            ready_timeout: read.or(READY_TIMEOUT, Duration::from_secs(2), parse_duration)?,
+            shutdown_timeout: read.or(SHUTDOWN_TIMEOUT, Duration::from_secs(30), parse_duration)?,
+            max_body_bytes: read.or(MAX_BODY_BYTES, 1 << 20, parse_size)?,
+            max_batch: read.or(MAX_BATCH, Some(5), |v| {
+                parse_limit(v).map(|n| n.map(|n| n as usize))
+            })?,
+            reject_status: read.or(REJECT_STATUS, RejectStatus::BadRequest, |v| match v {
+                "400" => Ok(RejectStatus::BadRequest),
+                "422" => Ok(RejectStatus::UnprocessableEntity),
+                _ => Err("400 or 422".to_owned()),
+            })?,
+            csrf: CsrfConfig {
+                enabled: read.or(CSRF_PROTECTION, true, parse_switch)?,
+                required_headers: read.or(
+                    CSRF_REQUIRED_HEADERS,
+                    vec![
+                        "x-apollo-operation-name".to_owned(),
+                        "apollo-require-preflight".to_owned(),
+                        "graphql-preflight".to_owned(),
+                    ],
+                    parse_header_names,
+                )?,
+            },
+            log_filter: read.or(LOG, "info".to_owned(), |v| {
+                tracing_subscriber::EnvFilter::try_new(v)
+                    .map(|_| v.to_owned())
+                    .map_err(|_| {
+                        "a tracing filter such as info, debug or graphql_firewall=debug,warn"
+                            .to_owned()
+                    })
+            })?,
+            log_format: read.or(LOG_FORMAT, LogFormat::Pretty, |v| match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("pretty or json".to_owned()),
+            })?,
+        })
+    }
+}
+
+fn report_unknown(source: &dyn Source) -> Result<(), ConfigError> {
+    let mut unknown: Vec<String> = source
+        .names()
+        .into_iter()
+        .filter(|name| name.starts_with(PREFIX) && !KNOWN.contains(&name.as_str()))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    Err(ConfigError::Unknown { names: unknown })
+}
+
+/// Reads one variable through one parser; the parser's error text is "what is accepted".
+struct Reader<'a> {
+    source: &'a dyn Source,
+}
+
+impl Reader<'_> {
+    fn optional<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(raw) = self.source.get(name)? else {
+            return Ok(None);
+        };
+        let value = raw.trim();
+        // An empty variable means "unset", as in most shells' `FOO= cmd` idiom.
+        if value.is_empty() {
+            return Ok(None);
+        }
+        parse(value)
+            .map(Some)
+            .map_err(|accepted| ConfigError::Invalid {
+                name: name.to_owned(),
+                value: raw.clone(),
+                accepted,
+            })
+    }
+
+    fn or<T>(
+        &self,
+        name: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        Ok(self.optional(name, parse)?.unwrap_or(default))
+    }
+}
+
+// === Parsing ===
+
+/// `30s`, `500ms`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const ACCEPTED: &str = "a duration such as 500ms, 30s, 2m or 1h";
+    let (digits, unit) = split_number(text);
+    let amount: u64 = digits.parse().map_err(|_| ACCEPTED.to_owned())?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(amount),
+        "" | "s" => Duration::from_secs(amount),
+        "m" | "min" => Duration::from_secs(amount.saturating_mul(60)),
+        "h" => Duration::from_secs(amount.saturating_mul(3600)),
+        _ => return Err(ACCEPTED.to_owned()),
+    };
+    if duration.is_zero() {
+        return Err(format!("{ACCEPTED}, greater than zero"));
+    }
+    Ok(duration)
+}
+
+/// `1048576`, `512KiB`, `1MiB`, `64KB` (KB/MB are read as their binary twins: sizes here are caps, not disk labels).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    const ACCEPTED: &str = "a size in bytes such as 1048576, 512KiB or 1MiB";
+    let (digits, unit) = split_number(text);
+    let amount: usize = digits.parse().map_err(|_| ACCEPTED.to_owned())?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(ACCEPTED.to_owned()),
+    };
+    match amount.checked_mul(factor) {
+        Some(0) | None => Err(format!("{ACCEPTED}, greater than zero")),
+        Some(bytes) => Ok(bytes),
+    }
+}
+
+/// A positive limit, or `off`.
+pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    const ACCEPTED: &str = "a positive integer or off";
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(ACCEPTED.to_owned()),
+        Ok(n) => Ok(Some(n)),
+    }
+}
+
+/// `on`/`off` (also `true`/`false`, `1`/`0`).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err("on or off".to_owned()),
+    }
+}
+
+fn parse_upstream_url(text: &str) -> Result<Url, String> {
+    const ACCEPTED: &str = "an http:// or https:// URL such as http://127.0.0.1:4000/graphql";
+    let url = Url::parse(text).map_err(|_| ACCEPTED.to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ACCEPTED.to_owned());
+    }
+    Ok(url)
+}
+
+fn parse_path(text: &str) -> Result<String, String> {
+    let valid = text.starts_with('/')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("an absolute URL path such as /graphql".to_owned())
+    }
+}
+
+fn parse_header_names(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let valid = !names.is_empty()
+        && names
+            .iter()
+            .all(|name| http::HeaderName::from_bytes(name.as_bytes()).is_ok());
+    if valid {
+        Ok(names)
+    } else {
+        Err("a comma-separated list of HTTP header names".to_owned())
+    }
+}
+
+fn split_number(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
+
+/// Effective values for the start-up log line, in a stable order.
+pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("listen", config.listen.to_string()),
+        ("upstream", config.upstream.url.to_string()),
+        ("max_body_bytes", config.max_body_bytes.to_string()),
+        (
+            "max_batch",
+            config
+                .max_batch
+                .map_or_else(|| "off".to_owned(), |n| n.to_string()),
+        ),
+        (
+            "csrf",
+            if config.csrf.enabled { "on" } else { "off" }.to_owned(),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_source(&map, Profile::Serve)
+    }
+
+    #[test]
+    fn defaults_are_secure_and_documented() {
+        let config = load(&[(UPSTREAM_URL, "http://127.0.0.1:4000/graphql")]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.max_body_bytes, 1 << 20);
+        assert_eq!(config.upstream.timeout, Duration::from_secs(30));
+        assert_eq!(config.max_batch, Some(5));
+        assert!(config.csrf.enabled);
+        assert_eq!(config.reject_status, RejectStatus::BadRequest);
+    }
+
+    #[test]
+    fn missing_upstream_names_the_variable() {
+        let err = load(&[]).unwrap_err();
+        assert!(err.to_string().contains(UPSTREAM_URL), "{err}");
+    }
+
+    #[test]
+    fn demo_profile_does_not_need_an_upstream() {
+        let map: HashMap<&str, &str> = HashMap::new();
+        assert!(Config::from_source(&map, Profile::Demo).is_ok());
+    }
+
+    #[test]
+    fn invalid_value_names_variable_value_and_accepted_forms() {
+        let err = load(&[
+            (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+            (MAX_BODY_BYTES, "lots"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(MAX_BODY_BYTES) && text.contains("\"lots\"") && text.contains("MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_prefixed_variable_is_reported() {
+        let err = load(&[
+            (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+            ("GRAPHQL_FIREWALL_MAX_DEPHT", "3"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Unknown {
+                names: vec!["GRAPHQL_FIREWALL_MAX_DEPHT".to_owned()]
+            }
+        );
+    }
+
+    #[test]
+    fn upstream_must_be_http() {
+        for bad in ["ftp://x/graphql", "not a url", "http://"] {
+            assert!(load(&[(UPSTREAM_URL, bad)]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        for (text, expected) in [
+            ("500ms", Duration::from_millis(500)),
+            ("30s", Duration::from_secs(30)),
+            ("30", Duration::from_secs(30)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(expected), "text={text:?}");
+        }
+        for bad in ["", "0s", "s", "5 parsecs", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "text={bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse() {
+        for (text, expected) in [
+            ("1048576", 1 << 20),
+            ("512KiB", 512 << 10),
+            ("1MiB", 1 << 20),
+            ("64kb", 64 << 10),
+        ] {
+            assert_eq!(parse_size(text), Ok(expected), "text={text:?}");
+        }
+        for bad in ["", "0", "1TiB", "MiB", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "text={bad:?}");
+        }
+    }
+
+    #[test]
+    fn limits_accept_off() {
+        assert_eq!(parse_limit("off"), Ok(None));
+        assert_eq!(parse_limit("7"), Ok(Some(7)));
+        assert!(parse_limit("0").is_err());
+        assert!(parse_limit("-3").is_err());
+    }
+
+    #[test]
+    fn csrf_header_list_is_lower_cased() {
+        let config = load(&[
+            (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+            (
+                CSRF_REQUIRED_HEADERS,
+                "X-Requested-With, Apollo-Require-Preflight",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.csrf.required_headers,
+            vec!["x-requested-with", "apollo-require-preflight"]
+        );
+    }
+}

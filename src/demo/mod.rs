@@ -1,0 +1,114 @@
+//! The embedded demo backend: a real `async-graphql` server on a loopback port, used by
+//! `graphql-firewall demo` and as the upstream of the end-to-end tests.
+//!
+//! It records what reached it ([`Observed`]) so that tests can prove a refused request never
+//! touched the backend, and which headers a forwarded one carried.
+
+pub mod schema;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::http::{GraphiQLSource, parse_query_string};
+use async_graphql::{BatchRequest, BatchResponse};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use schema::DemoSchema;
+
+/// The path the demo backend serves GraphQL on.
+pub const PATH: &str = "/graphql";
+
+/// What reached the backend.
+#[derive(Debug, Default)]
+pub struct Observed {
+    requests: AtomicU64,
+    last_headers: Mutex<Option<HeaderMap>>,
+}
+
+impl Observed {
+    /// Number of HTTP requests received.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Headers of the most recent request.
+    pub fn last_headers(&self) -> Option<HeaderMap> {
+        self.last_headers.lock().ok().and_then(|h| h.clone())
+    }
+}
+
+/// A running demo backend.
+#[derive(Debug, Clone)]
+pub struct DemoBackend {
+    pub addr: SocketAddr,
+    pub observed: Arc<Observed>,
+}
+
+impl DemoBackend {
+    /// The GraphQL endpoint URL.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://{}{PATH}", self.addr)).expect("socket address forms a URL")
+    }
+}
+
+/// The demo backend's router: GraphQL over GET and POST (batches included).
+pub fn router(observed: Arc<Observed>) -> Router {
+    Router::new()
+        .route(PATH, get(execute_get).post(execute_post))
+        .with_state(schema::build())
+        .layer(middleware::from_fn_with_state(observed, record))
+}
+
+async fn execute_post(State(schema): State<DemoSchema>, body: Bytes) -> Response {
+    match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(batch) => respond(schema.execute_batch(batch).await),
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+async fn execute_get(State(schema): State<DemoSchema>, RawQuery(query): RawQuery) -> Response {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        // A browser visiting the endpoint gets GraphiQL, like most GraphQL servers.
+        return Html(GraphiQLSource::build().endpoint(PATH).finish()).into_response();
+    };
+    match parse_query_string(&query) {
+        Ok(request) => respond(BatchResponse::Single(schema.execute(request).await)),
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+fn respond(response: BatchResponse) -> Response {
+    match serde_json::to_vec(&response) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Serves the demo backend on `listener` in a background task.
+pub fn spawn(listener: TcpListener) -> std::io::Result<DemoBackend> {
+    let addr = listener.local_addr()?;
+    let observed = Arc::new(Observed::default());
+    let app = router(observed.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "demo backend stopped");
+        }
+    });
+    Ok(DemoBackend { addr, observed })
+}
+
+async fn record(State(observed): State<Arc<Observed>>, request: Request, next: Next) -> Response {
+    observed.requests.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut last) = observed.last_headers.lock() {
+        *last = Some(request.headers().clone());
+    }
+    next.run(request).await
+}

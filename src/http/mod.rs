@@ -1,0 +1,364 @@
+//! The HTTP face of the firewall: the GraphQL endpoint's pipeline (decode → guard → forward →
+//! respond → record) and the health endpoints.
+//!
+//! Each stage is a small function called in pipeline order by [`graphql`]; a stage that refuses
+//! returns a [`Rejection`], which becomes the response in exactly one place.
+
+pub mod body;
+pub mod csrf;
+pub mod decode;
+pub mod reject;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::upstream::{Outgoing, Upstream, UpstreamError};
+use body::BodyError;
+use decode::{DecodeError, GraphqlRequest};
+use reject::{RejectCode, RejectError, Rejection, Render};
+
+/// Methods the GraphQL endpoint answers (OPTIONS is passed to the upstream for its CORS handling).
+const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
+
+/// What the HTTP stages need to know, from `Config`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_body_bytes: usize,
+    pub max_batch: Option<usize>,
+    pub csrf_required_headers: Option<Vec<String>>,
+    pub ready_timeout: Duration,
+    pub render: Render,
+}
+
+/// Shared state of the request handlers.
+#[derive(Debug)]
+pub struct Firewall {
+    pub settings: Settings,
+    pub upstream: Upstream,
+}
+
+/// How the GraphQL request travelled: it decides which operation types are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Get,
+    Post,
+}
+
+/// A decoded request, ready to be inspected and forwarded.
+#[derive(Debug)]
+struct Admitted {
+    transport: Transport,
+    operations: Vec<GraphqlRequest>,
+    /// The decoded JSON body as received (forwarded untouched; empty for GET).
+    body: Bytes,
+}
+
+/// What one request did, for the access log.
+#[derive(Debug, Default)]
+struct Record {
+    operation: Option<String>,
+    batch: usize,
+    code: Option<RejectCode>,
+    upstream: Option<Duration>,
+}
+
+/// The GraphQL endpoint.
+pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let request_id = request_id(&parts.headers);
+    let peer = peer_ip(&parts);
+    let mut record = Record::default();
+    let mut response = match firewall
+        .handle(&parts, body, &request_id, peer, &mut record)
+        .await
+    {
+        Ok(response) => response,
+        Err(rejection) => {
+            record.code = Some(rejection.code());
+            rejection.into_response(&firewall.settings.render, &parts.headers)
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    log_request(
+        &parts,
+        &request_id,
+        peer,
+        &record,
+        response.status(),
+        started.elapsed(),
+    );
+    response
+}
+
+impl Firewall {
+    async fn handle(
+        &self,
+        parts: &Parts,
+        body: Body,
+        request_id: &str,
+        peer: IpAddr,
+        record: &mut Record,
+    ) -> Result<Response, Rejection> {
+        if parts.method == Method::OPTIONS {
+            return self
+                .forward(parts, Bytes::new(), request_id, peer, record)
+                .await;
+        }
+        let admitted = self.decode(parts, body).await?;
+        record.batch = admitted.operations.len();
+        record.operation = admitted
+            .operations
+            .first()
+            .and_then(|op| op.operation_name.as_deref())
+            .map(|name| reject::excerpt(name).to_owned());
+        // TODO(#3): document analysis and policy (limits, operation type per transport) plug in here,
+        // between decoding and forwarding, so that nothing refused reaches the upstream.
+        let _ = admitted.transport;
+        self.forward(parts, admitted.body, request_id, peer, record)
+            .await
+    }
+
+    /// Method, CSRF guard, content type, body and GraphQL-over-HTTP decoding.
+    async fn decode(&self, parts: &Parts, body: Body) -> Result<Admitted, Rejection> {
+        let transport = match parts.method {
+            Method::GET => Transport::Get,
+            Method::POST => Transport::Post,
+            _ => {
+                return Err(Rejection::method_not_allowed(
+                    "only GET and POST are supported",
+                    ALLOWED_METHODS,
+                ));
+            }
+        };
+        if let Some(required) = &self.settings.csrf_required_headers
+            && !csrf::is_preflighted(&parts.headers, required)
+        {
+            return Err(Rejection::new(
+                RejectCode::CsrfBlocked,
+                format!(
+                    "this request has a content type a browser may send cross-site; send Content-Type: application/json or one of these headers: {}",
+                    required.join(", ")
+                ),
+            ));
+        }
+        match transport {
+            Transport::Get => {
+                let query = parts.uri.query().unwrap_or_default();
+                if query.len() > self.settings.max_body_bytes {
+                    return Err(too_large(self.settings.max_body_bytes));
+                }
+                let operation = decode::decode_query_string(query).map_err(invalid)?;
+                Ok(Admitted {
+                    transport,
+                    operations: vec![operation],
+                    body: Bytes::new(),
+                })
+            }
+            Transport::Post => {
+                check_post_content_type(&parts.headers)?;
+                let bytes = body::read_limited(&parts.headers, body, self.settings.max_body_bytes)
+                    .await
+                    .map_err(|error| match error {
+                        BodyError::TooLarge { limit } => too_large(limit),
+                        BodyError::UnsupportedEncoding => Rejection::new(
+                            RejectCode::UnsupportedMediaType,
+                            "Content-Encoding must be gzip, br, deflate, zstd or identity",
+                        ),
+                        BodyError::Unreadable => {
+                            Rejection::new(RejectCode::InvalidRequest, error.to_string())
+                        }
+                    })?;
+                let (operations, _batch) =
+                    decode::decode_body(&bytes, self.settings.max_batch).map_err(invalid)?;
+                Ok(Admitted {
+                    transport,
+                    operations,
+                    body: bytes,
+                })
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+        request_id: &str,
+        peer: IpAddr,
+        record: &mut Record,
+    ) -> Result<Response, Rejection> {
+        let outgoing = Outgoing {
+            method: parts.method.clone(),
+            query_string: parts.uri.query(),
+            headers: &parts.headers,
+            body,
+            client_ip: peer,
+            request_id,
+        };
+        let answer = self.upstream.forward(outgoing).await.map_err(|error| {
+            let code = match error {
+                UpstreamError::Unavailable => RejectCode::UpstreamUnavailable,
+                UpstreamError::Timeout => RejectCode::UpstreamTimeout,
+            };
+            Rejection::new(code, error.to_string())
+        })?;
+        record.upstream = Some(answer.elapsed);
+        let mut response = (answer.status, answer.body).into_response();
+        // `into_response` set a Content-Type for the bytes; the upstream's headers replace it.
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        response.headers_mut().extend(answer.headers);
+        Ok(response)
+    }
+}
+
+/// POST bodies must be JSON; `text/plain` or no type is read as JSON only once the CSRF guard
+/// has established the request was preflighted (non-browser clients such as curl send those).
+fn check_post_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut params = content_type.split(';');
+    let essence = params
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let charset_ok = params.all(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    let json_like = matches!(essence.as_str(), "application/json" | "text/plain" | "");
+    if json_like && charset_ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectCode::UnsupportedMediaType,
+            "POST requests must have Content-Type: application/json (UTF-8)",
+        ))
+    }
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        RejectCode::PayloadTooLarge,
+        format!("the request exceeds {limit} bytes"),
+    )
+    .with_detail("limit", limit as u64)
+}
+
+fn invalid(error: DecodeError) -> Rejection {
+    match error {
+        DecodeError::BatchTooLarge { limit, actual } => Rejection {
+            errors: vec![RejectError {
+                code: RejectCode::BatchLimitExceeded,
+                message: error.to_string(),
+                details: vec![("limit", limit as u64), ("actual", actual as u64)],
+                batch_index: None,
+            }],
+            allow: None,
+        },
+        _ => Rejection::new(RejectCode::InvalidRequest, error.to_string()),
+    }
+}
+
+/// The client's `X-Request-Id` when it is a sane token, else a fresh UUID.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+fn peer_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+fn log_request(
+    parts: &Parts,
+    request_id: &str,
+    peer: IpAddr,
+    record: &Record,
+    status: StatusCode,
+    total: Duration,
+) {
+    let verdict = if record.code.is_some() {
+        "rejected"
+    } else {
+        "allowed"
+    };
+    let code = record.code.map(RejectCode::as_str);
+    let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
+    let total_ms = total.as_secs_f64() * 1000.0;
+    let operation = record.operation.as_deref();
+    if record.code.is_some() {
+        tracing::warn!(
+            target: "graphql_firewall::access",
+            request_id, client = %peer, method = %parts.method, operation, batch = record.batch,
+            status = status.as_u16(), verdict, code, upstream_ms, total_ms,
+            "request rejected"
+        );
+    } else {
+        tracing::info!(
+            target: "graphql_firewall::access",
+            request_id, client = %peer, method = %parts.method, operation, batch = record.batch,
+            status = status.as_u16(), verdict, upstream_ms, total_ms,
+            "request forwarded"
+        );
+    }
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> Response {
+    json_status(StatusCode::OK, "ok")
+}
+
+/// `GET /readyz`: the upstream answers HTTP within the ready timeout.
+pub async fn readyz(State(firewall): State<Arc<Firewall>>) -> Response {
+    if firewall
+        .upstream
+        .is_ready(firewall.settings.ready_timeout)
+        .await
+    {
+        json_status(StatusCode::OK, "ready")
+    } else {
+        json_status(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable")
+    }
+}
+
+/// Any other path.
+pub async fn not_found(headers: HeaderMap, State(firewall): State<Arc<Firewall>>) -> Response {
+    Rejection::new(RejectCode::NotFound, "not found")
+        .into_response(&firewall.settings.render, &headers)
+}
+
+fn json_status(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"status\":\"{text}\"}}"),
+    )
+        .into_response()
+}

@@ -1,0 +1,146 @@
+//! The `graphql-firewall` command: `serve` (default) runs the firewall, `demo` runs it in front of
+//! the embedded demo backend. The only place that prints to the terminal and chooses exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use graphql_firewall::config::{self, Config, Env, LogFormat, Profile};
+use tokio::net::TcpListener;
+
+/// Exit status for a configuration error (EX_USAGE-like; documented in README).
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "A security firewall for GraphQL APIs", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the firewall in front of GRAPHQL_FIREWALL_UPSTREAM_URL (the default).
+    Serve,
+    /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    let profile = match command {
+        Command::Serve => Profile::Serve,
+        Command::Demo => Profile::Demo,
+    };
+    // Load configuration from the environment before anything binds.
+    let config = match Config::from_source(&Env, profile) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("graphql-firewall: invalid configuration: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("graphql-firewall: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, profile)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("graphql-firewall: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::error::Error>> {
+    if profile == Profile::Demo {
+        let backend = graphql_firewall::demo::spawn(TcpListener::bind("127.0.0.1:0").await?)?;
+        config.upstream.url = backend.url();
+    }
+    let app = graphql_firewall::build_app(&config)?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {} ({}): {e}",
+            config.listen,
+            config::LISTEN
+        )
+    })?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %address,
+        settings = ?config::describe(&config),
+        "graphql-firewall started"
+    );
+    if profile == Profile::Demo {
+        print_demo_help(&format!("http://{address}{}", config.path));
+    }
+    graphql_firewall::serve(listener, app, shutdown_signal(), config.shutdown_timeout).await?;
+    tracing::info!("graphql-firewall stopped");
+    Ok(())
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler at start-up");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+fn print_demo_help(endpoint: &str) {
+    println!(
+        r#"
+graphql-firewall demo: the firewall listens on {endpoint}
+in front of an embedded async-graphql backend. Try:
+
+  # a query
+  curl -s {endpoint} -H 'content-type: application/json' \
+    -d '{{"query":"{{ users(first: 3) {{ id name posts(first: 2) {{ title }} }} }}"}}'
+
+  # a mutation
+  curl -s {endpoint} -H 'content-type: application/json' \
+    -d '{{"query":"mutation {{ createPost(authorId: \"u1\", title: \"Hi\", body: \"...\") {{ id }} }}"}}'
+
+  # GET needs a preflight-forcing header (CSRF guard)
+  curl -s -G {endpoint} -H 'graphql-preflight: 1' --data-urlencode 'query={{ user(id: "u2") {{ name }} }}'
+
+  # a browser-style simple request is refused (CSRF_BLOCKED)
+  curl -s {endpoint} -H 'content-type: text/plain' -d '{{"query":"{{ users {{ id }} }}"}}'
+
+Stop with Ctrl-C.
+"#
+    );
+}

@@ -1,0 +1,113 @@
+//! The built binary: configuration errors exit with status 2 and name the variable; `demo` serves
+//! real traffic and shuts down gracefully on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_graphql-firewall");
+
+fn run_with(vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .expect("binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_upstream_exits_with_status_2_naming_the_variable() {
+    let (code, stderr) = run_with(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_URL"), "{stderr}");
+}
+
+#[test]
+fn a_bad_value_exits_with_status_2_naming_variable_value_and_accepted_forms() {
+    let (code, stderr) = run_with(&[
+        (
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:9/graphql",
+        ),
+        ("GRAPHQL_FIREWALL_UPSTREAM_TIMEOUT", "soon"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_TIMEOUT"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"soon\""), "{stderr}");
+    assert!(
+        stderr.contains("30s"),
+        "accepted forms are listed: {stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_variable_is_reported_at_start_up() {
+    let (code, stderr) = run_with(&[
+        (
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:9/graphql",
+        ),
+        ("GRAPHQL_FIREWALL_MAX_BODYBYTES", "10"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("GRAPHQL_FIREWALL_MAX_BODYBYTES"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listen = loop {
+        assert!(Instant::now() < deadline, "demo did not report its address");
+        let line = lines.next().expect("demo logs its start").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if event["message"] == "graphql-firewall started" {
+            break event["listen"].as_str().unwrap().to_owned();
+        }
+    };
+    let body = reqwest::blocking::Client::new()
+        .post(format!("http://{listen}/graphql"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ user(id: \"u0\") { name email } }"}"#)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        body,
+        r#"{"data":{"user":{"name":"Ada","email":"ada@example.com"}}}"#
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("graphql-firewall stopped")),
+        "{rest:?}"
+    );
+}

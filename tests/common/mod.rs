@@ -1,0 +1,138 @@
+//! Test harness: the real firewall (`build_app`, served on an ephemeral port) in front of the real
+//! demo backend (on another ephemeral port), spoken to over real HTTP.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use graphql_firewall::config::{Config, Profile, UPSTREAM_URL};
+use graphql_firewall::demo::{self, DemoBackend};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A firewall and, usually, the demo backend behind it.
+pub struct Harness {
+    /// The firewall's GraphQL endpoint.
+    pub url: String,
+    /// `http://addr` of the firewall, for other paths.
+    pub base: String,
+    pub backend: Option<DemoBackend>,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Harness {
+    /// The demo backend (panics if this harness has a custom upstream).
+    pub fn backend(&self) -> &DemoBackend {
+        self.backend
+            .as_ref()
+            .expect("harness started with the demo backend")
+    }
+
+    /// Requests that reached the demo backend so far.
+    pub fn upstream_requests(&self) -> u64 {
+        self.backend().observed.requests()
+    }
+
+    /// POSTs a JSON body with `Content-Type: application/json`.
+    pub async fn post_json(&self, body: &str) -> reqwest::Response {
+        self.client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("firewall answers")
+    }
+}
+
+/// Starts the demo backend and the firewall in front of it, with extra variables.
+pub async fn start(vars: &[(&str, &str)]) -> Harness {
+    let backend = demo::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let mut harness = start_with_upstream(backend.url().as_str(), vars).await;
+    harness.backend = Some(backend);
+    harness
+}
+
+/// Starts the firewall in front of any upstream URL.
+pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harness {
+    let mut map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    map.insert(UPSTREAM_URL.to_owned(), upstream.to_owned());
+    let config = Config::from_source(&map, Profile::Serve).expect("test configuration is valid");
+    let app = graphql_firewall::build_app(&config).expect("app builds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(graphql_firewall::serve(
+        listener,
+        app,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Harness {
+        url: format!("http://{addr}{}", config.path),
+        base: format!("http://{addr}"),
+        backend: None,
+        client: client(),
+        stop: Some(stop),
+    }
+}
+
+/// A client that never follows redirects or decompresses on its own.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An upstream that accepts connections and answers only after `delay`.
+pub async fn slow_upstream(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(delay).await;
+        "{\"data\":null}"
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A loopback address on which nothing listens.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+/// The `extensions.code` of the first error of a GraphQL response body.
+pub fn first_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// Reads a response as (status, JSON body).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, json)
+}
