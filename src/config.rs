@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::policy::{self, Mode, Rule};
+
 /// Prefix shared by every variable.
 pub const PREFIX: &str = "GRAPHQL_FIREWALL_";
 
@@ -30,6 +32,30 @@ pub const CSRF_PROTECTION: &str = "GRAPHQL_FIREWALL_CSRF_PROTECTION";
 pub const CSRF_REQUIRED_HEADERS: &str = "GRAPHQL_FIREWALL_CSRF_REQUIRED_HEADERS";
 pub const LOG: &str = "GRAPHQL_FIREWALL_LOG";
 pub const LOG_FORMAT: &str = "GRAPHQL_FIREWALL_LOG_FORMAT";
+pub const MODE: &str = "GRAPHQL_FIREWALL_MODE";
+pub const RULE_MODES: &str = "GRAPHQL_FIREWALL_RULE_MODES";
+pub const MAX_TOKENS: &str = "GRAPHQL_FIREWALL_MAX_TOKENS";
+pub const MAX_DEPTH: &str = "GRAPHQL_FIREWALL_MAX_DEPTH";
+pub const MAX_ALIASES: &str = "GRAPHQL_FIREWALL_MAX_ALIASES";
+pub const MAX_ROOT_FIELDS: &str = "GRAPHQL_FIREWALL_MAX_ROOT_FIELDS";
+pub const MAX_DIRECTIVES: &str = "GRAPHQL_FIREWALL_MAX_DIRECTIVES";
+pub const MAX_FIELDS: &str = "GRAPHQL_FIREWALL_MAX_FIELDS";
+pub const MAX_COST: &str = "GRAPHQL_FIREWALL_MAX_COST";
+pub const MAX_BATCH_COST: &str = "GRAPHQL_FIREWALL_MAX_BATCH_COST";
+pub const INTROSPECTION: &str = "GRAPHQL_FIREWALL_INTROSPECTION";
+pub const MAX_VALUE_NESTING: &str = "GRAPHQL_FIREWALL_MAX_VALUE_NESTING";
+pub const MAX_VARIABLES: &str = "GRAPHQL_FIREWALL_MAX_VARIABLES";
+pub const MAX_VARIABLE_DEPTH: &str = "GRAPHQL_FIREWALL_MAX_VARIABLE_DEPTH";
+pub const MAX_VARIABLE_LIST: &str = "GRAPHQL_FIREWALL_MAX_VARIABLE_LIST";
+pub const MAX_VARIABLES_BYTES: &str = "GRAPHQL_FIREWALL_MAX_VARIABLES_BYTES";
+pub const EXPOSE_LIMITS: &str = "GRAPHQL_FIREWALL_EXPOSE_LIMITS";
+pub const ANALYSIS_CACHE_BYTES: &str = "GRAPHQL_FIREWALL_ANALYSIS_CACHE_BYTES";
+pub const SCHEMA: &str = "GRAPHQL_FIREWALL_SCHEMA";
+pub const DEFAULT_LIST_SIZE: &str = "GRAPHQL_FIREWALL_DEFAULT_LIST_SIZE";
+pub const SLICING_ARGUMENTS: &str = "GRAPHQL_FIREWALL_SLICING_ARGUMENTS";
+pub const COST_OBJECT_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_OBJECT_WEIGHT";
+pub const COST_SCALAR_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_SCALAR_WEIGHT";
+pub const COST_MUTATION_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_MUTATION_WEIGHT";
 
 /// Every variable this build understands; anything else with the prefix is reported as unknown.
 pub const KNOWN: &[&str] = &[
@@ -47,6 +73,30 @@ pub const KNOWN: &[&str] = &[
     CSRF_REQUIRED_HEADERS,
     LOG,
     LOG_FORMAT,
+    MODE,
+    RULE_MODES,
+    MAX_TOKENS,
+    MAX_DEPTH,
+    MAX_ALIASES,
+    MAX_ROOT_FIELDS,
+    MAX_DIRECTIVES,
+    MAX_FIELDS,
+    MAX_COST,
+    MAX_BATCH_COST,
+    INTROSPECTION,
+    MAX_VALUE_NESTING,
+    MAX_VARIABLES,
+    MAX_VARIABLE_DEPTH,
+    MAX_VARIABLE_LIST,
+    MAX_VARIABLES_BYTES,
+    EXPOSE_LIMITS,
+    ANALYSIS_CACHE_BYTES,
+    SCHEMA,
+    DEFAULT_LIST_SIZE,
+    SLICING_ARGUMENTS,
+    COST_OBJECT_WEIGHT,
+    COST_SCALAR_WEIGHT,
+    COST_MUTATION_WEIGHT,
 ];
 
 /// Where variables come from: the process environment in production, a map in tests.
@@ -164,6 +214,44 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`, default `pretty`.
     pub log_format: LogFormat,
+    /// Document and variable limits (`MAX_*`, `INTROSPECTION`).
+    pub limits: policy::Limits,
+    /// `MODE` (`enforce`|`monitor`, default enforce) and `RULE_MODES` (`rule:mode,…`).
+    pub modes: policy::Modes,
+    /// `MAX_VALUE_NESTING`, default 32: list/object nesting inside a document's values.
+    pub max_value_nesting: u32,
+    /// `EXPOSE_LIMITS` (`on`|`off`, default on): `limit`/`actual` in rejections.
+    pub expose_limits: bool,
+    /// `ANALYSIS_CACHE_BYTES`, default 64 MiB.
+    pub analysis_cache_bytes: u64,
+    /// Static cost settings.
+    pub cost: CostConfig,
+    /// `SCHEMA`: SDL file or directory of `.graphql` files; `demo` defaults to its own schema.
+    pub schema: Option<SchemaSource>,
+}
+
+/// Where the backend's SDL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaSource {
+    /// A file, or a directory of `.graphql`/`.graphqls`/`.gql` files.
+    Path(std::path::PathBuf),
+    /// The demo backend's annotated SDL, built into the binary.
+    Demo,
+}
+
+/// Static cost settings (IBM cost spec semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostConfig {
+    /// `DEFAULT_LIST_SIZE`, default 10: size of a list field with no slicing argument or `@listSize`.
+    pub default_list_size: u64,
+    /// `SLICING_ARGUMENTS`, default `first,last,limit,pageSize`: schema-less list-size arguments.
+    pub slicing_arguments: Vec<String>,
+    /// `COST_OBJECT_WEIGHT`, default 1.
+    pub object_weight: u64,
+    /// `COST_SCALAR_WEIGHT`, default 0.
+    pub scalar_weight: u64,
+    /// `COST_MUTATION_WEIGHT`, default 10.
+    pub mutation_weight: u64,
 }
 
 /// Upstream settings.
@@ -252,8 +340,78 @@ impl Config {
                 "json" => Ok(LogFormat::Json),
                 _ => Err("pretty or json".to_owned()),
             })?,
+            limits: read_limits(&read)?,
+            modes: policy::Modes {
+                default: read.or(MODE, Mode::Enforce, parse_mode)?,
+                overrides: read.or(RULE_MODES, Vec::new(), parse_rule_modes)?,
+            },
+            max_value_nesting: read.or(MAX_VALUE_NESTING, 32, parse_count)?,
+            expose_limits: read.or(EXPOSE_LIMITS, true, parse_switch)?,
+            analysis_cache_bytes: read.or(ANALYSIS_CACHE_BYTES, 64 << 20, |v| {
+                parse_size(v).map(|n| n as u64)
+            })?,
+            cost: CostConfig {
+                default_list_size: read.or(DEFAULT_LIST_SIZE, 10, parse_weight)?,
+                slicing_arguments: read.or(
+                    SLICING_ARGUMENTS,
+                    ["first", "last", "limit", "pageSize"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    parse_names,
+                )?,
+                object_weight: read.or(COST_OBJECT_WEIGHT, 1, parse_weight)?,
+                scalar_weight: read.or(COST_SCALAR_WEIGHT, 0, parse_weight)?,
+                mutation_weight: read.or(COST_MUTATION_WEIGHT, 10, parse_weight)?,
+            },
+            schema: match read.optional(SCHEMA, |v| Ok(std::path::PathBuf::from(v)))? {
+                Some(path) => Some(SchemaSource::Path(path)),
+                None if profile == Profile::Demo => Some(SchemaSource::Demo),
+                None => None,
+            },
         })
     }
+}
+
+fn read_limits(read: &Reader<'_>) -> Result<policy::Limits, ConfigError> {
+    let defaults = policy::Limits::default();
+    let count = |name: &str, default: Option<u32>| {
+        read.or(name, default, |v| {
+            parse_limit(v).and_then(|n| {
+                n.map(u32::try_from)
+                    .transpose()
+                    .map_err(|_| "a limit below 2^32 or off".to_owned())
+            })
+        })
+    };
+    let wide = |name: &str, default: Option<u64>| read.or(name, default, parse_limit);
+    Ok(policy::Limits {
+        tokens: count(MAX_TOKENS, defaults.tokens)?,
+        depth: count(MAX_DEPTH, defaults.depth)?,
+        aliases: count(MAX_ALIASES, defaults.aliases)?,
+        root_fields: count(MAX_ROOT_FIELDS, defaults.root_fields)?,
+        directives: count(MAX_DIRECTIVES, defaults.directives)?,
+        fields: count(MAX_FIELDS, defaults.fields)?,
+        cost: wide(MAX_COST, defaults.cost)?,
+        batch_cost: wide(MAX_BATCH_COST, defaults.batch_cost)?,
+        block_introspection: read.or(INTROSPECTION, defaults.block_introspection, |v| match v {
+            "block" => Ok(true),
+            "allow" => Ok(false),
+            _ => Err("block or allow".to_owned()),
+        })?,
+        schema_validation: defaults.schema_validation,
+        variables: policy::VariableLimits {
+            count: count(MAX_VARIABLES, defaults.variables.count)?,
+            depth: count(MAX_VARIABLE_DEPTH, defaults.variables.depth)?,
+            longest_list: count(MAX_VARIABLE_LIST, defaults.variables.longest_list)?,
+            bytes: read.or(MAX_VARIABLES_BYTES, defaults.variables.bytes, |v| {
+                if v.eq_ignore_ascii_case("off") {
+                    Ok(None)
+                } else {
+                    parse_size(v).map(|n| Some(n as u64))
+                }
+            })?,
+        },
+    })
 }
 
 fn report_unknown(source: &dyn Source) -> Result<(), ConfigError> {
@@ -363,6 +521,69 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
         "on" | "true" | "1" | "yes" => Ok(true),
         "off" | "false" | "0" | "no" => Ok(false),
         _ => Err("on or off".to_owned()),
+    }
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    match text {
+        "enforce" => Ok(Mode::Enforce),
+        "monitor" => Ok(Mode::Monitor),
+        _ => Err("enforce or monitor".to_owned()),
+    }
+}
+
+/// `cost:monitor,depth:enforce`.
+fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> {
+    let accepted = || {
+        let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        format!(
+            "a list of rule:mode pairs such as cost:monitor, with rules {} and modes enforce or monitor",
+            rules.join(", ")
+        )
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (rule, mode) = pair.split_once(':').ok_or_else(accepted)?;
+            let rule = Rule::from_name(rule.trim()).ok_or_else(accepted)?;
+            let mode = parse_mode(mode.trim()).map_err(|_| accepted())?;
+            Ok((rule, mode))
+        })
+        .collect()
+}
+
+/// A positive count that fits in u32.
+fn parse_count(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err("a positive integer".to_owned()),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// A non-negative integer weight or size.
+fn parse_weight(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| "a non-negative integer".to_owned())
+}
+
+/// A comma-separated list of GraphQL names.
+fn parse_names(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let valid = !names.is_empty()
+        && names.iter().all(|name| {
+            name.bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+        });
+    if valid {
+        Ok(names)
+    } else {
+        Err("a comma-separated list of GraphQL argument names such as first,last".to_owned())
     }
 }
 
@@ -535,6 +756,34 @@ mod tests {
         assert_eq!(parse_limit("7"), Ok(Some(7)));
         assert!(parse_limit("0").is_err());
         assert!(parse_limit("-3").is_err());
+    }
+
+    #[test]
+    fn limits_and_modes_are_configurable() {
+        let config = load(&[
+            (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+            (MAX_DEPTH, "off"),
+            (MAX_COST, "20000"),
+            (INTROSPECTION, "allow"),
+            (MODE, "monitor"),
+            (RULE_MODES, "cost:enforce, depth:monitor"),
+        ])
+        .unwrap();
+        assert_eq!(config.limits.depth, None);
+        assert_eq!(config.limits.cost, Some(20_000));
+        assert!(!config.limits.block_introspection);
+        assert_eq!(config.modes.of(Rule::Cost), Mode::Enforce);
+        assert_eq!(config.modes.of(Rule::Aliases), Mode::Monitor);
+    }
+
+    #[test]
+    fn bad_rule_modes_list_the_rules() {
+        let err = load(&[
+            (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+            (RULE_MODES, "costs:monitor"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("root_fields"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::dbg_macro, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod analysis;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod policy;
 pub mod upstream;
 
 use std::future::Future;
@@ -31,6 +33,8 @@ use crate::http::reject::Render;
 pub enum BuildError {
     #[error("the upstream HTTP client could not be created: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("{} ({path}): {reason}", config::SCHEMA)]
+    Schema { path: String, reason: String },
 }
 
 /// Builds the firewall's router from a validated configuration; `main` and every test use it.
@@ -51,9 +55,15 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
             ready_timeout: config.ready_timeout,
             render: Render {
                 reject_status: config.reject_status,
-                expose_limits: true,
+                expose_limits: config.expose_limits,
             },
         },
+        inspector: http::inspect::Inspector::new(http::inspect::Settings {
+            analysis: analysis_settings(config)?,
+            limits: config.limits.clone(),
+            modes: config.modes.clone(),
+            cache_bytes: config.analysis_cache_bytes,
+        }),
         upstream,
     });
     Ok(Router::new()
@@ -65,6 +75,77 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
         // Outermost: a bug that panics while handling one request answers that request with a
         // 500 and leaves the process serving every other one.
         .layer(CatchPanicLayer::new()))
+}
+
+/// The analyser's settings: parse-time limits are passed only for enforced rules (a monitored rule
+/// must measure, not stop the parse), plus cost weights and the schema.
+fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
+    let enforced = |rule: policy::Rule| config.modes.of(rule) == policy::Mode::Enforce;
+    let schema = match &config.schema {
+        None => None,
+        Some(config::SchemaSource::Demo) => Some(Arc::new(
+            analysis::Schema::from_sdl(demo::SDL).map_err(|e| BuildError::Schema {
+                path: "built-in demo schema".to_owned(),
+                reason: e.to_string(),
+            })?,
+        )),
+        Some(config::SchemaSource::Path(path)) => Some(Arc::new(load_schema(path)?)),
+    };
+    Ok(analysis::Settings {
+        limits: analysis::Limits {
+            max_tokens: config
+                .limits
+                .tokens
+                .filter(|_| enforced(policy::Rule::Tokens)),
+            max_depth: config
+                .limits
+                .depth
+                .filter(|_| enforced(policy::Rule::Depth)),
+            max_value_nesting: config.max_value_nesting,
+        },
+        cost: analysis::CostSettings {
+            default_list_size: config.cost.default_list_size,
+            slicing_arguments: config.cost.slicing_arguments.clone(),
+            object_weight: config.cost.object_weight,
+            scalar_weight: config.cost.scalar_weight,
+            mutation_weight: config.cost.mutation_weight,
+        },
+        schema,
+    })
+}
+
+/// Reads an SDL file, or every `.graphql`/`.graphqls`/`.gql` file of a directory (sorted, concatenated).
+fn load_schema(path: &std::path::Path) -> Result<analysis::Schema, BuildError> {
+    let fail = |reason: String| BuildError::Schema {
+        path: path.display().to_string(),
+        reason,
+    };
+    let sdl = if path.is_dir() {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| fail(e.to_string()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|ext| ext == "graphql" || ext == "graphqls" || ext == "gql")
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(fail("no .graphql files in the directory".to_owned()));
+        }
+        let mut sdl = String::new();
+        for file in files {
+            sdl.push_str(
+                &std::fs::read_to_string(&file)
+                    .map_err(|e| fail(format!("{}: {e}", file.display())))?,
+            );
+            sdl.push('\n');
+        }
+        sdl
+    } else {
+        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
+    };
+    analysis::Schema::from_sdl(&sdl).map_err(|e| fail(e.to_string()))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish for

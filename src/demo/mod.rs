@@ -23,6 +23,9 @@ use tokio::net::TcpListener;
 
 use schema::DemoSchema;
 
+/// The demo backend's SDL, annotated with `@cost` / `@listSize` (the firewall's default schema in `demo`).
+pub const SDL: &str = include_str!("../../schema/demo.graphql");
+
 /// The path the demo backend serves GraphQL on.
 pub const PATH: &str = "/graphql";
 

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod csrf;
 pub mod decode;
+pub mod inspect;
 pub mod reject;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,9 +21,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::policy::Violation;
 use crate::upstream::{Outgoing, Upstream, UpstreamError};
 use body::BodyError;
 use decode::{DecodeError, GraphqlRequest};
+use inspect::{Inspection, Inspector};
 use reject::{RejectCode, RejectError, Rejection, Render};
 
 /// Methods the GraphQL endpoint answers (OPTIONS is passed to the upstream for its CORS handling).
@@ -42,6 +45,7 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Firewall {
     pub settings: Settings,
+    pub inspector: Inspector,
     pub upstream: Upstream,
 }
 
@@ -57,6 +61,8 @@ pub enum Transport {
 struct Admitted {
     transport: Transport,
     operations: Vec<GraphqlRequest>,
+    /// A JSON array (answered as an array, errors carry their index).
+    batch: bool,
     /// The decoded JSON body as received (forwarded untouched; empty for GET).
     body: Bytes,
 }
@@ -67,6 +73,7 @@ struct Record {
     operation: Option<String>,
     batch: usize,
     code: Option<RejectCode>,
+    inspection: Inspection,
     upstream: Option<Duration>,
 }
 
@@ -122,9 +129,9 @@ impl Firewall {
             .first()
             .and_then(|op| op.operation_name.as_deref())
             .map(|name| reject::excerpt(name).to_owned());
-        // TODO(#3): document analysis and policy (limits, operation type per transport) plug in here,
-        // between decoding and forwarding, so that nothing refused reaches the upstream.
-        let _ = admitted.transport;
+        record.inspection =
+            self.inspector
+                .inspect(&admitted.operations, admitted.transport, admitted.batch)?;
         self.forward(parts, admitted.body, request_id, peer, record)
             .await
     }
@@ -162,6 +169,7 @@ impl Firewall {
                 Ok(Admitted {
                     transport,
                     operations: vec![operation],
+                    batch: false,
                     body: Bytes::new(),
                 })
             }
@@ -179,11 +187,12 @@ impl Firewall {
                             Rejection::new(RejectCode::InvalidRequest, error.to_string())
                         }
                     })?;
-                let (operations, _batch) =
+                let (operations, batch) =
                     decode::decode_body(&bytes, self.settings.max_batch).map_err(invalid)?;
                 Ok(Admitted {
                     transport,
                     operations,
+                    batch,
                     body: bytes,
                 })
             }
@@ -304,30 +313,62 @@ fn log_request(
     status: StatusCode,
     total: Duration,
 ) {
-    let verdict = if record.code.is_some() {
-        "rejected"
-    } else {
-        "allowed"
+    for (index, violation) in &record.inspection.monitored {
+        log_monitored(request_id, *index, violation);
+    }
+    let verdict = match (record.code, record.inspection.monitored.is_empty()) {
+        (Some(_), _) => "rejected",
+        (None, false) => "monitored",
+        (None, true) => "allowed",
     };
     let code = record.code.map(RejectCode::as_str);
     let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
     let total_ms = total.as_secs_f64() * 1000.0;
     let operation = record.operation.as_deref();
-    if record.code.is_some() {
-        tracing::warn!(
-            target: "graphql_firewall::access",
-            request_id, client = %peer, method = %parts.method, operation, batch = record.batch,
-            status = status.as_u16(), verdict, code, upstream_ms, total_ms,
-            "request rejected"
-        );
-    } else {
-        tracing::info!(
-            target: "graphql_firewall::access",
-            request_id, client = %peer, method = %parts.method, operation, batch = record.batch,
-            status = status.as_u16(), verdict, upstream_ms, total_ms,
-            "request forwarded"
-        );
+    let first = record.inspection.operations.first();
+    let hash = first.map(|op| hex::encode(op.hash.get(..8).unwrap_or_default()));
+    let kind = first
+        .and_then(|op| op.kind)
+        .map(|kind| format!("{kind:?}").to_lowercase());
+    let depth = first.map(|op| op.metrics.depth);
+    let aliases = first.map(|op| op.metrics.aliases);
+    let tokens = first.map(|op| op.tokens);
+    let cost = (!record.inspection.operations.is_empty()).then(|| {
+        record
+            .inspection
+            .operations
+            .iter()
+            .fold(0u64, |sum, op| sum.saturating_add(op.cost))
+    });
+    macro_rules! access {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                target: "graphql_firewall::access",
+                request_id, client = %peer, method = %parts.method, operation, kind, hash,
+                batch = record.batch, depth, aliases, tokens, cost,
+                status = status.as_u16(), verdict, code, upstream_ms, total_ms,
+                $message
+            )
+        };
     }
+    if record.code.is_some() {
+        access!(warn, "request rejected");
+    } else {
+        access!(info, "request forwarded");
+    }
+}
+
+fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
+    tracing::warn!(
+        target: "graphql_firewall::policy",
+        request_id,
+        batch_index = index,
+        rule = violation.rule.as_str(),
+        code = RejectCode::from(violation.rule).as_str(),
+        limit = violation.limit,
+        actual = violation.actual,
+        "rule broken in monitor mode: forwarded"
+    );
 }
 
 /// `GET /healthz`: the process is alive.

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::config::RejectStatus;
+use crate::policy::Rule;
 
 /// Longest excerpt of client input a message may carry.
 pub const EXCERPT_BYTES: usize = 64;
@@ -25,8 +26,38 @@ pub enum RejectCode {
     MethodNotAllowed,
     NotFound,
     BatchLimitExceeded,
+    GraphqlParseFailed,
+    GraphqlValidationFailed,
+    OperationNotFound,
+    TokenLimitExceeded,
+    DepthLimitExceeded,
+    AliasLimitExceeded,
+    RootFieldLimitExceeded,
+    DirectiveLimitExceeded,
+    FieldLimitExceeded,
+    CostLimitExceeded,
+    VariablesLimitExceeded,
+    FragmentCycle,
+    IntrospectionDisabled,
     UpstreamUnavailable,
     UpstreamTimeout,
+}
+
+impl From<Rule> for RejectCode {
+    fn from(rule: Rule) -> RejectCode {
+        match rule {
+            Rule::Tokens => RejectCode::TokenLimitExceeded,
+            Rule::Depth => RejectCode::DepthLimitExceeded,
+            Rule::Aliases => RejectCode::AliasLimitExceeded,
+            Rule::RootFields => RejectCode::RootFieldLimitExceeded,
+            Rule::Directives => RejectCode::DirectiveLimitExceeded,
+            Rule::Fields => RejectCode::FieldLimitExceeded,
+            Rule::Cost | Rule::BatchCost => RejectCode::CostLimitExceeded,
+            Rule::Introspection => RejectCode::IntrospectionDisabled,
+            Rule::Schema => RejectCode::GraphqlValidationFailed,
+            Rule::Variables => RejectCode::VariablesLimitExceeded,
+        }
+    }
 }
 
 impl RejectCode {
@@ -40,6 +71,19 @@ impl RejectCode {
             RejectCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             RejectCode::NotFound => "NOT_FOUND",
             RejectCode::BatchLimitExceeded => "BATCH_LIMIT_EXCEEDED",
+            RejectCode::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            RejectCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            RejectCode::OperationNotFound => "OPERATION_NOT_FOUND",
+            RejectCode::TokenLimitExceeded => "TOKEN_LIMIT_EXCEEDED",
+            RejectCode::DepthLimitExceeded => "DEPTH_LIMIT_EXCEEDED",
+            RejectCode::AliasLimitExceeded => "ALIAS_LIMIT_EXCEEDED",
+            RejectCode::RootFieldLimitExceeded => "ROOT_FIELD_LIMIT_EXCEEDED",
+            RejectCode::DirectiveLimitExceeded => "DIRECTIVE_LIMIT_EXCEEDED",
+            RejectCode::FieldLimitExceeded => "FIELD_LIMIT_EXCEEDED",
+            RejectCode::CostLimitExceeded => "COST_LIMIT_EXCEEDED",
+            RejectCode::VariablesLimitExceeded => "VARIABLES_LIMIT_EXCEEDED",
+            RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
+            RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
         }
@@ -52,12 +96,26 @@ impl RejectCode {
             RejectStatus::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
         };
         match self {
-            RejectCode::InvalidRequest | RejectCode::CsrfBlocked => StatusCode::BAD_REQUEST,
+            RejectCode::InvalidRequest
+            | RejectCode::CsrfBlocked
+            | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
+            RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
             RejectCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RejectCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RejectCode::NotFound => StatusCode::NOT_FOUND,
-            RejectCode::BatchLimitExceeded => rule,
+            RejectCode::BatchLimitExceeded
+            | RejectCode::GraphqlValidationFailed
+            | RejectCode::OperationNotFound
+            | RejectCode::TokenLimitExceeded
+            | RejectCode::DepthLimitExceeded
+            | RejectCode::AliasLimitExceeded
+            | RejectCode::RootFieldLimitExceeded
+            | RejectCode::DirectiveLimitExceeded
+            | RejectCode::FieldLimitExceeded
+            | RejectCode::CostLimitExceeded
+            | RejectCode::VariablesLimitExceeded
+            | RejectCode::FragmentCycle => rule,
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }

@@ -1,0 +1,523 @@
+//! Static cost: a variable-free cost plan compiled once per document, finished per request.
+//!
+//! # Why
+//! Cost follows the IBM GraphQL cost directives as Apollo Router's demand control implements
+//! them: a field costs its weight (composite 1, scalar/enum 0, mutation root field 10, or
+//! `@cost(weight:)`), and a list field multiplies its own weight plus its subtree by the list
+//! size: the largest slicing argument (literal, the request's variable, or that variable's
+//! default), else `@listSize(assumedSize:)`, else the configured default. Sizes that come from
+//! `$variables` are only known per request, so the cache holds a plan: one node per selection
+//! (same indices as the IR), and finishing it is one backward scan per definition with each
+//! fragment's cost memoised, i.e. linear in the plan even when fragments fan out exponentially.
+//!
+//! Without a schema, a field with a selection set is composite and a field with a slicing
+//! argument (`first`, `last`, …) is a list of that size.
+//!
+//! # Threats
+//! Client-chosen sizes are bounded to GraphQL's 32-bit `Int` (anything else is an invalid
+//! request for the backend and falls back to the default), and all arithmetic saturates.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::CostSettings;
+use super::OperationKind;
+use super::ir::{Argument, DefinitionKind, Ir, NONE, Node, NodeKind, ValueSummary};
+use super::schema::{ListSize, Schema};
+
+/// Where a list size comes from.
+#[derive(Clone, Copy, Debug)]
+enum SizeSource {
+    Const(u64),
+    /// Index into `CostPlan::variables`.
+    Variable(u32),
+}
+
+/// How many instances of a field are expected.
+#[derive(Clone, Copy, Debug)]
+enum Multiplier {
+    One,
+    /// Max over `sizes[start..start + len]` that resolve, else `fallback`.
+    Size {
+        start: u32,
+        len: u32,
+        fallback: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum PlanKind {
+    /// `multiplier × (weight + children)`.
+    Field,
+    /// Inline fragment: the sum of its children.
+    Pass,
+    /// The memoised cost of a fragment definition.
+    Spread(u32),
+    /// Introspection and `__typename`: free, whatever is below.
+    Free,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PlanNode {
+    parent: u32,
+    kind: PlanKind,
+    weight: u64,
+    multiplier: Multiplier,
+}
+
+#[derive(Debug)]
+struct PlanDefinition {
+    nodes_start: u32,
+    nodes_end: u32,
+    /// Integer defaults of the operation's variables: `(variable index, value)`.
+    defaults: Vec<(u32, u64)>,
+}
+
+/// The cacheable, variable-free part of cost for a whole document.
+#[derive(Debug)]
+pub(crate) struct CostPlan {
+    nodes: Vec<PlanNode>,
+    sizes: Vec<SizeSource>,
+    variables: Vec<Box<str>>,
+    definitions: Vec<PlanDefinition>,
+    fragment_order: Vec<u32>,
+}
+
+/// Plan plus the schema-probing counts found while resolving types.
+pub(crate) struct Compiled {
+    pub(crate) plan: CostPlan,
+    pub(crate) unknown_nodes: Vec<u32>,
+    pub(crate) unknown_definitions: Vec<u32>,
+}
+
+/// Type context of a node's selection set during compilation.
+#[derive(Clone, Copy)]
+struct Context<'s> {
+    /// Type of the selection set; `None` when unknown or unchecked (no schema, below an
+    /// unknown or introspection field).
+    type_name: Option<&'s str>,
+    /// `@listSize(sizedFields:)` of the nearest enclosing field, with its size.
+    sized: Option<(&'s [String], Multiplier)>,
+}
+
+pub(crate) fn compile(
+    src: &str,
+    ir: &Ir,
+    fragment_order: &[u32],
+    settings: &CostSettings,
+    schema: Option<&Schema>,
+) -> Compiled {
+    let mut c = Compiler {
+        src,
+        ir,
+        settings,
+        schema,
+        nodes: Vec::with_capacity(ir.nodes.len()),
+        sizes: Vec::new(),
+        variables: Vec::new(),
+        interned: HashMap::new(),
+        unknown_nodes: if schema.is_some() {
+            vec![0; ir.nodes.len()]
+        } else {
+            Vec::new()
+        },
+        contexts: Vec::new(),
+    };
+    let mut definitions = Vec::with_capacity(ir.definitions.len());
+    let mut unknown_definitions = vec![0; ir.definitions.len()];
+    for (index, definition) in ir.definitions.iter().enumerate() {
+        let mutation_root = schema.map_or("Mutation", Schema::mutation_root);
+        let (root, unknown) = match definition.kind {
+            DefinitionKind::Operation(kind) => (
+                schema.map(|s| match kind {
+                    OperationKind::Query => s.query_root(),
+                    OperationKind::Mutation => s.mutation_root(),
+                    OperationKind::Subscription => s.subscription_root(),
+                }),
+                0,
+            ),
+            DefinitionKind::Fragment => {
+                let condition = definition.type_condition.text(src);
+                c.type_condition(condition)
+            }
+        };
+        if let Some(slot) = unknown_definitions.get_mut(index) {
+            *slot = unknown;
+        }
+        let is_mutation_root = match definition.kind {
+            DefinitionKind::Operation(kind) => kind == OperationKind::Mutation,
+            DefinitionKind::Fragment => definition.type_condition.text(src) == mutation_root,
+        };
+        c.definition(
+            definition.nodes_start,
+            ir.nodes_of(definition),
+            root,
+            is_mutation_root,
+        );
+        let defaults = definition
+            .variables
+            .iter()
+            .filter_map(|v| match v.default {
+                ValueSummary::Int(n) => Some((c.intern(v.name.text(src)), n)),
+                _ => None,
+            })
+            .collect();
+        definitions.push(PlanDefinition {
+            nodes_start: definition.nodes_start,
+            nodes_end: definition.nodes_end,
+            defaults,
+        });
+    }
+    Compiled {
+        plan: CostPlan {
+            nodes: c.nodes,
+            sizes: c.sizes,
+            variables: c.variables,
+            definitions,
+            fragment_order: fragment_order.to_vec(),
+        },
+        unknown_nodes: c.unknown_nodes,
+        unknown_definitions,
+    }
+}
+
+struct Compiler<'a, 's> {
+    src: &'a str,
+    ir: &'a Ir,
+    settings: &'a CostSettings,
+    schema: Option<&'s Schema>,
+    nodes: Vec<PlanNode>,
+    sizes: Vec<SizeSource>,
+    variables: Vec<Box<str>>,
+    interned: HashMap<&'a str, u32>,
+    unknown_nodes: Vec<u32>,
+    /// Scratch: contexts of the current definition's nodes.
+    contexts: Vec<Context<'s>>,
+}
+
+impl<'a, 's> Compiler<'a, 's> {
+    fn intern(&mut self, name: &'a str) -> u32 {
+        let next = super::lexer::to_u32(self.variables.len());
+        *self.interned.entry(name).or_insert_with(|| {
+            self.variables.push(name.into());
+            next
+        })
+    }
+
+    /// Resolve a type condition: `(type, unknown count)`.
+    fn type_condition(&self, name: &str) -> (Option<&'s str>, u32) {
+        match self.schema {
+            None => (None, 0),
+            Some(schema) => match schema.type_info(name) {
+                // Borrow the name from the schema so the context outlives the source.
+                Some(_) => (schema_name(schema, name), 0),
+                None => (None, 1),
+            },
+        }
+    }
+
+    /// One definition's nodes, in pre-order, so each parent's context is ready before its
+    /// children.
+    fn definition(&mut self, first: u32, nodes: &'a [Node], root: Option<&'s str>, mutation: bool) {
+        self.contexts.clear();
+        let root = Context {
+            type_name: root,
+            sized: None,
+        };
+        for (offset, node) in nodes.iter().enumerate() {
+            let parent = if node.parent == NONE {
+                root
+            } else {
+                self.contexts
+                    .get(node.parent.wrapping_sub(first) as usize)
+                    .copied()
+                    .unwrap_or(Context {
+                        type_name: None,
+                        sized: None,
+                    })
+            };
+            let (plan, context, unknown) = match node.kind {
+                NodeKind::Spread => (self.plain(node, PlanKind::Spread(node.target)), parent, 0),
+                NodeKind::Inline => {
+                    let (type_name, unknown) = if node.name == Default::default() {
+                        (parent.type_name, 0)
+                    } else {
+                        self.type_condition(node.name.text(self.src))
+                    };
+                    let context = Context {
+                        type_name,
+                        sized: parent.sized,
+                    };
+                    (self.plain(node, PlanKind::Pass), context, unknown)
+                }
+                NodeKind::Field => self.field(node, parent, mutation && node.level == 1),
+            };
+            self.nodes.push(plan);
+            self.contexts.push(context);
+            if let Some(slot) = self.unknown_nodes.get_mut(first as usize + offset) {
+                *slot = unknown;
+            }
+        }
+    }
+
+    fn plain(&self, node: &Node, kind: PlanKind) -> PlanNode {
+        PlanNode {
+            parent: node.parent,
+            kind,
+            weight: 0,
+            multiplier: Multiplier::One,
+        }
+    }
+
+    fn field(
+        &mut self,
+        node: &Node,
+        parent: Context<'s>,
+        mutation_root: bool,
+    ) -> (PlanNode, Context<'s>, u32) {
+        let name = node.name.text(self.src);
+        let unchecked = Context {
+            type_name: None,
+            sized: None,
+        };
+        if matches!(name, "__typename" | "__schema" | "__type") {
+            return (self.plain(node, PlanKind::Free), unchecked, 0);
+        }
+        let arguments = self.ir.arguments_of(node);
+        let settings = self.settings;
+        let known = match (self.schema, parent.type_name) {
+            (Some(schema), Some(type_name)) => Some(
+                schema
+                    .type_info(type_name)
+                    .and_then(|t| t.fields.get(name))
+                    .map(|field| (schema, field)),
+            ),
+            _ => None,
+        };
+        let Some(Some((schema, field))) = known else {
+            // No schema, or below something unknown: structural heuristics.
+            let unknown = u32::from(matches!(known, Some(None)));
+            let weight = if mutation_root {
+                settings.mutation_weight
+            } else if node.has_selection {
+                settings.object_weight
+            } else {
+                settings.scalar_weight
+            };
+            let is_slicing = |a: &Argument| {
+                let arg = a.name.text(self.src);
+                settings.slicing_arguments.iter().any(|s| s == arg)
+            };
+            let multiplier = if arguments.iter().any(is_slicing) {
+                self.size(arguments, is_slicing, settings.default_list_size)
+            } else {
+                Multiplier::One
+            };
+            return (self.plan(node, weight, multiplier), unchecked, unknown);
+        };
+        let unknown_arguments = arguments
+            .iter()
+            .filter(|a| !field.arguments.iter().any(|n| n == a.name.text(self.src)))
+            .count();
+        let type_weight = schema.type_info(&field.type_name).and_then(|t| t.cost);
+        let weight = match field.cost.or(type_weight) {
+            Some(weight) => weight,
+            None if mutation_root => settings.mutation_weight,
+            None if schema.is_composite(&field.type_name) => settings.object_weight,
+            None => settings.scalar_weight,
+        };
+        let list_size: Option<&'s ListSize> = field.list_size.as_ref();
+        let own_size = match list_size {
+            Some(list_size) => {
+                let src = self.src;
+                let is_slicing = |a: &Argument| {
+                    let arg = a.name.text(src);
+                    list_size.slicing_arguments.iter().any(|s| s == arg)
+                };
+                let fallback = list_size.assumed_size.unwrap_or(settings.default_list_size);
+                self.size(arguments, is_slicing, fallback)
+            }
+            None => self.size(&[], |_| false, settings.default_list_size),
+        };
+        let multiplier = if !field.list {
+            Multiplier::One
+        } else {
+            match parent.sized {
+                Some((sized, size)) if sized.iter().any(|s| s == name) => size,
+                _ => own_size,
+            }
+        };
+        let context = Context {
+            type_name: schema_name(schema, &field.type_name),
+            sized: list_size
+                .filter(|l| !l.sized_fields.is_empty())
+                .map(|l| (l.sized_fields.as_slice(), own_size)),
+        };
+        (
+            self.plan(node, weight, multiplier),
+            context,
+            super::lexer::to_u32(unknown_arguments),
+        )
+    }
+
+    fn plan(&self, node: &Node, weight: u64, multiplier: Multiplier) -> PlanNode {
+        PlanNode {
+            parent: node.parent,
+            kind: PlanKind::Field,
+            weight,
+            multiplier,
+        }
+    }
+
+    /// A size from the slicing arguments among `arguments`, with a fallback.
+    fn size(
+        &mut self,
+        arguments: &'a [Argument],
+        is_slicing: impl Fn(&Argument) -> bool,
+        fallback: u64,
+    ) -> Multiplier {
+        let start = super::lexer::to_u32(self.sizes.len());
+        for argument in arguments.iter().filter(|a| is_slicing(a)) {
+            let source = match argument.value {
+                ValueSummary::Int(n) => SizeSource::Const(n),
+                ValueSummary::Variable(name) => {
+                    SizeSource::Variable(self.intern(name.text(self.src)))
+                }
+                ValueSummary::Other => continue,
+            };
+            self.sizes.push(source);
+        }
+        let len = super::lexer::to_u32(self.sizes.len()).saturating_sub(start);
+        Multiplier::Size {
+            start,
+            len,
+            fallback,
+        }
+    }
+}
+
+fn schema_name<'s>(schema: &'s Schema, name: &str) -> Option<&'s str> {
+    schema.type_name(name)
+}
+
+impl CostPlan {
+    /// Cost of definition `operation` with the request's variables.
+    pub(crate) fn evaluate(&self, operation: u32, variables: Option<&Map<String, Value>>) -> u64 {
+        let Some(definition) = self.definitions.get(operation as usize) else {
+            return 0;
+        };
+        let resolved: Vec<Option<u64>> = (0..self.variables.len())
+            .map(|i| self.resolve(i, definition, variables))
+            .collect();
+        let mut memo = vec![0u64; self.definitions.len()];
+        let mut scratch = Vec::new();
+        for &fragment in &self.fragment_order {
+            if let Some(d) = self.definitions.get(fragment as usize) {
+                let cost = self.definition_cost(d, &resolved, &memo, &mut scratch);
+                if let Some(slot) = memo.get_mut(fragment as usize) {
+                    *slot = cost;
+                }
+            }
+        }
+        self.definition_cost(definition, &resolved, &memo, &mut scratch)
+    }
+
+    /// A variable's size: the request's value if it is a valid non-negative `Int`, else the
+    /// operation's default, else unresolved.
+    fn resolve(
+        &self,
+        index: usize,
+        definition: &PlanDefinition,
+        variables: Option<&Map<String, Value>>,
+    ) -> Option<u64> {
+        let name = self.variables.get(index)?;
+        let given = variables
+            .and_then(|v| v.get(name.as_ref()))
+            .and_then(Value::as_u64)
+            .filter(|&n| n <= i32::MAX.unsigned_abs().into());
+        given.or_else(|| {
+            definition
+                .defaults
+                .iter()
+                .find(|(v, _)| *v as usize == index)
+                .map(|&(_, n)| n)
+        })
+    }
+
+    /// Backward scan: children follow their parent in pre-order, so by the time a node is
+    /// reached the sum of its children is complete.
+    fn definition_cost(
+        &self,
+        definition: &PlanDefinition,
+        resolved: &[Option<u64>],
+        memo: &[u64],
+        children: &mut Vec<u64>,
+    ) -> u64 {
+        let first = definition.nodes_start;
+        let nodes = self
+            .nodes
+            .get(first as usize..definition.nodes_end as usize)
+            .unwrap_or_default();
+        children.clear();
+        children.resize(nodes.len(), 0);
+        let mut total = 0u64;
+        for (offset, node) in nodes.iter().enumerate().rev() {
+            let below = children.get(offset).copied().unwrap_or(0);
+            let value = match node.kind {
+                PlanKind::Field => self
+                    .multiplier(node.multiplier, resolved)
+                    .saturating_mul(node.weight.saturating_add(below)),
+                PlanKind::Pass => below,
+                PlanKind::Spread(target) => memo.get(target as usize).copied().unwrap_or(0),
+                PlanKind::Free => 0,
+            };
+            let slot = if node.parent == NONE {
+                Some(&mut total)
+            } else {
+                children.get_mut(node.parent.wrapping_sub(first) as usize)
+            };
+            if let Some(slot) = slot {
+                *slot = slot.saturating_add(value);
+            }
+        }
+        total
+    }
+
+    fn multiplier(&self, multiplier: Multiplier, resolved: &[Option<u64>]) -> u64 {
+        match multiplier {
+            Multiplier::One => 1,
+            Multiplier::Size {
+                start,
+                len,
+                fallback,
+            } => self
+                .sizes
+                .get(start as usize..start as usize + len as usize)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|source| match *source {
+                    SizeSource::Const(n) => Some(n),
+                    SizeSource::Variable(v) => resolved.get(v as usize).copied().flatten(),
+                })
+                .max()
+                .unwrap_or(fallback),
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * size_of::<PlanNode>()
+            + self.sizes.capacity() * size_of::<SizeSource>()
+            + self
+                .variables
+                .iter()
+                .map(|v| v.len() + size_of::<Box<str>>())
+                .sum::<usize>()
+            + self
+                .definitions
+                .iter()
+                .map(|d| size_of::<PlanDefinition>() + d.defaults.capacity() * 16)
+                .sum::<usize>()
+            + self.fragment_order.capacity() * 4
+    }
+}

@@ -1,0 +1,273 @@
+//! The backend's schema as the analyser needs it: field types, arguments, `@cost`, `@listSize`.
+//!
+//! # Why
+//! Built once at start-up from the operator's SDL (trusted input, parsed with
+//! `async-graphql-parser`), then shared read-only by every request. It lets cost know which
+//! fields are lists and how they are sliced, and lets the analyser count names the schema does
+//! not define: schema probing (guessing field names until one works) is a reconnaissance attack,
+//! and a schema-aware firewall can refuse it before the backend answers with suggestions.
+
+use std::collections::HashMap;
+
+use async_graphql_parser::Positioned;
+use async_graphql_parser::parse_schema;
+use async_graphql_parser::types::{
+    BaseType, ConstDirective, FieldDefinition, SchemaDefinition, Type, TypeDefinition,
+    TypeKind as SdlTypeKind, TypeSystemDefinition,
+};
+use serde_json::Value;
+
+/// Why the SDL could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The SDL is not valid GraphQL.
+    #[error("the schema SDL does not parse: {0}")]
+    Parse(String),
+    /// A directive argument has the wrong shape (e.g. `@cost(weight: "x")`).
+    #[error("invalid `@{directive}` on `{location}`: {reason}")]
+    Directive {
+        directive: &'static str,
+        location: String,
+        reason: &'static str,
+    },
+}
+
+/// A type's kind, as far as the analyser cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Object,
+    Interface,
+    Union,
+    Enum,
+    Scalar,
+    InputObject,
+}
+
+#[derive(Debug)]
+pub(crate) struct TypeInfo {
+    pub(crate) kind: Kind,
+    pub(crate) fields: HashMap<String, FieldInfo>,
+    pub(crate) cost: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FieldInfo {
+    /// Innermost named type.
+    pub(crate) type_name: String,
+    pub(crate) list: bool,
+    pub(crate) arguments: Vec<String>,
+    pub(crate) cost: Option<u64>,
+    pub(crate) list_size: Option<ListSize>,
+}
+
+/// `@listSize` of the IBM cost directives spec.
+#[derive(Debug, Default)]
+pub(crate) struct ListSize {
+    pub(crate) assumed_size: Option<u64>,
+    pub(crate) slicing_arguments: Vec<String>,
+    pub(crate) sized_fields: Vec<String>,
+}
+
+/// Schema facts used by analysis and cost.
+#[derive(Debug)]
+pub struct Schema {
+    types: HashMap<String, TypeInfo>,
+    query: String,
+    mutation: String,
+    subscription: String,
+}
+
+impl Schema {
+    /// Parse SDL (extensions merged). Start-up only.
+    pub fn from_sdl(sdl: &str) -> Result<Schema, SchemaError> {
+        let document = parse_schema(sdl).map_err(|e| SchemaError::Parse(e.to_string()))?;
+        let mut schema = Schema {
+            types: HashMap::new(),
+            query: "Query".to_owned(),
+            mutation: "Mutation".to_owned(),
+            subscription: "Subscription".to_owned(),
+        };
+        for definition in document.definitions {
+            match definition {
+                TypeSystemDefinition::Schema(definition) => schema.roots(&definition.node),
+                TypeSystemDefinition::Type(definition) => schema.add_type(&definition.node)?,
+                TypeSystemDefinition::Directive(_) => {}
+            }
+        }
+        Ok(schema)
+    }
+
+    fn roots(&mut self, definition: &SchemaDefinition) {
+        if let Some(name) = &definition.query {
+            self.query = name.node.to_string();
+        }
+        if let Some(name) = &definition.mutation {
+            self.mutation = name.node.to_string();
+        }
+        if let Some(name) = &definition.subscription {
+            self.subscription = name.node.to_string();
+        }
+    }
+
+    fn add_type(&mut self, definition: &TypeDefinition) -> Result<(), SchemaError> {
+        let name = definition.name.node.to_string();
+        let (kind, fields): (Kind, &[Positioned<FieldDefinition>]) = match &definition.kind {
+            SdlTypeKind::Object(object) => (Kind::Object, &object.fields),
+            SdlTypeKind::Interface(interface) => (Kind::Interface, &interface.fields),
+            SdlTypeKind::Union(_) => (Kind::Union, &[]),
+            SdlTypeKind::Enum(_) => (Kind::Enum, &[]),
+            SdlTypeKind::Scalar => (Kind::Scalar, &[]),
+            SdlTypeKind::InputObject(_) => (Kind::InputObject, &[]),
+        };
+        let cost = cost_weight(&definition.directives, &name)?;
+        let entry = self.types.entry(name.clone()).or_insert_with(|| TypeInfo {
+            kind,
+            fields: HashMap::new(),
+            cost: None,
+        });
+        // `extend type` merges; a cost on either declaration applies.
+        entry.cost = cost.or(entry.cost);
+        for field in fields {
+            let field = &field.node;
+            let location = format!("{name}.{}", field.name.node);
+            let (type_name, list) = unwrap_type(&field.ty.node);
+            let info = FieldInfo {
+                type_name,
+                list,
+                arguments: field
+                    .arguments
+                    .iter()
+                    .map(|a| a.node.name.node.to_string())
+                    .collect(),
+                cost: cost_weight(&field.directives, &location)?,
+                list_size: list_size(&field.directives, &location)?,
+            };
+            entry.fields.insert(field.name.node.to_string(), info);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn type_info(&self, name: &str) -> Option<&TypeInfo> {
+        self.types.get(name)
+    }
+
+    /// The schema's own copy of a type name, so that borrowers need not keep the request alive.
+    pub(crate) fn type_name(&self, name: &str) -> Option<&str> {
+        self.types.get_key_value(name).map(|(k, _)| k.as_str())
+    }
+
+    /// Whether a named type has fields to select (unknown names count as composite: safer cost).
+    pub(crate) fn is_composite(&self, name: &str) -> bool {
+        match self.types.get(name) {
+            Some(info) => matches!(info.kind, Kind::Object | Kind::Interface | Kind::Union),
+            None => !matches!(name, "Int" | "Float" | "String" | "Boolean" | "ID"),
+        }
+    }
+
+    pub(crate) fn query_root(&self) -> &str {
+        &self.query
+    }
+
+    pub(crate) fn mutation_root(&self) -> &str {
+        &self.mutation
+    }
+
+    pub(crate) fn subscription_root(&self) -> &str {
+        &self.subscription
+    }
+}
+
+/// `[[T!]]!` → (`T`, true). The SDL is trusted and small; a loop still avoids recursion.
+fn unwrap_type(ty: &Type) -> (String, bool) {
+    let mut current = ty;
+    let mut list = false;
+    loop {
+        match &current.base {
+            BaseType::Named(name) => return (name.to_string(), list),
+            BaseType::List(inner) => {
+                list = true;
+                current = inner;
+            }
+        }
+    }
+}
+
+fn find<'a>(
+    directives: &'a [Positioned<ConstDirective>],
+    name: &str,
+) -> Option<&'a ConstDirective> {
+    directives
+        .iter()
+        .map(|d| &d.node)
+        .find(|d| d.name.node.as_str() == name)
+}
+
+fn cost_weight(
+    directives: &[Positioned<ConstDirective>],
+    location: &str,
+) -> Result<Option<u64>, SchemaError> {
+    let Some(directive) = find(directives, "cost") else {
+        return Ok(None);
+    };
+    let error = |reason| SchemaError::Directive {
+        directive: "cost",
+        location: location.to_owned(),
+        reason,
+    };
+    let weight = directive
+        .get_argument("weight")
+        .ok_or_else(|| error("missing `weight`"))?;
+    // The spec types `weight` as a String holding a number; Apollo accepts an Int too.
+    let number = match weight.node.clone().into_json() {
+        Ok(Value::Number(n)) => n.as_f64(),
+        Ok(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(w) if w.is_finite() && w >= 0.0 => Ok(Some(w.round().min(u64::MAX as f64) as u64)),
+        _ => Err(error("`weight` must be a non-negative number")),
+    }
+}
+
+fn list_size(
+    directives: &[Positioned<ConstDirective>],
+    location: &str,
+) -> Result<Option<ListSize>, SchemaError> {
+    let Some(directive) = find(directives, "listSize") else {
+        return Ok(None);
+    };
+    let error = |reason| SchemaError::Directive {
+        directive: "listSize",
+        location: location.to_owned(),
+        reason,
+    };
+    let mut out = ListSize::default();
+    for (name, value) in &directive.arguments {
+        let value = value.node.clone().into_json().unwrap_or(Value::Null);
+        match (name.node.as_str(), &value) {
+            ("assumedSize", Value::Number(n)) => {
+                out.assumed_size = Some(n.as_u64().ok_or_else(|| error("bad `assumedSize`"))?);
+            }
+            ("slicingArguments", value) => out.slicing_arguments = strings(value),
+            ("sizedFields", value) => out.sized_fields = strings(value),
+            // Accepted but not enforced: the backend validates required arguments, and cost
+            // already uses whichever slicing arguments are present.
+            ("requireOneSlicingArgument", Value::Bool(_)) => {}
+            (_, Value::Null) => {}
+            _ => return Err(error("unexpected argument or argument type")),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A `[String]` argument; GraphQL input coercion also accepts a single string.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
