@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::http::client::TrustedProxies;
 use crate::policy::{self, Mode, Rule};
+use crate::ratelimit::Rate;
+use crate::sanitise::{self, MaskMode};
 
 /// Prefix shared by every variable.
 pub const PREFIX: &str = "GRAPHQL_FIREWALL_";
@@ -56,6 +59,18 @@ pub const SLICING_ARGUMENTS: &str = "GRAPHQL_FIREWALL_SLICING_ARGUMENTS";
 pub const COST_OBJECT_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_OBJECT_WEIGHT";
 pub const COST_SCALAR_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_SCALAR_WEIGHT";
 pub const COST_MUTATION_WEIGHT: &str = "GRAPHQL_FIREWALL_COST_MUTATION_WEIGHT";
+pub const BLOCK_FIELD_SUGGESTIONS: &str = "GRAPHQL_FIREWALL_BLOCK_FIELD_SUGGESTIONS";
+pub const MASK_ERRORS: &str = "GRAPHQL_FIREWALL_MASK_ERRORS";
+pub const MASK_KEEP_CODES: &str = "GRAPHQL_FIREWALL_MASK_KEEP_CODES";
+pub const SANITISE_MAX_BYTES: &str = "GRAPHQL_FIREWALL_SANITISE_MAX_BYTES";
+pub const CLIENT_KEY_HEADER: &str = "GRAPHQL_FIREWALL_CLIENT_KEY_HEADER";
+pub const TRUSTED_PROXIES: &str = "GRAPHQL_FIREWALL_TRUSTED_PROXIES";
+pub const RATE_LIMIT: &str = "GRAPHQL_FIREWALL_RATE_LIMIT";
+pub const COST_BUDGET: &str = "GRAPHQL_FIREWALL_COST_BUDGET";
+pub const RATE_LIMIT_HEADERS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_HEADERS";
+pub const RATE_LIMIT_MAX_CLIENTS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_MAX_CLIENTS";
+pub const PROBE_LIMIT: &str = "GRAPHQL_FIREWALL_PROBE_LIMIT";
+pub const PROBE_COOLDOWN: &str = "GRAPHQL_FIREWALL_PROBE_COOLDOWN";
 
 /// Every variable this build understands; anything else with the prefix is reported as unknown.
 pub const KNOWN: &[&str] = &[
@@ -97,6 +112,18 @@ pub const KNOWN: &[&str] = &[
     COST_OBJECT_WEIGHT,
     COST_SCALAR_WEIGHT,
     COST_MUTATION_WEIGHT,
+    BLOCK_FIELD_SUGGESTIONS,
+    MASK_ERRORS,
+    MASK_KEEP_CODES,
+    SANITISE_MAX_BYTES,
+    CLIENT_KEY_HEADER,
+    TRUSTED_PROXIES,
+    RATE_LIMIT,
+    COST_BUDGET,
+    RATE_LIMIT_HEADERS,
+    RATE_LIMIT_MAX_CLIENTS,
+    PROBE_LIMIT,
+    PROBE_COOLDOWN,
 ];
 
 /// Where variables come from: the process environment in production, a map in tests.
@@ -228,6 +255,41 @@ pub struct Config {
     pub cost: CostConfig,
     /// `SCHEMA`: SDL file or directory of `.graphql` files; `demo` defaults to its own schema.
     pub schema: Option<SchemaSource>,
+    /// Response hardening.
+    pub sanitise: SanitiseConfig,
+    /// Client identity and budgets.
+    pub clients: ClientConfig,
+}
+
+/// Response hardening settings.
+#[derive(Debug, Clone)]
+pub struct SanitiseConfig {
+    /// `BLOCK_FIELD_SUGGESTIONS` (on), `MASK_ERRORS` (`off`|`details`|`all`, default details) and
+    /// `MASK_KEEP_CODES` (codes whose message survives `all`).
+    pub rules: sanitise::Settings,
+    /// `SANITISE_MAX_BYTES`, default 8 MiB: larger (decoded) responses pass through unchanged.
+    pub max_bytes: usize,
+}
+
+/// Who a client is and what it may spend.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `CLIENT_KEY_HEADER`: a header (e.g. `x-api-key`) identifying the client; else its IP.
+    pub key_header: Option<String>,
+    /// `TRUSTED_PROXIES`: CIDR list of peers whose `X-Forwarded-For`/`Forwarded` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `RATE_LIMIT` (e.g. `100/s`, `6000/min:burst=200`), off by default.
+    pub rate_limit: Option<Rate>,
+    /// `COST_BUDGET` (e.g. `50000/min`), off by default.
+    pub cost_budget: Option<Rate>,
+    /// `RATE_LIMIT_HEADERS` (on): `RateLimit-*` headers on forwarded responses too.
+    pub rate_limit_headers: bool,
+    /// `RATE_LIMIT_MAX_CLIENTS`, default 100,000 tracked clients per budget.
+    pub max_clients: usize,
+    /// `PROBE_LIMIT`, default 10: schema-validation refusals per client per minute before a cool-down.
+    pub probe_limit: Option<u32>,
+    /// `PROBE_COOLDOWN`, default 60s.
+    pub probe_cooldown: Duration,
 }
 
 /// Where the backend's SDL comes from.
@@ -362,6 +424,49 @@ impl Config {
                 object_weight: read.or(COST_OBJECT_WEIGHT, 1, parse_weight)?,
                 scalar_weight: read.or(COST_SCALAR_WEIGHT, 0, parse_weight)?,
                 mutation_weight: read.or(COST_MUTATION_WEIGHT, 10, parse_weight)?,
+            },
+            sanitise: SanitiseConfig {
+                rules: sanitise::Settings {
+                    block_suggestions: read.or(BLOCK_FIELD_SUGGESTIONS, true, parse_switch)?,
+                    mask: read.or(MASK_ERRORS, MaskMode::Details, |v| match v {
+                        "off" => Ok(MaskMode::Off),
+                        "details" => Ok(MaskMode::Details),
+                        "all" => Ok(MaskMode::All),
+                        _ => Err("off, details or all".to_owned()),
+                    })?,
+                    keep_codes: read.or(MASK_KEEP_CODES, sanitise::Settings::default().keep_codes, |v| {
+                        let codes: Vec<String> = v
+                            .split(',')
+                            .map(|c| c.trim().to_owned())
+                            .filter(|c| !c.is_empty())
+                            .collect();
+                        if codes.iter().all(|c| c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+                            Ok(codes)
+                        } else {
+                            Err("a comma-separated list of error codes such as BAD_USER_INPUT,FORBIDDEN".to_owned())
+                        }
+                    })?,
+                },
+                max_bytes: read.or(SANITISE_MAX_BYTES, 8 << 20, parse_size)?,
+            },
+            clients: ClientConfig {
+                key_header: read.optional(CLIENT_KEY_HEADER, |v| {
+                    parse_header_names(v).and_then(|names| match names.as_slice() {
+                        [one] => Ok(one.clone()),
+                        _ => Err("one HTTP header name such as x-api-key".to_owned()),
+                    })
+                })?,
+                trusted_proxies: read.or(TRUSTED_PROXIES, TrustedProxies::default(), |v| {
+                    v.parse::<TrustedProxies>().map_err(|e| {
+                        format!("a comma-separated list of IP addresses or CIDR blocks such as 10.0.0.0/8,::1 ({e})")
+                    })
+                })?,
+                rate_limit: read.optional(RATE_LIMIT, |v| v.parse::<Rate>().map_err(|e| e.to_string()))?,
+                cost_budget: read.optional(COST_BUDGET, |v| v.parse::<Rate>().map_err(|e| e.to_string()))?,
+                rate_limit_headers: read.or(RATE_LIMIT_HEADERS, true, parse_switch)?,
+                max_clients: read.or(RATE_LIMIT_MAX_CLIENTS, 100_000, |v| parse_count(v).map(|n| n as usize))?,
+                probe_limit: read.or(PROBE_LIMIT, Some(10), parse_small_limit)?,
+                probe_cooldown: read.or(PROBE_COOLDOWN, Duration::from_secs(60), parse_duration)?,
             },
             schema: match read.optional(SCHEMA, |v| Ok(std::path::PathBuf::from(v)))? {
                 Some(path) => Some(SchemaSource::Path(path)),
@@ -513,6 +618,14 @@ pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
         Ok(0) | Err(_) => Err(ACCEPTED.to_owned()),
         Ok(n) => Ok(Some(n)),
     }
+}
+
+/// A positive limit below 2^32, or `off`.
+fn parse_small_limit(text: &str) -> Result<Option<u32>, String> {
+    parse_limit(text)?
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|_| "a positive integer below 2^32 or off".to_owned())
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).

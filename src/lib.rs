@@ -13,6 +13,8 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod policy;
+pub mod ratelimit;
+pub mod sanitise;
 pub mod upstream;
 
 use std::future::Future;
@@ -35,6 +37,8 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error("{} ({path}): {reason}", config::SCHEMA)]
     Schema { path: String, reason: String },
+    #[error("rate limits: {0}")]
+    Rate(#[from] ratelimit::RateError),
 }
 
 /// Builds the firewall's router from a validated configuration; `main` and every test use it.
@@ -58,6 +62,24 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
                 expose_limits: config.expose_limits,
             },
         },
+        budgets: http::budget::Budgets::new(http::budget::Settings {
+            key_header: config
+                .clients
+                .key_header
+                .as_deref()
+                .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
+            trusted_proxies: config.clients.trusted_proxies.clone(),
+            rate_limit: config.clients.rate_limit,
+            cost_budget: config.clients.cost_budget,
+            rate_limit_headers: config.clients.rate_limit_headers,
+            max_clients: config.clients.max_clients,
+            probe_limit: config
+                .clients
+                .probe_limit
+                .filter(|_| config.schema.is_some()),
+            probe_cooldown: config.clients.probe_cooldown,
+            modes: config.modes.clone(),
+        })?,
         inspector: http::inspect::Inspector::new(http::inspect::Settings {
             analysis: analysis_settings(config)?,
             limits: config.limits.clone(),
@@ -65,7 +87,12 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
             cache_bytes: config.analysis_cache_bytes,
         }),
         upstream,
+        harden: http::harden::Settings {
+            rules: config.sanitise.rules.clone(),
+            max_bytes: config.sanitise.max_bytes,
+        },
     });
+    spawn_housekeeping(&firewall);
     Ok(Router::new()
         .route(&config.path, any(http::graphql))
         .route("/healthz", get(http::healthz))
@@ -75,6 +102,27 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
         // Outermost: a bug that panics while handling one request answers that request with a
         // 500 and leaves the process serving every other one.
         .layer(CatchPanicLayer::new()))
+}
+
+/// Periodically drops idle clients' rate-limit state, for as long as the app lives.
+fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
+    // Without a runtime (a router built outside tokio) there is nothing to schedule on; the
+    // budgets' hard cap still bounds memory.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(firewall);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(firewall) = weak.upgrade() else {
+                return;
+            };
+            firewall.budgets.shrink();
+        }
+    });
 }
 
 /// The analyser's settings: parse-time limits are passed only for enforced rules (a monitored rule

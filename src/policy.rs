@@ -23,10 +23,14 @@ pub enum Rule {
     Introspection,
     Schema,
     Variables,
+    /// Requests per client (`RATE_LIMIT`), checked by the rate limiter, not by [`check`].
+    RateLimit,
+    /// Cost points per client (`COST_BUDGET`), checked by the rate limiter, not by [`check`].
+    CostBudget,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Tokens,
         Rule::Depth,
         Rule::Aliases,
@@ -38,6 +42,8 @@ impl Rule {
         Rule::Introspection,
         Rule::Schema,
         Rule::Variables,
+        Rule::RateLimit,
+        Rule::CostBudget,
     ];
 
     /// Configuration and label name.
@@ -54,6 +60,8 @@ impl Rule {
             Rule::Introspection => "introspection",
             Rule::Schema => "schema",
             Rule::Variables => "variables",
+            Rule::RateLimit => "rate_limit",
+            Rule::CostBudget => "cost_budget",
         }
     }
 

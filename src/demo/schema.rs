@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema, Union};
+use async_graphql::{
+    Context, EmptySubscription, ErrorExtensions, ID, Object, Result, Schema, Union,
+};
 
 /// The demo schema type.
 pub type DemoSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -168,6 +170,26 @@ impl Comment {
     }
 }
 
+fn internal_failure() -> async_graphql::Error {
+    async_graphql::Error::new(
+        "connection to users-db.internal:5432 refused\n    at UserRepository.find (/app/src/repository/users.rs:42:7)\n    at resolve_user (/app/src/schema.rs:118:5)",
+    )
+    .extend_with(|_, extensions| {
+        extensions.set("code", "INTERNAL_SERVER_ERROR");
+        extensions.set(
+            "exception",
+            async_graphql::Value::from_json(serde_json::json!({
+                "stacktrace": [
+                    "Error: connection refused",
+                    "    at UserRepository.find (/app/src/repository/users.rs:42:7)",
+                ],
+                "host": "users-db.internal",
+            }))
+            .unwrap_or_default(),
+        );
+    })
+}
+
 /// What `search` finds.
 #[derive(Union)]
 pub enum SearchResult {
@@ -180,10 +202,15 @@ pub struct Query;
 
 #[Object]
 impl Query {
-    async fn user(&self, id: ID) -> Option<User> {
-        parse_id(&id, "u")
+    /// `user(id: "crash")` fails the way careless servers do — with a stack trace in the message
+    /// and exception details in `extensions` — so the firewall's error masking can be seen at work.
+    async fn user(&self, id: ID) -> Result<Option<User>> {
+        if id.as_str() == "crash" {
+            return Err(internal_failure());
+        }
+        Ok(parse_id(&id, "u")
             .filter(|n| (*n as usize) < NAMES.len())
-            .map(User)
+            .map(User))
     }
 
     async fn users(&self, #[graphql(default = 10)] first: i32) -> Vec<User> {

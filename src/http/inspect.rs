@@ -65,6 +65,15 @@ pub struct Inspection {
     pub monitored: Vec<(usize, Violation)>,
 }
 
+impl Inspection {
+    /// Sum of the operations' costs (what the batch spends from the client's budget).
+    pub fn total_cost(&self) -> u64 {
+        self.operations
+            .iter()
+            .fold(0, |sum, op| sum.saturating_add(op.cost))
+    }
+}
+
 impl Inspector {
     pub fn new(settings: Settings) -> Inspector {
         let cache = Cache::builder()
@@ -90,7 +99,7 @@ impl Inspector {
     ) -> Result<Inspection, Rejection> {
         let mut inspection = Inspection::default();
         let mut errors = Vec::new();
-        let mut allow = None;
+        let mut headers = axum::http::HeaderMap::new();
         let mut batch_cost: u64 = 0;
         for (index, request) in requests.iter().enumerate() {
             match self.inspect_one(request, transport) {
@@ -109,7 +118,7 @@ impl Inspector {
                     inspection.operations.push(report);
                 }
                 Err(rejection) => {
-                    allow = allow.or(rejection.allow);
+                    headers.extend(rejection.headers);
                     errors.extend(rejection.errors);
                 }
             }
@@ -132,7 +141,7 @@ impl Inspector {
         if errors.is_empty() {
             Ok(inspection)
         } else {
-            Err(Rejection { errors, allow })
+            Err(Rejection { errors, headers })
         }
     }
 

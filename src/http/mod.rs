@@ -5,8 +5,11 @@
 //! returns a [`Rejection`], which becomes the response in exactly one place.
 
 pub mod body;
+pub mod budget;
+pub mod client;
 pub mod csrf;
 pub mod decode;
+pub mod harden;
 pub mod inspect;
 pub mod reject;
 
@@ -45,8 +48,10 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Firewall {
     pub settings: Settings,
+    pub budgets: budget::Budgets,
     pub inspector: Inspector,
     pub upstream: Upstream,
+    pub harden: harden::Settings,
 }
 
 /// How the GraphQL request travelled: it decides which operation types are allowed.
@@ -70,11 +75,13 @@ struct Admitted {
 /// What one request did, for the access log.
 #[derive(Debug, Default)]
 struct Record {
+    client: Option<budget::Client>,
     operation: Option<String>,
     batch: usize,
     code: Option<RejectCode>,
     inspection: Inspection,
     upstream: Option<Duration>,
+    hardened: Option<harden::Hardened>,
 }
 
 /// The GraphQL endpoint.
@@ -117,11 +124,14 @@ impl Firewall {
         peer: IpAddr,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
+        let client = self.budgets.client(peer, &parts.headers);
+        record.client = Some(client.clone());
         if parts.method == Method::OPTIONS {
             return self
-                .forward(parts, Bytes::new(), request_id, peer, record)
+                .forward(parts, Bytes::new(), request_id, &client, record)
                 .await;
         }
+        let quota = self.budgets.admit_request(&client)?;
         let admitted = self.decode(parts, body).await?;
         record.batch = admitted.operations.len();
         record.operation = admitted
@@ -129,11 +139,29 @@ impl Firewall {
             .first()
             .and_then(|op| op.operation_name.as_deref())
             .map(|name| reject::excerpt(name).to_owned());
-        record.inspection =
-            self.inspector
-                .inspect(&admitted.operations, admitted.transport, admitted.batch)?;
-        self.forward(parts, admitted.body, request_id, peer, record)
-            .await
+        record.inspection = self
+            .inspector
+            .inspect(&admitted.operations, admitted.transport, admitted.batch)
+            .inspect_err(|rejection| {
+                if rejection
+                    .errors
+                    .iter()
+                    .any(|e| e.code == RejectCode::GraphqlValidationFailed)
+                {
+                    self.budgets.record_probe(&client);
+                }
+            })?;
+        let cost = record.inspection.total_cost();
+        let cost_quota = self.budgets.admit_cost(&client, cost)?;
+        let mut response = self
+            .forward(parts, admitted.body, request_id, &client, record)
+            .await?;
+        // The request budget's quota is what clients pace themselves by; the cost budget's
+        // headers would overwrite it, so they are sent only when no request rate is configured.
+        response
+            .headers_mut()
+            .extend(self.budgets.headers(quota.or(cost_quota)));
+        Ok(response)
     }
 
     /// Method, CSRF guard, content type, body and GraphQL-over-HTTP decoding.
@@ -204,7 +232,7 @@ impl Firewall {
         parts: &Parts,
         body: Bytes,
         request_id: &str,
-        peer: IpAddr,
+        client: &budget::Client,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
         let outgoing = Outgoing {
@@ -212,7 +240,7 @@ impl Firewall {
             query_string: parts.uri.query(),
             headers: &parts.headers,
             body,
-            client_ip: peer,
+            client_ip: client.ip,
             request_id,
         };
         let answer = self.upstream.forward(outgoing).await.map_err(|error| {
@@ -223,10 +251,13 @@ impl Firewall {
             Rejection::new(code, error.to_string())
         })?;
         record.upstream = Some(answer.elapsed);
-        let mut response = (answer.status, answer.body).into_response();
+        let (mut headers, mut body) = (answer.headers, answer.body);
+        record.hardened =
+            Some(harden::harden(&self.harden, &mut headers, &mut body, request_id).await);
+        let mut response = (answer.status, body).into_response();
         // `into_response` set a Content-Type for the bytes; the upstream's headers replace it.
         response.headers_mut().remove(header::CONTENT_TYPE);
-        response.headers_mut().extend(answer.headers);
+        response.headers_mut().extend(headers);
         Ok(response)
     }
 }
@@ -277,7 +308,7 @@ fn invalid(error: DecodeError) -> Rejection {
                 details: vec![("limit", limit as u64), ("actual", actual as u64)],
                 batch_index: None,
             }],
-            allow: None,
+            headers: HeaderMap::new(),
         },
         _ => Rejection::new(RejectCode::InvalidRequest, error.to_string()),
     }
@@ -325,6 +356,9 @@ fn log_request(
     let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
     let total_ms = total.as_secs_f64() * 1000.0;
     let operation = record.operation.as_deref();
+    let client_key = record.client.as_ref().map(|c| c.key.short_hex());
+    let client_ip = record.client.as_ref().map_or(peer, |c| c.ip);
+    let hardened = record.hardened.map(|h| format!("{h:?}").to_lowercase());
     let first = record.inspection.operations.first();
     let hash = first.map(|op| hex::encode(op.hash.get(..8).unwrap_or_default()));
     let kind = first
@@ -333,18 +367,13 @@ fn log_request(
     let depth = first.map(|op| op.metrics.depth);
     let aliases = first.map(|op| op.metrics.aliases);
     let tokens = first.map(|op| op.tokens);
-    let cost = (!record.inspection.operations.is_empty()).then(|| {
-        record
-            .inspection
-            .operations
-            .iter()
-            .fold(0u64, |sum, op| sum.saturating_add(op.cost))
-    });
+    let cost = (!record.inspection.operations.is_empty()).then(|| record.inspection.total_cost());
     macro_rules! access {
         ($level:ident, $message:literal) => {
             tracing::$level!(
                 target: "graphql_firewall::access",
-                request_id, client = %peer, method = %parts.method, operation, kind, hash,
+                request_id, client = %client_ip, client_key, peer = %peer, method = %parts.method,
+                operation, kind, hash, hardened,
                 batch = record.batch, depth, aliases, tokens, cost,
                 status = status.as_u16(), verdict, code, upstream_ms, total_ms,
                 $message

@@ -39,6 +39,7 @@ pub enum RejectCode {
     VariablesLimitExceeded,
     FragmentCycle,
     IntrospectionDisabled,
+    RateLimited,
     UpstreamUnavailable,
     UpstreamTimeout,
 }
@@ -56,6 +57,7 @@ impl From<Rule> for RejectCode {
             Rule::Introspection => RejectCode::IntrospectionDisabled,
             Rule::Schema => RejectCode::GraphqlValidationFailed,
             Rule::Variables => RejectCode::VariablesLimitExceeded,
+            Rule::RateLimit | Rule::CostBudget => RejectCode::RateLimited,
         }
     }
 }
@@ -84,6 +86,7 @@ impl RejectCode {
             RejectCode::VariablesLimitExceeded => "VARIABLES_LIMIT_EXCEEDED",
             RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            RejectCode::RateLimited => "RATE_LIMITED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
         }
@@ -100,6 +103,7 @@ impl RejectCode {
             | RejectCode::CsrfBlocked
             | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
             RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
+            RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             RejectCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RejectCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -137,8 +141,8 @@ pub struct RejectError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub errors: Vec<RejectError>,
-    /// Methods for the `Allow` header of a 405.
-    pub allow: Option<&'static str>,
+    /// Headers the refusal needs (`Allow` on a 405, `Retry-After` on a 429).
+    pub headers: HeaderMap,
 }
 
 impl Rejection {
@@ -150,16 +154,17 @@ impl Rejection {
                 details: Vec::new(),
                 batch_index: None,
             }],
-            allow: None,
+            headers: HeaderMap::new(),
         }
     }
 
     /// A 405 with the `Allow` header RFC 9110 requires.
     pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Rejection {
-        Rejection {
-            allow: Some(allow),
-            ..Rejection::new(RejectCode::MethodNotAllowed, message)
-        }
+        let mut rejection = Rejection::new(RejectCode::MethodNotAllowed, message);
+        rejection
+            .headers
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        rejection
     }
 
     pub fn with_detail(mut self, name: &'static str, value: u64) -> Rejection {
@@ -200,9 +205,7 @@ impl Rejection {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, response_content_type(accept));
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
+        headers.extend(self.headers);
         response
     }
 }

@@ -1,0 +1,429 @@
+//! The client's IP address: the socket peer, or the address a trusted reverse proxy reports in
+//! `X-Forwarded-For` / `Forwarded` (`GRAPHQL_FIREWALL_TRUSTED_PROXIES`).
+//!
+//! # Threats
+//! Anyone can send `X-Forwarded-For: 1.2.3.4`. If the firewall believed it, a client could take a
+//! fresh rate-limit identity per request, or spend someone else's budget. So the headers are read
+//! only when the direct peer is a trusted proxy, and then with the *rightmost-untrusted* rule: walk
+//! the hops from the right (the end our own proxies appended to), skip trusted ones, and the first
+//! untrusted hop is the client. Whatever the client wrote further left is never looked at, so junk
+//! there cannot change the answer; only a malformed hop that must be read falls back to the peer.
+//!
+//! `X-Forwarded-For` is preferred when both headers are present, because the common proxies
+//! (nginx, HAProxy, cloud load balancers) append to it, and would pass a client-written `Forwarded`
+//! through untouched; `Forwarded` (RFC 7239, `for=` parameter) is used when it is the only one.
+//! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are treated as the IPv4 address everywhere.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use http::HeaderMap;
+use http::header::FORWARDED;
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Networks whose hosts are trusted to report the client address (a CIDR list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+/// Why a trusted-proxy list could not be parsed; names the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustedProxiesError {
+    #[error(
+        "invalid trusted proxy {entry:?}: expected an IP address or a CIDR such as 10.0.0.0/8, 192.168.1.1 or ::1/128"
+    )]
+    Entry { entry: String },
+    #[error(
+        "invalid trusted proxy {entry:?}: the prefix length is at most 32 for IPv4 and 128 for IPv6"
+    )]
+    PrefixLength { entry: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask_v4(ip.to_bits(), self.prefix) == net.to_bits()
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask_v6(ip.to_bits(), self.prefix) == net.to_bits()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask_v4(bits: u32, prefix: u8) -> u32 {
+    bits & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask_v6(bits: u128, prefix: u8) -> u128 {
+    bits & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl FromStr for TrustedProxies {
+    type Err = TrustedProxiesError;
+
+    /// A comma-separated list of addresses and CIDRs; host bits are ignored (`10.0.0.1/8` is
+    /// `10.0.0.0/8`); an empty string trusts nobody.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(parse_cidr)
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+fn parse_cidr(entry: &str) -> Result<Cidr, TrustedProxiesError> {
+    let bad = || TrustedProxiesError::Entry {
+        entry: entry.to_owned(),
+    };
+    let (address, prefix) = match entry.split_once('/') {
+        Some((address, prefix)) => (address.trim(), Some(prefix.trim())),
+        None => (entry, None),
+    };
+    let address: IpAddr = address.parse().map_err(|_| bad())?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix.parse::<u8>().map_err(|_| bad())?,
+        None => max,
+    };
+    if prefix > max {
+        return Err(TrustedProxiesError::PrefixLength {
+            entry: entry.to_owned(),
+        });
+    }
+    // `::ffff:10.0.0.0/104` is the IPv4 network 10.0.0.0/8, as peers are canonicalised too.
+    let (address, prefix) = match address {
+        IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), prefix - 96),
+            None => (address, prefix),
+        },
+        _ => (address, prefix),
+    };
+    let network = match address {
+        IpAddr::V4(v4) => IpAddr::V4(mask_v4(v4.to_bits(), prefix).into()),
+        IpAddr::V6(v6) => IpAddr::V6(mask_v6(v6.to_bits(), prefix).into()),
+    };
+    Ok(Cidr { network, prefix })
+}
+
+impl TrustedProxies {
+    /// Whether `ip` is inside one of the trusted networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// The client address for `peer`, reading forwarding headers only when `peer` is trusted.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let hops: Vec<Option<IpAddr>> = if headers.contains_key(X_FORWARDED_FOR) {
+        forwarded_for_hops(headers)
+    } else if headers.contains_key(FORWARDED) {
+        forwarded_hops(headers)
+    } else {
+        return peer;
+    };
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if trusted.contains(*ip) => continue,
+            Some(ip) => return *ip,
+            // A hop our own proxy vouches for is unreadable: nobody can be named.
+            None => return peer,
+        }
+    }
+    // Every hop is one of ours: the leftmost is the closest we know to the client.
+    hops.first().copied().flatten().unwrap_or(peer)
+}
+
+/// The hops of all `X-Forwarded-For` lines, in order; `None` for an entry that is not an address.
+fn forwarded_for_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|entry| std::str::from_utf8(entry).ok().and_then(parse_node))
+        .collect()
+}
+
+/// The `for=` of every element of all `Forwarded` lines (RFC 7239), in order.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let mut hops = Vec::new();
+    for value in headers.get_all(FORWARDED) {
+        for element in split_outside_quotes(value.as_bytes(), b',') {
+            let node = split_outside_quotes(element, b';')
+                .into_iter()
+                .find_map(|pair| {
+                    let at = pair.iter().position(|b| *b == b'=')?;
+                    let (name, value) = (pair.get(..at)?, pair.get(at + 1..)?);
+                    name.trim_ascii()
+                        .eq_ignore_ascii_case(b"for")
+                        .then(|| unquote(value.trim_ascii()))
+                });
+            hops.push(
+                node.and_then(|node| String::from_utf8(node).ok())
+                    .and_then(|node| parse_node(&node)),
+            );
+        }
+    }
+    hops
+}
+
+/// Splits on `separator` outside double-quoted strings (which may hold `\`-escapes).
+fn split_outside_quotes(bytes: &[u8], separator: u8) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (at, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == separator && !quoted {
+            parts.push(bytes.get(start..at).unwrap_or_default());
+            start = at + 1;
+        }
+    }
+    parts.push(bytes.get(start..).unwrap_or_default());
+    parts
+}
+
+fn unquote(value: &[u8]) -> Vec<u8> {
+    match value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+    {
+        Some(inner) => {
+            let mut out = Vec::with_capacity(inner.len());
+            let mut escaped = false;
+            for &b in inner {
+                if !escaped && b == b'\\' {
+                    escaped = true;
+                } else {
+                    out.push(b);
+                    escaped = false;
+                }
+            }
+            out
+        }
+        None => value.to_vec(),
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:4711`.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    let node = node.trim();
+    let ip = node
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| node.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            node.strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .and_then(|n| n.parse().ok())
+        })?;
+    Some(ip.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("test address")
+    }
+
+    fn trusted(text: &str) -> TrustedProxies {
+        text.parse().expect("test proxies")
+    }
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                *name,
+                HeaderValue::from_bytes(value).expect("test header value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+        let h = headers(&[
+            ("x-forwarded-for", b"1.2.3.4"),
+            ("forwarded", b"for=5.6.7.8"),
+        ]);
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &trusted("10.0.0.0/8")),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &TrustedProxies::default()),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn forwarded_for_from_a_trusted_peer_is_honoured() {
+        let h = headers(&[("x-forwarded-for", b"203.0.113.7")]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &trusted("10.0.0.0/8")),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_of_a_chain_is_the_client() {
+        let proxies = trusted("10.0.0.0/8, 192.168.1.1");
+        let cases: &[(&[u8], &str)] = &[
+            (b"1.1.1.1, 203.0.113.7, 10.0.0.2", "203.0.113.7"),
+            (b"203.0.113.7,192.168.1.1", "203.0.113.7"),
+            (b"10.0.0.5, 10.0.0.2", "10.0.0.5"),
+            (b"garbage, \xff\xfe, 203.0.113.7, 10.0.0.2", "203.0.113.7"),
+            (b"203.0.113.7:5555", "203.0.113.7"),
+            (b"[2001:db8::7]:443, 10.0.0.3", "2001:db8::7"),
+            (b"::ffff:203.0.113.7", "203.0.113.7"),
+        ];
+        for (xff, expected) in cases {
+            let h = headers(&[("x-forwarded-for", xff)]);
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &h, &proxies),
+                ip(expected),
+                "{}",
+                String::from_utf8_lossy(xff)
+            );
+        }
+    }
+
+    #[test]
+    fn several_forwarded_for_lines_are_one_list() {
+        let mut h = headers(&[("x-forwarded-for", b"6.6.6.6, 203.0.113.7")]);
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &trusted("10.0.0.0/8")),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn rfc_7239_forwarded_is_read_with_quoted_ipv6_and_ports() {
+        let proxies = trusted("10.0.0.0/8");
+        let cases: &[(&[u8], &str)] = &[
+            (br#"for="[2001:db8::1]:4711""#, "2001:db8::1"),
+            (
+                br#"For="[2001:db8:cafe::17]";proto=https"#,
+                "2001:db8:cafe::17",
+            ),
+            (b"for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
+            (
+                br#"for=198.51.100.1, for="192.0.2.43:47011";by=10.0.0.1, for=10.0.0.2"#,
+                "192.0.2.43",
+            ),
+            (
+                br#"proto=https;for="[2001:db8::2]" ;host="a,b""#,
+                "2001:db8::2",
+            ),
+        ];
+        for (value, expected) in cases {
+            let h = headers(&[("forwarded", value)]);
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &h, &proxies),
+                ip(expected),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_wins_over_forwarded() {
+        let h = headers(&[
+            ("forwarded", b"for=6.6.6.6"),
+            ("x-forwarded-for", b"203.0.113.7"),
+        ]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &h, &trusted("10.0.0.0/8")),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn unreadable_hops_fall_back_to_the_peer() {
+        let proxies = trusted("10.0.0.0/8");
+        for (name, value) in [
+            ("x-forwarded-for", &b"not-an-ip"[..]),
+            ("x-forwarded-for", b""),
+            ("x-forwarded-for", b"203.0.113.7, , 10.0.0.2"),
+            ("x-forwarded-for", b"203.0.113.7, 10.0.0.2, 999.1.1.1"),
+            ("forwarded", b"for=unknown"),
+            ("forwarded", b"for=_hidden"),
+            ("forwarded", b"proto=https"),
+            ("forwarded", b"for=\"[2001:db8::1"),
+            ("forwarded", b";;;,,,==="),
+        ] {
+            let h = headers(&[(name, value)]);
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &h, &proxies),
+                ip("10.0.0.1"),
+                "{name}: {}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &proxies),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn an_ipv4_mapped_peer_is_matched_as_ipv4() {
+        let h = headers(&[("x-forwarded-for", b"203.0.113.7")]);
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &h, &trusted("10.0.0.0/8")),
+            ip("203.0.113.7")
+        );
+        assert!(trusted("::ffff:10.0.0.0/104").contains(ip("10.1.2.3")));
+    }
+
+    #[test]
+    fn trusted_proxy_lists_parse_and_errors_name_the_bad_entry() {
+        let list = trusted("10.0.0.1/8, 192.168.1.1, ::1/128, 2001:db8::/32,");
+        assert!(list.contains(ip("10.255.0.1")));
+        assert!(list.contains(ip("192.168.1.1")));
+        assert!(!list.contains(ip("192.168.1.2")));
+        assert!(list.contains(ip("::1")));
+        assert!(list.contains(ip("2001:db8:ffff::1")));
+        assert!(!list.contains(ip("2001:db9::1")));
+        assert!(trusted("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert!(!trusted("0.0.0.0/0").contains(ip("::2")));
+        assert_eq!(trusted(""), TrustedProxies::default());
+        for (text, bad) in [
+            ("10.0.0.0/8, 10.0.0.0/33", "10.0.0.0/33"),
+            ("::/129", "::/129"),
+            ("10.0.0.0/8, proxy.local", "proxy.local"),
+            ("10.0.0/8", "10.0.0/8"),
+            ("10.0.0.0/-1", "10.0.0.0/-1"),
+            ("10.0.0.0/", "10.0.0.0/"),
+        ] {
+            let err = text.parse::<TrustedProxies>().expect_err(text);
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+}

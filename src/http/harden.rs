@@ -1,0 +1,79 @@
+//! Response hardening at the HTTP edge: finds the upstream's JSON body (decompressing it when the
+//! upstream compressed it), runs [`crate::sanitise`] on it, and sends the rewritten body.
+//!
+//! # Why here
+//! Suggestion stripping that only works on identity-encoded bodies invites the shortcut of
+//! dropping `Accept-Encoding` upstream (a peer does exactly that), which costs bandwidth on every
+//! response. Instead a compressed body is decoded (bounded by `SANITISE_MAX_BYTES`, so a
+//! decompression bomb from a compromised upstream cannot exhaust memory), sanitised, and — only
+//! when something changed — sent as identity; an unchanged response keeps its original bytes.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+
+use crate::sanitise::{self, Outcome};
+
+use super::body::{BodyError, read_limited};
+
+/// Settings of the response hardening stage.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub rules: sanitise::Settings,
+    pub max_bytes: usize,
+}
+
+/// What happened to one response (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hardened {
+    /// Nothing to change: the original bytes were sent.
+    Unchanged,
+    /// Errors were rewritten.
+    Rewritten,
+    /// Not JSON, or compressed with an encoding we do not decode: passed through.
+    NotJson,
+    /// Larger than `SANITISE_MAX_BYTES` once decoded: passed through.
+    TooLarge,
+}
+
+/// Sanitises `body` in place when it is a GraphQL JSON response; adjusts `headers` to match.
+pub async fn harden(
+    settings: &Settings,
+    headers: &mut HeaderMap,
+    body: &mut Bytes,
+    request_id: &str,
+) -> Hardened {
+    if !is_json(headers) {
+        return Hardened::NotJson;
+    }
+    let decoded = match read_limited(headers, Body::from(body.clone()), settings.max_bytes).await {
+        Ok(decoded) => decoded,
+        Err(BodyError::TooLarge { .. }) => return Hardened::TooLarge,
+        Err(BodyError::UnsupportedEncoding | BodyError::Unreadable) => return Hardened::NotJson,
+    };
+    match sanitise::sanitise(&decoded, &settings.rules, request_id) {
+        Outcome::Unchanged => Hardened::Unchanged,
+        Outcome::NotJson => Hardened::NotJson,
+        Outcome::Rewritten(rewritten) => {
+            *body = Bytes::from(rewritten);
+            headers.remove(header::CONTENT_ENCODING);
+            // A validator of the old representation would now be wrong.
+            headers.remove(header::ETAG);
+            Hardened::Rewritten
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}

@@ -1,0 +1,439 @@
+//! Per-client budgets: a request rate and a cost-point rate, each a governor GCRA keyed by
+//! [`ClientKey`], with a hard cap on the number of clients tracked.
+//!
+//! # Threats
+//! One client must not exhaust the backend, by request count or by a few expensive operations
+//! (cost points are consumed with `check_key_n`, like GitHub's and Shopify's point budgets). And the
+//! limiter itself must not become the target: a flood of distinct identities (random API keys,
+//! IPv6 rotation) would grow governor's keyed state without bound.
+//!
+//! # Bounded memory
+//! - IPv6 clients are keyed by their /64 prefix ([`ClientKey::from_ip`]): one host usually owns a
+//!   whole /64, so rotating inside it yields one key, not 2^64.
+//! - The keyed state lives in a store that tracks at most `max_tracked_keys` clients per budget.
+//!   Once full, a *new* client is checked against one of [`OVERFLOW_SLOTS`] shared buckets, chosen
+//!   by the first byte of its key. Clients already tracked keep their own bucket, so a flood does
+//!   not disturb them; the flood itself gets at most `OVERFLOW_SLOTS` × the per-client rate in
+//!   total instead of a fresh budget per invented identity. That fails safe: it never allows more
+//!   than the cap implies, and it costs fixed memory (the cap plus 256 cells).
+//! - [`Limiter::shrink`] (called periodically by the server) drops clients whose bucket is full
+//!   again (governor's `retain_recent`) and releases the freed capacity, so the cap only bites
+//!   during a flood.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::{NotUntil, RateLimiter};
+use sha2::{Digest, Sha256};
+
+/// Shared buckets for clients that arrive while the store is full (one per value of a key byte).
+pub const OVERFLOW_SLOTS: usize = 256;
+
+/// A budget: `amount` per `period`, with a burst of `burst` (default: `amount`).
+///
+/// Written `<amount>/<unit>[:burst=<n>]`, unit `s`, `min` or `h` (also `sec`, `second`, `minute`,
+/// `hour`): `100/s`, `6000/min`, `50000/min`, `10/h`, `100/s:burst=200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Units allowed per `period`.
+    pub amount: NonZeroU32,
+    /// 1 s, 1 min or 1 h.
+    pub period: Duration,
+    /// Bucket size; `None` means `amount`.
+    pub burst: Option<NonZeroU32>,
+}
+
+/// Why a rate could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// The text does not follow the syntax.
+    #[error(
+        "invalid rate {0:?}: expected <amount>/<unit>[:burst=<n>] with a positive amount and unit s, min or h (e.g. 100/s, 6000/min, 10/h, 100/s:burst=200)"
+    )]
+    Syntax(String),
+    /// More than one unit per nanosecond, or a burst whose refill time does not fit governor's clock.
+    #[error(
+        "rate {0:?} is out of range: at most one unit per nanosecond, and burst × interval under 290 years"
+    )]
+    OutOfRange(String),
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let syntax = || RateError::Syntax(text.to_owned());
+        let trimmed = text.trim();
+        let (rate, burst) = match trimmed.split_once(':') {
+            Some((rate, options)) => {
+                let (name, value) = options.split_once('=').ok_or_else(syntax)?;
+                if name.trim() != "burst" {
+                    return Err(syntax());
+                }
+                (
+                    rate,
+                    Some(value.trim().parse::<NonZeroU32>().map_err(|_| syntax())?),
+                )
+            }
+            None => (trimmed, None),
+        };
+        let (amount, unit) = rate.split_once('/').ok_or_else(syntax)?;
+        let amount = amount.trim().parse::<NonZeroU32>().map_err(|_| syntax())?;
+        let period = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(syntax()),
+        };
+        let parsed = Rate {
+            amount,
+            period,
+            burst,
+        };
+        parsed
+            .quota()
+            .map_err(|_| RateError::OutOfRange(text.to_owned()))?;
+        Ok(parsed)
+    }
+}
+
+impl Rate {
+    fn quota(&self) -> Result<governor::Quota, RateError> {
+        let out_of_range = || RateError::OutOfRange(format!("{self:?}"));
+        let interval = self.period / self.amount.get();
+        let burst = self.burst.unwrap_or(self.amount);
+        // governor multiplies interval × burst in u64 nanoseconds; keep a factor 2 of headroom.
+        if interval.as_nanos() * u128::from(burst.get()) > u128::from(u64::MAX / 2) {
+            return Err(out_of_range());
+        }
+        governor::Quota::with_period(interval)
+            .map(|quota| quota.allow_burst(burst))
+            .ok_or_else(out_of_range)
+    }
+}
+
+/// A client identity: 16 bytes of SHA-256, so that raw API keys and addresses are never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey([u8; 16]);
+
+impl ClientKey {
+    /// The key of a client that sent an API key (the header value, as sent).
+    pub fn from_api_key(api_key: &str) -> Self {
+        Self::digest(b"api-key", api_key.as_bytes())
+    }
+
+    /// The key of a client known by address: IPv4 as is, IPv6 by its /64 prefix (IPv4-mapped IPv6
+    /// counts as IPv4).
+    pub fn from_ip(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self::digest(b"ipv4", &v4.octets()),
+            IpAddr::V6(v6) => {
+                let prefix = v6.to_bits() >> 64;
+                Self::digest(b"ipv6/64", &prefix.to_be_bytes())
+            }
+        }
+    }
+
+    /// 12 hex characters, for logs.
+    pub fn short_hex(&self) -> String {
+        let [a, b, c, d, e, f, ..] = self.0;
+        hex::encode([a, b, c, d, e, f])
+    }
+
+    fn digest(domain: &[u8], identity: &[u8]) -> Self {
+        let hash = Sha256::new()
+            .chain_update(domain)
+            .chain_update([0])
+            .chain_update(identity)
+            .finalize();
+        let mut key = [0; 16];
+        for (dst, src) in key.iter_mut().zip(hash.iter()) {
+            *dst = *src;
+        }
+        Self(key)
+    }
+
+    fn overflow_slot(&self) -> usize {
+        let [first, ..] = self.0;
+        usize::from(first)
+    }
+}
+
+/// RateLimit-* header values: the bucket size, what is left, and when it is full again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// `RateLimit-Limit`: the bucket size.
+    pub limit: u32,
+    /// `RateLimit-Remaining`: units still available now.
+    pub remaining: u32,
+    /// `RateLimit-Reset`: time until the bucket is full again.
+    pub reset: Duration,
+}
+
+/// The answer to one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// No budget of this kind is configured: no headers to send.
+    Unlimited,
+    /// Within budget.
+    Allowed(Quota),
+    /// Over budget: answer 429 with `Retry-After` = `retry_after` rounded up to seconds.
+    Limited { retry_after: Duration, quota: Quota },
+}
+
+type Keyed<C> = RateLimiter<ClientKey, CappedStore, C, StateInformationMiddleware>;
+
+/// One budget: governor's limiter and the quota it was built with (governor does not give it back
+/// without a check).
+#[derive(Debug)]
+struct Budget<C: Clock> {
+    limiter: Keyed<C>,
+    quota: governor::Quota,
+}
+
+/// The request and cost budgets of every client.
+#[derive(Debug)]
+pub struct Limiter<C: Clock = DefaultClock> {
+    requests: Option<Budget<C>>,
+    cost: Option<Budget<C>>,
+}
+
+impl Limiter {
+    /// Budgets on the real clock; `None` disables that budget. `max_tracked_keys` applies to each.
+    pub fn new(
+        requests: Option<Rate>,
+        cost: Option<Rate>,
+        max_tracked_keys: usize,
+    ) -> Result<Self, RateError> {
+        Self::with_clock(requests, cost, max_tracked_keys, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Limiter<C> {
+    /// Like [`Limiter::new`] on a given clock (tests use governor's `FakeRelativeClock`).
+    pub fn with_clock(
+        requests: Option<Rate>,
+        cost: Option<Rate>,
+        max_tracked_keys: usize,
+        clock: C,
+    ) -> Result<Self, RateError> {
+        let build = |rate: Option<Rate>| -> Result<Option<Budget<C>>, RateError> {
+            rate.map(|rate| {
+                let quota = rate.quota()?;
+                Ok(Budget {
+                    limiter: RateLimiter::new(
+                        quota,
+                        CappedStore::new(max_tracked_keys),
+                        clock.clone(),
+                    ),
+                    quota,
+                })
+            })
+            .transpose()
+        };
+        Ok(Self {
+            requests: build(requests)?,
+            cost: build(cost)?,
+        })
+    }
+
+    /// Counts one request of `key`.
+    pub fn check_request(&self, key: &ClientKey) -> Decision {
+        let Some(budget) = &self.requests else {
+            return Decision::Unlimited;
+        };
+        decide(&budget.limiter, budget.limiter.check_key(key), 1)
+    }
+
+    /// Consumes `points` of `key`'s cost budget (all or nothing; above `u32::MAX` counts as
+    /// `u32::MAX`). Zero points consume nothing and are allowed without looking at the bucket
+    /// (governor cannot be asked without consuming), so their `remaining` is just the bucket size:
+    /// send no cost headers for them. More points than the bucket holds can never pass; they are
+    /// limited with the time a full refill takes, and the operation's static cost limit is what
+    /// should refuse them first.
+    pub fn check_cost(&self, key: &ClientKey, points: u64) -> Decision {
+        let Some(budget) = &self.cost else {
+            return Decision::Unlimited;
+        };
+        let limit = budget.quota.burst_size().get();
+        let points = u32::try_from(points).unwrap_or(u32::MAX);
+        let Some(n) = NonZeroU32::new(points) else {
+            return Decision::Allowed(Quota {
+                limit,
+                remaining: limit,
+                reset: Duration::ZERO,
+            });
+        };
+        match budget.limiter.check_key_n(key, n) {
+            Ok(outcome) => decide(&budget.limiter, outcome, points),
+            Err(_insufficient) => {
+                let refill = budget.quota.burst_size_replenished_in();
+                Decision::Limited {
+                    retry_after: refill,
+                    quota: Quota {
+                        limit,
+                        remaining: 0,
+                        reset: refill,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Clients currently tracked, both budgets together.
+    pub fn tracked_keys(&self) -> usize {
+        [&self.requests, &self.cost]
+            .into_iter()
+            .flatten()
+            .map(|budget| budget.limiter.len())
+            .sum()
+    }
+
+    /// Forgets clients whose buckets are full again and releases the memory.
+    pub fn shrink(&self) {
+        for budget in [&self.requests, &self.cost].into_iter().flatten() {
+            budget.limiter.retain_recent();
+            budget.limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn decide<C: Clock>(
+    limiter: &Keyed<C>,
+    outcome: Result<StateSnapshot, NotUntil<C::Instant>>,
+    needed: u32,
+) -> Decision {
+    match outcome {
+        Ok(snapshot) => {
+            let quota = snapshot.quota();
+            let limit = quota.burst_size().get();
+            let remaining = snapshot.remaining_burst_capacity();
+            Decision::Allowed(Quota {
+                limit,
+                remaining,
+                reset: quota
+                    .replenish_interval()
+                    .saturating_mul(limit.saturating_sub(remaining)),
+            })
+        }
+        Err(not_until) => {
+            let quota = not_until.quota();
+            let limit = quota.burst_size().get();
+            let retry_after = not_until.wait_time_from(limiter.clock().now());
+            Decision::Limited {
+                retry_after,
+                quota: Quota {
+                    limit,
+                    remaining: 0,
+                    reset: retry_after.saturating_add(
+                        quota
+                            .replenish_interval()
+                            .saturating_mul(limit.saturating_sub(needed)),
+                    ),
+                },
+            }
+        }
+    }
+}
+
+/// governor state store with a cap on tracked keys and shared overflow buckets.
+#[derive(Debug)]
+struct CappedStore {
+    tracked: RwLock<HashMap<ClientKey, AtomicU64>>,
+    overflow: [AtomicU64; OVERFLOW_SLOTS],
+    max_tracked_keys: usize,
+}
+
+impl CappedStore {
+    fn new(max_tracked_keys: usize) -> Self {
+        Self {
+            tracked: RwLock::new(HashMap::new()),
+            overflow: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_tracked_keys,
+        }
+    }
+}
+
+impl StateStore for CappedStore {
+    type Key = ClientKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // Known clients only take the shared lock; the exclusive one is for arrivals.
+        {
+            let tracked = self.tracked.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cell) = tracked.get(key) {
+                return measure_and_replace(cell, f);
+            }
+        }
+        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
+        if tracked.len() < self.max_tracked_keys || tracked.contains_key(key) {
+            let cell = tracked.entry(*key).or_insert_with(|| AtomicU64::new(0));
+            return measure_and_replace(cell, f);
+        }
+        drop(tracked);
+        // `overflow_slot` is a byte and there are 256 cells, so `get` always finds one.
+        let [first, ..] = &self.overflow;
+        let cell = self.overflow.get(key.overflow_slot()).unwrap_or(first);
+        measure_and_replace(cell, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<ClientKey> for CappedStore {
+    fn retain_recent(&self, drop_below: Nanos) {
+        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
+        tracked.retain(|_, cell| cell.load(Ordering::Relaxed) > drop_below.as_u64());
+    }
+
+    fn shrink_to_fit(&self) {
+        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
+        tracked.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.tracked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The compare-and-swap loop of governor's own `InMemoryState` (0 means "never seen").
+fn measure_and_replace<T, F, E>(cell: &AtomicU64, f: F) -> Result<T, E>
+where
+    F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+{
+    let mut previous = cell.load(Ordering::Acquire);
+    loop {
+        let state = (previous != 0).then(|| Nanos::new(previous));
+        let (result, next) = f(state)?;
+        match cell.compare_exchange_weak(
+            previous,
+            next.as_u64(),
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Ok(result),
+            Err(current) => previous = current,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use governor::clock::FakeRelativeClock;
+
+use super::*;
+
+fn rate(text: &str) -> Rate {
+    text.parse().expect("valid rate")
+}
+
+fn limiter(
+    requests: Option<&str>,
+    cost: Option<&str>,
+    cap: usize,
+) -> (Limiter<FakeRelativeClock>, FakeRelativeClock) {
+    let clock = FakeRelativeClock::default();
+    let limiter = Limiter::with_clock(requests.map(rate), cost.map(rate), cap, clock.clone())
+        .expect("valid budgets");
+    (limiter, clock)
+}
+
+#[test]
+fn parses_the_documented_rate_forms() {
+    let nz = |n: u32| NonZeroU32::new(n).expect("non-zero");
+    let cases = [
+        ("100/s", 100, 1, None),
+        ("6000/min", 6000, 60, None),
+        ("50000/min", 50000, 60, None),
+        ("10/h", 10, 3600, None),
+        ("100/s:burst=200", 100, 1, Some(200)),
+        (" 5 / minute : burst = 7 ", 5, 60, Some(7)),
+        ("1/hour", 1, 3600, None),
+    ];
+    for (text, amount, secs, burst) in cases {
+        assert_eq!(
+            text.parse::<Rate>(),
+            Ok(Rate {
+                amount: nz(amount),
+                period: Duration::from_secs(secs),
+                burst: burst.map(nz),
+            }),
+            "text={text:?}"
+        );
+    }
+}
+
+#[test]
+fn rejects_malformed_rates_with_the_accepted_forms() {
+    for text in [
+        "",
+        "100",
+        "0/s",
+        "-1/s",
+        "100/ms",
+        "100/m",
+        "100/day",
+        "1.5/s",
+        "100/s:burst=0",
+        "100/s:bust=2",
+        "100/s:burst=",
+        "x/s",
+        "100//s",
+    ] {
+        let err = text.parse::<Rate>().expect_err(text);
+        assert!(
+            err.to_string().contains("100/s:burst=200"),
+            "text={text:?} err={err}"
+        );
+    }
+    assert!(matches!(
+        "4000000000/s".parse::<Rate>(),
+        Err(RateError::OutOfRange(_))
+    ));
+    assert!(matches!(
+        "1/h:burst=4000000000".parse::<Rate>(),
+        Err(RateError::OutOfRange(_))
+    ));
+}
+
+#[test]
+fn the_request_over_the_budget_is_limited_until_retry_after_passes() {
+    let (limiter, clock) = limiter(Some("3/s"), None, 100);
+    let alice = ClientKey::from_api_key("alice");
+    for expected_remaining in [2, 1, 0] {
+        match limiter.check_request(&alice) {
+            Decision::Allowed(quota) => {
+                assert_eq!(quota.limit, 3);
+                assert_eq!(quota.remaining, expected_remaining);
+            }
+            other => panic!("expected allowed, got {other:?}"),
+        }
+    }
+    let Decision::Limited { retry_after, quota } = limiter.check_request(&alice) else {
+        panic!("fourth request in the second must be limited");
+    };
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_millis(334));
+    assert_eq!(quota.remaining, 0);
+    assert!(quota.reset >= retry_after);
+
+    let bob = ClientKey::from_api_key("bob");
+    assert!(matches!(limiter.check_request(&bob), Decision::Allowed(_)));
+
+    clock.advance(retry_after);
+    assert!(matches!(
+        limiter.check_request(&alice),
+        Decision::Allowed(_)
+    ));
+    assert!(matches!(
+        limiter.check_request(&alice),
+        Decision::Limited { .. }
+    ));
+}
+
+#[test]
+fn two_expensive_operations_exhaust_the_cost_budget_while_another_clients_cheap_ones_pass() {
+    let (limiter, clock) = limiter(None, Some("1000/min"), 100);
+    let heavy = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    let light = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    assert!(matches!(limiter.check_cost(&heavy, 600), Decision::Allowed(q) if q.remaining == 400));
+    let Decision::Limited { retry_after, .. } = limiter.check_cost(&heavy, 600) else {
+        panic!("second expensive operation must be limited");
+    };
+    // 200 more points are needed at 1000 per minute: 12 seconds.
+    assert_eq!(retry_after, Duration::from_secs(12));
+    for _ in 0..50 {
+        assert!(matches!(
+            limiter.check_cost(&light, 10),
+            Decision::Allowed(_)
+        ));
+    }
+    clock.advance(retry_after);
+    assert!(matches!(
+        limiter.check_cost(&heavy, 600),
+        Decision::Allowed(_)
+    ));
+}
+
+#[test]
+fn cost_edge_cases_are_answered_without_panicking() {
+    let (limiter, _clock) = limiter(Some("10/s"), Some("100/s"), 100);
+    let key = ClientKey::from_api_key("k");
+    assert!(matches!(
+        limiter.check_cost(&key, 0),
+        Decision::Allowed(Quota {
+            limit: 100,
+            remaining: 100,
+            ..
+        })
+    ));
+    let Decision::Limited { retry_after, quota } = limiter.check_cost(&key, u64::MAX) else {
+        panic!("more than the bucket can never pass");
+    };
+    assert_eq!(retry_after, Duration::from_secs(1));
+    assert_eq!(quota.limit, 100);
+    let (unlimited, _clock) = limiter_without_budgets();
+    assert_eq!(unlimited.check_request(&key), Decision::Unlimited);
+    assert_eq!(unlimited.check_cost(&key, 5), Decision::Unlimited);
+}
+
+fn limiter_without_budgets() -> (Limiter<FakeRelativeClock>, FakeRelativeClock) {
+    limiter(None, None, 1)
+}
+
+#[test]
+fn ipv6_rotation_inside_a_64_is_one_client() {
+    let base = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, 0));
+    let first = ClientKey::from_ip(IpAddr::V6(Ipv6Addr::from(base + 1)));
+    for host in [2_u128, 0xffff, u128::from(u64::MAX)] {
+        assert_eq!(
+            ClientKey::from_ip(IpAddr::V6(Ipv6Addr::from(base + host))),
+            first
+        );
+    }
+    let next_net = ClientKey::from_ip(IpAddr::V6(Ipv6Addr::from(base + (1 << 64))));
+    assert_ne!(next_net, first);
+    let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+    assert_eq!(
+        ClientKey::from_ip(mapped),
+        ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+    );
+    assert_ne!(
+        ClientKey::from_api_key("192.0.2.1"),
+        ClientKey::from_ip(mapped)
+    );
+    assert_eq!(first.short_hex().len(), 12);
+}
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bucket() {
+    const CAP: usize = 10_000;
+    let (limiter, clock) = limiter(Some("2/s"), None, CAP);
+    let regular = ClientKey::from_api_key("regular");
+    assert!(matches!(
+        limiter.check_request(&regular),
+        Decision::Allowed(_)
+    ));
+    let before = rss_bytes();
+    for i in 0..1_000_000_u128 {
+        // Keys as SHA-256 would make them, without paying for a million hashes in a debug build.
+        let key =
+            ClientKey((i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)).to_le_bytes());
+        let _ = limiter.check_request(&key);
+    }
+    assert!(
+        limiter.tracked_keys() <= CAP,
+        "tracked {}",
+        limiter.tracked_keys()
+    );
+    if let (Some(before), Some(after)) = (before, rss_bytes()) {
+        // 10k entries are well under a megabyte; allow noise from tests running alongside.
+        assert!(
+            after.saturating_sub(before) < 64 << 20,
+            "RSS grew {} bytes",
+            after - before
+        );
+    }
+    // The flood shares overflow buckets; the client tracked before it still has its own.
+    assert!(matches!(limiter.check_request(&regular), Decision::Allowed(q) if q.remaining == 0));
+    clock.advance(Duration::from_secs(5));
+    limiter.shrink();
+    assert_eq!(limiter.tracked_keys(), 0);
+    let newcomer = ClientKey::from_api_key("newcomer");
+    assert!(matches!(limiter.check_request(&newcomer), Decision::Allowed(q) if q.remaining == 1));
+}
