@@ -14,6 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::http::client::TrustedProxies;
+use crate::persisted;
 use crate::policy::{self, Mode, Rule};
 use crate::ratelimit::Rate;
 use crate::sanitise::{self, MaskMode};
@@ -71,6 +72,18 @@ pub const RATE_LIMIT_HEADERS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_HEADERS";
 pub const RATE_LIMIT_MAX_CLIENTS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_MAX_CLIENTS";
 pub const PROBE_LIMIT: &str = "GRAPHQL_FIREWALL_PROBE_LIMIT";
 pub const PROBE_COOLDOWN: &str = "GRAPHQL_FIREWALL_PROBE_COOLDOWN";
+pub const PERSISTED_QUERIES: &str = "GRAPHQL_FIREWALL_PERSISTED_QUERIES";
+pub const PERSISTED_QUERIES_DIR: &str = "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR";
+pub const PERSISTED_REQUIRE_ID: &str = "GRAPHQL_FIREWALL_PERSISTED_REQUIRE_ID";
+pub const PERSISTED_SKIP_LIMITS: &str = "GRAPHQL_FIREWALL_PERSISTED_SKIP_LIMITS";
+pub const PERSISTED_LIMIT_VIOLATIONS: &str = "GRAPHQL_FIREWALL_PERSISTED_LIMIT_VIOLATIONS";
+pub const PERSISTED_PASS_THROUGH: &str = "GRAPHQL_FIREWALL_PERSISTED_PASS_THROUGH";
+pub const PERSISTED_RELOAD_INTERVAL: &str = "GRAPHQL_FIREWALL_PERSISTED_RELOAD_INTERVAL";
+pub const APQ_CACHE_BYTES: &str = "GRAPHQL_FIREWALL_APQ_CACHE_BYTES";
+pub const APQ_TTL: &str = "GRAPHQL_FIREWALL_APQ_TTL";
+pub const TRUSTED_CLIENT_HEADER: &str = "GRAPHQL_FIREWALL_TRUSTED_CLIENT_HEADER";
+pub const TRUSTED_CLIENT_KEY_HASHES: &str = "GRAPHQL_FIREWALL_TRUSTED_CLIENT_KEY_HASHES";
+pub const TRUSTED_CLIENT_SKIP_LIMITS: &str = "GRAPHQL_FIREWALL_TRUSTED_CLIENT_SKIP_LIMITS";
 
 /// Every variable this build understands; anything else with the prefix is reported as unknown.
 pub const KNOWN: &[&str] = &[
@@ -124,6 +137,18 @@ pub const KNOWN: &[&str] = &[
     RATE_LIMIT_MAX_CLIENTS,
     PROBE_LIMIT,
     PROBE_COOLDOWN,
+    PERSISTED_QUERIES,
+    PERSISTED_QUERIES_DIR,
+    PERSISTED_REQUIRE_ID,
+    PERSISTED_SKIP_LIMITS,
+    PERSISTED_LIMIT_VIOLATIONS,
+    PERSISTED_PASS_THROUGH,
+    PERSISTED_RELOAD_INTERVAL,
+    APQ_CACHE_BYTES,
+    APQ_TTL,
+    TRUSTED_CLIENT_HEADER,
+    TRUSTED_CLIENT_KEY_HASHES,
+    TRUSTED_CLIENT_SKIP_LIMITS,
 ];
 
 /// Where variables come from: the process environment in production, a map in tests.
@@ -193,11 +218,13 @@ pub enum ConfigError {
     Unknown { names: Vec<String> },
 }
 
-/// How the process is being started: `demo` embeds its own upstream, so the URL is not required.
+/// How the process is being started: `demo` embeds its own upstream, and offline tools
+/// (`manifest check`) forward nothing, so neither requires the upstream URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     Serve,
     Demo,
+    Offline,
 }
 
 /// Log output format.
@@ -259,6 +286,38 @@ pub struct Config {
     pub sanitise: SanitiseConfig,
     /// Client identity and budgets.
     pub clients: ClientConfig,
+    /// Persisted queries and trusted clients.
+    pub persisted: PersistedConfig,
+}
+
+/// Persisted-query settings.
+#[derive(Debug, Clone)]
+pub struct PersistedConfig {
+    /// `PERSISTED_QUERIES` (`off`|`apq`|`audit`|`allowlist`, default off).
+    pub mode: persisted::Mode,
+    /// `PERSISTED_QUERIES_DIR`, default `persisted-queries/` (a missing default directory means no
+    /// manifest; a missing directory the operator named is an error).
+    pub dir: std::path::PathBuf,
+    /// True when `dir` was set explicitly.
+    pub dir_required: bool,
+    /// `PERSISTED_REQUIRE_ID` (off): in allowlist mode, refuse manifest documents sent as text.
+    pub require_id: bool,
+    /// `PERSISTED_SKIP_LIMITS` (on): manifest documents skip the document limits.
+    pub skip_limits: bool,
+    /// `PERSISTED_LIMIT_VIOLATIONS` (`error`|`warn`, default error): manifest entries breaking limits at load.
+    pub limit_violations_fatal: bool,
+    /// `PERSISTED_PASS_THROUGH` (off): keep `extensions.persistedQuery` / `documentId` for an APQ-aware upstream.
+    pub pass_through: bool,
+    /// `PERSISTED_RELOAD_INTERVAL` (5s, or `off`): how often the manifest directory is checked for changes.
+    pub reload_interval: Option<Duration>,
+    /// `APQ_CACHE_BYTES` (16 MiB) and `APQ_TTL` (24h).
+    pub apq_cache_bytes: u64,
+    pub apq_ttl: Duration,
+    /// `TRUSTED_CLIENT_HEADER` and `TRUSTED_CLIENT_KEY_HASHES` (SHA-256 hex of each accepted key).
+    pub trusted_client_header: Option<String>,
+    pub trusted_client_key_hashes: Vec<[u8; 32]>,
+    /// `TRUSTED_CLIENT_SKIP_LIMITS` (off): trusted clients skip the document limits too.
+    pub trusted_client_skip_limits: bool,
 }
 
 /// Response hardening settings.
@@ -350,6 +409,11 @@ impl Config {
                 })?,
             // The demo replaces this with its embedded backend's address once that is bound.
             Profile::Demo => Url::parse("http://127.0.0.1:0/graphql").expect("static URL parses"),
+            Profile::Offline => read
+                .optional(UPSTREAM_URL, parse_upstream_url)?
+                .unwrap_or_else(|| {
+                    Url::parse("http://127.0.0.1:0/graphql").expect("static URL parses")
+                }),
         };
         Ok(Config {
             listen: read.or(LISTEN, "127.0.0.1:8080".parse().expect("static"), |v| {
@@ -468,6 +532,7 @@ impl Config {
                 probe_limit: read.or(PROBE_LIMIT, Some(10), parse_small_limit)?,
                 probe_cooldown: read.or(PROBE_COOLDOWN, Duration::from_secs(60), parse_duration)?,
             },
+            persisted: read_persisted(&read)?,
             schema: match read.optional(SCHEMA, |v| Ok(std::path::PathBuf::from(v)))? {
                 Some(path) => Some(SchemaSource::Path(path)),
                 None if profile == Profile::Demo => Some(SchemaSource::Demo),
@@ -475,6 +540,78 @@ impl Config {
             },
         })
     }
+}
+
+fn read_persisted(read: &Reader<'_>) -> Result<PersistedConfig, ConfigError> {
+    let dir = read.optional(PERSISTED_QUERIES_DIR, |v| Ok(std::path::PathBuf::from(v)))?;
+    let trusted_client_header = read.optional(TRUSTED_CLIENT_HEADER, |v| {
+        parse_header_names(v).and_then(|names| match names.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err("one HTTP header name such as x-firewall-key".to_owned()),
+        })
+    })?;
+    let trusted_client_key_hashes = read.or(TRUSTED_CLIENT_KEY_HASHES, Vec::new(), |v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(h.strip_prefix("sha256:").unwrap_or(h), &mut hash)
+                    .map(|()| hash)
+                    .map_err(|_| "a comma-separated list of SHA-256 hashes (64 hex digits) of the accepted keys, e.g. from `printf %s KEY | sha256sum`".to_owned())
+            })
+            .collect()
+    })?;
+    if trusted_client_header.is_some() == trusted_client_key_hashes.is_empty() {
+        return Err(ConfigError::Missing {
+            name: if trusted_client_header.is_some() {
+                TRUSTED_CLIENT_KEY_HASHES
+            } else {
+                TRUSTED_CLIENT_HEADER
+            }
+            .to_owned(),
+            accepted: format!(
+                "{TRUSTED_CLIENT_HEADER} and {TRUSTED_CLIENT_KEY_HASHES} are set together"
+            ),
+        });
+    }
+    Ok(PersistedConfig {
+        mode: read.or(PERSISTED_QUERIES, persisted::Mode::Off, |v| match v {
+            "off" => Ok(persisted::Mode::Off),
+            "apq" => Ok(persisted::Mode::Apq),
+            "audit" => Ok(persisted::Mode::Audit),
+            "allowlist" => Ok(persisted::Mode::Allowlist),
+            _ => Err("off, apq, audit or allowlist".to_owned()),
+        })?,
+        dir_required: dir.is_some(),
+        dir: dir.unwrap_or_else(|| std::path::PathBuf::from("persisted-queries")),
+        require_id: read.or(PERSISTED_REQUIRE_ID, false, parse_switch)?,
+        skip_limits: read.or(PERSISTED_SKIP_LIMITS, true, parse_switch)?,
+        limit_violations_fatal: read.or(PERSISTED_LIMIT_VIOLATIONS, true, |v| match v {
+            "error" => Ok(true),
+            "warn" => Ok(false),
+            _ => Err("error or warn".to_owned()),
+        })?,
+        pass_through: read.or(PERSISTED_PASS_THROUGH, false, parse_switch)?,
+        reload_interval: read.or(
+            PERSISTED_RELOAD_INTERVAL,
+            Some(Duration::from_secs(5)),
+            |v| {
+                if v.eq_ignore_ascii_case("off") {
+                    Ok(None)
+                } else {
+                    parse_duration(v).map(Some)
+                }
+            },
+        )?,
+        apq_cache_bytes: read.or(APQ_CACHE_BYTES, 16 << 20, |v| {
+            parse_size(v).map(|n| n as u64)
+        })?,
+        apq_ttl: read.or(APQ_TTL, Duration::from_secs(24 * 3600), parse_duration)?,
+        trusted_client_header,
+        trusted_client_key_hashes,
+        trusted_client_skip_limits: read.or(TRUSTED_CLIENT_SKIP_LIMITS, false, parse_switch)?,
+    })
 }
 
 fn read_limits(read: &Reader<'_>) -> Result<policy::Limits, ConfigError> {

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::dbg_macro, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod allowlist;
 pub mod analysis;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
 pub mod sanitise;
@@ -39,10 +41,17 @@ pub enum BuildError {
     Schema { path: String, reason: String },
     #[error("rate limits: {0}")]
     Rate(#[from] ratelimit::RateError),
+    #[error("persisted queries: {0}")]
+    Persisted(#[from] persisted::StoreError),
 }
 
 /// Builds the firewall's router from a validated configuration; `main` and every test use it.
 pub fn build_app(config: &Config) -> Result<Router, BuildError> {
+    let analysis = analysis_settings(config)?;
+    let manifests = manifest_source(config, &analysis);
+    let loaded = manifests.load()?;
+    allowlist::log_warnings(&loaded.warnings);
+    let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let upstream = upstream::Upstream::new(&upstream::Settings {
         url: config.upstream.url.clone(),
         timeout: config.upstream.timeout,
@@ -80,12 +89,35 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
             probe_cooldown: config.clients.probe_cooldown,
             modes: config.modes.clone(),
         })?,
-        inspector: http::inspect::Inspector::new(http::inspect::Settings {
-            analysis: analysis_settings(config)?,
-            limits: config.limits.clone(),
-            modes: config.modes.clone(),
-            cache_bytes: config.analysis_cache_bytes,
-        }),
+        inspector: http::inspect::Inspector::new(
+            http::inspect::Settings {
+                analysis,
+                limits: config.limits.clone(),
+                modes: config.modes.clone(),
+                cache_bytes: config.analysis_cache_bytes,
+                persisted: http::inspect::PersistedSettings {
+                    mode: config.persisted.mode,
+                    require_id: config.persisted.require_id,
+                    skip_limits: config.persisted.skip_limits,
+                    trusted_client_skip_limits: config.persisted.trusted_client_skip_limits,
+                    apq_cache_bytes: config.persisted.apq_cache_bytes,
+                    apq_ttl: config.persisted.apq_ttl,
+                },
+            },
+            registry.clone(),
+        ),
+        trusted: config
+            .persisted
+            .trusted_client_header
+            .as_deref()
+            .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok())
+            .map(|header| {
+                http::trusted::TrustedClients::new(
+                    header,
+                    config.persisted.trusted_client_key_hashes.clone(),
+                )
+            }),
+        pass_through: config.persisted.pass_through,
         upstream,
         harden: http::harden::Settings {
             rules: config.sanitise.rules.clone(),
@@ -93,6 +125,13 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
         },
     });
     spawn_housekeeping(&firewall);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(allowlist::watch(
+            manifests,
+            Arc::downgrade(&registry),
+            config.persisted.reload_interval,
+        ));
+    }
     Ok(Router::new()
         .route(&config.path, any(http::graphql))
         .route("/healthz", get(http::healthz))
@@ -125,9 +164,21 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
     });
 }
 
+/// Where the allowlist comes from and how its documents are judged.
+pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> allowlist::Source {
+    allowlist::Source {
+        dir: config.persisted.dir.clone(),
+        dir_required: config.persisted.dir_required,
+        analysis: analysis.clone(),
+        limits: config.limits.clone(),
+        modes: config.modes.clone(),
+        limit_violations_fatal: config.persisted.limit_violations_fatal,
+    }
+}
+
 /// The analyser's settings: parse-time limits are passed only for enforced rules (a monitored rule
 /// must measure, not stop the parse), plus cost weights and the schema.
-fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
+pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
     let enforced = |rule: policy::Rule| config.modes.of(rule) == policy::Mode::Enforce;
     let schema = match &config.schema {
         None => None,

@@ -1,6 +1,7 @@
 //! The `graphql-firewall` command: `serve` (default) runs the firewall, `demo` runs it in front of
 //! the embedded demo backend. The only place that prints to the terminal and chooses exit codes.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,26 @@ enum Command {
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
     Demo,
+    /// Build or check persisted-query manifests.
+    Manifest {
+        #[command(subcommand)]
+        action: ManifestCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ManifestCommand {
+    /// Split the .graphql/.gql files under DIR into operations (each with the fragments it uses)
+    /// and write an Apollo persisted-query manifest with SHA-256 ids.
+    Build {
+        dir: PathBuf,
+        /// Write to FILE instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Verify manifests (ids, duplicates, syntax) and print each operation's metrics under the
+    /// limits of the current environment; exits 1 if any operation breaks an enforced limit.
+    Check { path: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -31,6 +52,12 @@ fn main() -> ExitCode {
     let profile = match command {
         Command::Serve => Profile::Serve,
         Command::Demo => Profile::Demo,
+        Command::Manifest {
+            action: ManifestCommand::Build { dir, out },
+        } => return build_manifest(&dir, out.as_deref()),
+        Command::Manifest {
+            action: ManifestCommand::Check { .. },
+        } => Profile::Offline,
     };
     // Load configuration from the environment before anything binds.
     let config = match Config::from_source(&Env, profile) {
@@ -41,6 +68,12 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
+    if let Command::Manifest {
+        action: ManifestCommand::Check { path },
+    } = &command
+    {
+        return check_manifest(&config, path);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,6 +119,80 @@ async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::er
     graphql_firewall::serve(listener, app, shutdown_signal(), config.shutdown_timeout).await?;
     tracing::info!("graphql-firewall stopped");
     Ok(())
+}
+
+fn build_manifest(dir: &std::path::Path, out: Option<&std::path::Path>) -> ExitCode {
+    use graphql_firewall::persisted::build;
+    let manifest = build::collect_sources(dir).and_then(|sources| build::build_manifest(&sources));
+    let manifest = match manifest {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            eprintln!("graphql-firewall manifest build: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match out {
+        None => print!("{manifest}"),
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, manifest) {
+                eprintln!(
+                    "graphql-firewall manifest build: {}: {error}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn check_manifest(config: &Config, path: &std::path::Path) -> ExitCode {
+    let analysis = match graphql_firewall::analysis_settings(config) {
+        Ok(analysis) => analysis,
+        Err(error) => {
+            eprintln!("graphql-firewall manifest check: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut source = graphql_firewall::manifest_source(config, &analysis);
+    source.limit_violations_fatal = false;
+    let loaded = match source.load_path(path) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("graphql-firewall manifest check: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{:<28} {:<12} {:<9} {:>5} {:>7} {:>5} {:>10} {:>6} {:>7}",
+        "operation", "id", "type", "depth", "aliases", "roots", "directives", "tokens", "cost"
+    );
+    for trusted in loaded.manifest.sorted() {
+        for operation in trusted.document.operations() {
+            let metrics = operation.metrics();
+            println!(
+                "{:<28} {:<12} {:<9} {:>5} {:>7} {:>5} {:>10} {:>6} {:>7}",
+                operation.name().unwrap_or("(anonymous)"),
+                hex::encode(trusted.hash.get(..6).unwrap_or_default()),
+                format!("{:?}", operation.kind()).to_lowercase(),
+                metrics.depth,
+                metrics.aliases,
+                metrics.root_fields,
+                metrics.directives,
+                trusted.document.tokens(),
+                operation.cost(None),
+            );
+        }
+    }
+    println!("{} document(s) verified", loaded.manifest.len());
+    if loaded.warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for warning in &loaded.warnings {
+            eprintln!("limit broken: {warning}");
+        }
+        ExitCode::FAILURE
+    }
 }
 
 fn init_tracing(config: &Config) {

@@ -34,6 +34,7 @@ pub const PATH: &str = "/graphql";
 pub struct Observed {
     requests: AtomicU64,
     last_headers: Mutex<Option<HeaderMap>>,
+    last_request: Mutex<Option<(Option<String>, Bytes)>>,
 }
 
 impl Observed {
@@ -45,6 +46,11 @@ impl Observed {
     /// Headers of the most recent request.
     pub fn last_headers(&self) -> Option<HeaderMap> {
         self.last_headers.lock().ok().and_then(|h| h.clone())
+    }
+
+    /// URL query string and body of the most recent request.
+    pub fn last_request(&self) -> Option<(Option<String>, Bytes)> {
+        self.last_request.lock().ok().and_then(|r| r.clone())
     }
 }
 
@@ -113,5 +119,13 @@ async fn record(State(observed): State<Arc<Observed>>, request: Request, next: N
     if let Ok(mut last) = observed.last_headers.lock() {
         *last = Some(request.headers().clone());
     }
-    next.run(request).await
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    if let Ok(mut last) = observed.last_request.lock() {
+        *last = Some((parts.uri.query().map(str::to_owned), bytes.clone()));
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }

@@ -22,6 +22,63 @@ pub struct GraphqlRequest {
     pub document_id: Option<String>,
 }
 
+impl GraphqlRequest {
+    /// `extensions.persistedQuery`, the Automatic Persisted Queries member.
+    pub fn persisted_query(&self) -> Option<&Value> {
+        self.extensions.as_ref()?.get("persistedQuery")
+    }
+
+    /// The request as a JSON object (what is forwarded when the firewall had to rewrite it).
+    fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        let members = [
+            ("query", self.query.clone().map(Value::String)),
+            (
+                "operationName",
+                self.operation_name.clone().map(Value::String),
+            ),
+            ("variables", self.variables.clone().map(Value::Object)),
+            (
+                "extensions",
+                self.extensions
+                    .clone()
+                    .filter(|e| !e.is_empty())
+                    .map(Value::Object),
+            ),
+            ("documentId", self.document_id.clone().map(Value::String)),
+        ];
+        for (key, value) in members {
+            if let Some(value) = value {
+                object.insert(key.to_owned(), value);
+            }
+        }
+        Value::Object(object)
+    }
+}
+
+/// Encodes requests as a POST body: one object, or an array for a batch.
+pub fn encode_body(requests: &[GraphqlRequest], batch: bool) -> Vec<u8> {
+    let value = match (batch, requests) {
+        (false, [one]) => one.to_json(),
+        _ => Value::Array(requests.iter().map(GraphqlRequest::to_json).collect()),
+    };
+    value.to_string().into_bytes()
+}
+
+/// Encodes a request as a GET query string (the JSON members JSON-encoded).
+pub fn encode_query_string(request: &GraphqlRequest) -> String {
+    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+    if let Value::Object(members) = request.to_json() {
+        for (key, value) in members {
+            match value {
+                Value::String(text) => serializer.append_pair(&key, &text),
+                other => serializer.append_pair(&key, &other.to_string()),
+            };
+        }
+    }
+    serializer.finish()
+}
+
 /// Why a request is not a well-formed GraphQL-over-HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -41,7 +98,7 @@ pub enum DecodeError {
     Duplicate(&'static str),
     #[error("`{0}` is not valid JSON")]
     ParameterNotJson(&'static str),
-    #[error("a `query` is required")]
+    #[error("a `query` (or a persisted query id) is required")]
     MissingQuery,
 }
 
@@ -191,7 +248,10 @@ impl RawRequest {
             extensions: object_or_null(self.take(Member::Extensions), "extensions")?,
             document_id: string_or_null(self.take(Member::DocumentId), "documentId")?,
         };
-        if request.query.is_none() {
+        if request.query.is_none()
+            && request.document_id.is_none()
+            && request.persisted_query().is_none()
+        {
             return Err(DecodeError::MissingQuery);
         }
         Ok(request)
@@ -429,5 +489,37 @@ mod tests {
             Err(DecodeError::WrongType("variables", "an object or null"))
         );
         assert_eq!(decode_query_string(""), Err(DecodeError::MissingQuery));
+    }
+
+    #[test]
+    fn a_persisted_query_id_stands_in_for_the_query() {
+        let request =
+            one(r#"{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ab"}}}"#).unwrap();
+        assert!(request.persisted_query().is_some());
+        let request = one(r#"{"documentId":"sha256:ab"}"#).unwrap();
+        assert_eq!(request.document_id.as_deref(), Some("sha256:ab"));
+    }
+
+    #[test]
+    fn encoding_round_trips_through_decoding() {
+        let request = GraphqlRequest {
+            query: Some("query Q($n: Int) { a(n: $n) }".to_owned()),
+            operation_name: Some("Q".to_owned()),
+            variables: serde_json::json!({"n": 3}).as_object().cloned(),
+            extensions: None,
+            document_id: None,
+        };
+        let (decoded, batch) =
+            decode_body(&encode_body(std::slice::from_ref(&request), false), None).unwrap();
+        assert!(!batch);
+        assert_eq!(decoded, vec![request.clone()]);
+        let (decoded, batch) =
+            decode_body(&encode_body(std::slice::from_ref(&request), true), None).unwrap();
+        assert!(batch);
+        assert_eq!(decoded, vec![request.clone()]);
+        assert_eq!(
+            decode_query_string(&encode_query_string(&request)).unwrap(),
+            request
+        );
     }
 }

@@ -1,17 +1,22 @@
-//! The inspection stage: every operation of a request is analysed (through a cache keyed by the
-//! document's SHA-256), measured with its variables and judged by the policy before anything is
-//! forwarded.
+//! The inspection stage: every operation of a request is resolved (inline text, a manifest
+//! document, an APQ registration), analysed (manifest documents were analysed at load time; other
+//! text through a cache keyed by its SHA-256), measured with its variables and judged by the policy
+//! before anything is forwarded.
 //!
 //! # Threats
 //! A flood of requests repeating one hostile document must cost a hash and a lookup, not a parse:
 //! refused documents are cached too (negative cache). The cache is bounded by the analyses' own
-//! memory estimate, so a flood of *unique* documents evicts instead of growing.
+//! memory estimate, so a flood of *unique* documents evicts instead of growing. A hash sent with a
+//! text must be that text's hash (an APQ cache poisoned with another text would run it under the
+//! reviewed id), and in allowlist mode every form — POST or GET, `query`, `documentId` or
+//! `extensions.persistedQuery` — goes through the same manifest lookup.
 
 use std::sync::Arc;
 
 use moka::sync::Cache;
 
 use crate::analysis::{self, AnalysisError, Document, OperationKind};
+use crate::persisted::{self, ApqStore, DocumentHash, Registry};
 use crate::policy::{self, Mode, Violation};
 
 use super::Transport;
@@ -28,6 +33,18 @@ pub struct Settings {
     pub limits: policy::Limits,
     pub modes: policy::Modes,
     pub cache_bytes: u64,
+    pub persisted: PersistedSettings,
+}
+
+/// Persisted-query behaviour.
+#[derive(Debug, Clone)]
+pub struct PersistedSettings {
+    pub mode: persisted::Mode,
+    pub require_id: bool,
+    pub skip_limits: bool,
+    pub trusted_client_skip_limits: bool,
+    pub apq_cache_bytes: u64,
+    pub apq_ttl: std::time::Duration,
 }
 
 type Analysed = Arc<Result<Document, AnalysisError>>;
@@ -36,7 +53,28 @@ type Analysed = Arc<Result<Document, AnalysisError>>;
 pub struct Inspector {
     settings: Settings,
     cache: Cache<[u8; 32], Analysed>,
+    registry: Arc<Registry>,
+    apq: ApqStore,
+    /// Limits for manifest documents (document limits off when `PERSISTED_SKIP_LIMITS`).
+    persisted_limits: policy::Limits,
+    /// Limits for trusted clients (introspection allowed; depth at least 15 for the standard
+    /// introspection query, or document limits off with `TRUSTED_CLIENT_SKIP_LIMITS`).
+    trusted_client_limits: policy::Limits,
 }
+
+/// Where an operation's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    /// Inline text not in the manifest.
+    No,
+    /// A manifest document (by id or identical text).
+    Manifest,
+    /// An APQ registration.
+    Apq,
+}
+
+/// The depth the standard introspection query needs.
+const INTROSPECTION_DEPTH: u32 = 15;
 
 impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +89,9 @@ impl std::fmt::Debug for Inspector {
 #[derive(Debug, Clone)]
 pub struct OperationReport {
     pub hash: [u8; 32],
+    pub persisted: Persisted,
+    /// The text to forward when the client sent only an id.
+    pub resolved_text: Option<Arc<str>>,
     pub kind: Option<OperationKind>,
     pub metrics: analysis::Metrics,
     pub tokens: u32,
@@ -75,7 +116,27 @@ impl Inspection {
 }
 
 impl Inspector {
-    pub fn new(settings: Settings) -> Inspector {
+    pub fn new(settings: Settings, registry: Arc<Registry>) -> Inspector {
+        let apq = ApqStore::new(
+            settings.persisted.apq_cache_bytes,
+            settings.persisted.apq_ttl,
+        );
+        let persisted_limits = if settings.persisted.skip_limits {
+            without_document_limits(&settings.limits)
+        } else {
+            settings.limits.clone()
+        };
+        let trusted_client_limits = policy::Limits {
+            block_introspection: false,
+            ..if settings.persisted.trusted_client_skip_limits {
+                without_document_limits(&settings.limits)
+            } else {
+                policy::Limits {
+                    depth: settings.limits.depth.map(|d| d.max(INTROSPECTION_DEPTH)),
+                    ..settings.limits.clone()
+                }
+            }
+        };
         let cache = Cache::builder()
             .max_capacity(settings.cache_bytes)
             .weigher(|_key: &[u8; 32], value: &Analysed| {
@@ -86,7 +147,19 @@ impl Inspector {
                 u32::try_from(bytes.saturating_add(64)).unwrap_or(u32::MAX)
             })
             .build();
-        Inspector { settings, cache }
+        Inspector {
+            settings,
+            cache,
+            registry,
+            apq,
+            persisted_limits,
+            trusted_client_limits,
+        }
+    }
+
+    /// The manifest registry (reloaded by the server).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Inspects every member of a request; refuses the whole request when any member breaks an
@@ -96,13 +169,14 @@ impl Inspector {
         requests: &[GraphqlRequest],
         transport: Transport,
         batch: bool,
+        trusted_client: bool,
     ) -> Result<Inspection, Rejection> {
         let mut inspection = Inspection::default();
         let mut errors = Vec::new();
         let mut headers = axum::http::HeaderMap::new();
         let mut batch_cost: u64 = 0;
         for (index, request) in requests.iter().enumerate() {
-            match self.inspect_one(request, transport) {
+            match self.inspect_one(request, transport, trusted_client) {
                 Ok((report, violations)) => {
                     batch_cost = batch_cost.saturating_add(report.cost);
                     let mut enforced = violations.iter().filter(|v| v.mode == Mode::Enforce);
@@ -149,8 +223,8 @@ impl Inspector {
         &self,
         request: &GraphqlRequest,
         transport: Transport,
+        trusted_client: bool,
     ) -> Result<(OperationReport, Vec<Violation>), Rejection> {
-        let query = request.query.as_deref().unwrap_or_default();
         if let Some(name) = &request.operation_name
             && name.len() > MAX_OPERATION_NAME_BYTES
         {
@@ -159,11 +233,30 @@ impl Inspector {
                 format!("operationName is longer than {MAX_OPERATION_NAME_BYTES} bytes"),
             ));
         }
-        let hash = analysis::document_hash(query);
-        let analysed = self.cache.get_with(hash, || {
-            Arc::new(analysis::analyse(query, &self.settings.analysis))
-        });
-        let document = analysed.as_ref().as_ref().map_err(analysis_rejection)?;
+        let manifest = self.registry.current();
+        let resolved = self.resolve(request, &manifest)?;
+        let trusted_document = manifest.get(&resolved.hash);
+        let persisted = match (trusted_document, resolved.from_apq) {
+            (Some(_), _) => Persisted::Manifest,
+            (None, true) => Persisted::Apq,
+            (None, false) => Persisted::No,
+        };
+        self.enforce_allowlist(request, persisted, trusted_client, &resolved)?;
+        let analysed;
+        let document = match trusted_document {
+            Some(trusted) => &trusted.document,
+            None => {
+                let text = resolved
+                    .text
+                    .as_deref()
+                    .or(request.query.as_deref())
+                    .unwrap_or_default();
+                analysed = self.cache.get_with(resolved.hash, || {
+                    Arc::new(analysis::analyse(text, &self.settings.analysis))
+                });
+                analysed.as_ref().as_ref().map_err(analysis_rejection)?
+            }
+        };
         let operation = document
             .operation(request.operation_name.as_deref())
             .map_err(|e| analysis_rejection(&e))?;
@@ -175,11 +268,18 @@ impl Inspector {
         }
         let variables = request.variables.as_ref();
         let report = OperationReport {
-            hash,
+            hash: resolved.hash,
+            persisted,
+            resolved_text: resolved.text,
             kind: Some(operation.kind()),
             metrics: *operation.metrics(),
             tokens: document.tokens(),
             cost: operation.cost(variables),
+        };
+        let limits = match (trusted_client, persisted) {
+            (true, _) => &self.trusted_client_limits,
+            (false, Persisted::Manifest) => &self.persisted_limits,
+            (false, _) => &self.settings.limits,
         };
         let variable_metrics = analysis::measure_variables(variables);
         let violations = policy::check(
@@ -189,10 +289,165 @@ impl Inspector {
                 cost: report.cost,
                 variables: &variable_metrics,
             },
-            &self.settings.limits,
+            limits,
             &self.settings.modes,
         );
         Ok((report, violations))
+    }
+
+    /// Finds the operation's text and hash from `query`, `documentId` or `extensions.persistedQuery`.
+    fn resolve(
+        &self,
+        request: &GraphqlRequest,
+        manifest: &persisted::Manifest,
+    ) -> Result<Resolved, Rejection> {
+        let claimed = claimed_hash(request)?;
+        match (request.query.as_deref(), claimed) {
+            (Some(text), Some(claimed)) => {
+                let hash = persisted::hash_document(text);
+                if hash != claimed {
+                    return Err(Rejection::new(
+                        RejectCode::PersistedQueryHashMismatch,
+                        "the persisted query hash does not match the query text",
+                    ));
+                }
+                // Registration: the hash was just verified against the text, so the cache cannot be
+                // poisoned with a different document.
+                if self.settings.persisted.mode == persisted::Mode::Apq
+                    && manifest.get(&hash).is_none()
+                {
+                    let _ = self.apq.register(hash, text);
+                }
+                Ok(Resolved {
+                    hash,
+                    text: None,
+                    from_apq: false,
+                    by_id: true,
+                })
+            }
+            (Some(text), None) => Ok(Resolved {
+                hash: persisted::hash_document(text),
+                text: None,
+                from_apq: false,
+                by_id: false,
+            }),
+            (None, Some(hash)) => {
+                if let Some(trusted) = manifest.get(&hash) {
+                    return Ok(Resolved {
+                        hash,
+                        text: Some(trusted.body.clone()),
+                        from_apq: false,
+                        by_id: true,
+                    });
+                }
+                if self.settings.persisted.mode == persisted::Mode::Apq
+                    && let Some(text) = self.apq.get(&hash)
+                {
+                    return Ok(Resolved {
+                        hash,
+                        text: Some(text),
+                        from_apq: true,
+                        by_id: true,
+                    });
+                }
+                Err(self.unknown_id())
+            }
+            // A `documentId` that is not a SHA-256 id (Relay's MD5, say) cannot be in the manifest.
+            (None, None) => Err(self.unknown_id()),
+        }
+    }
+
+    fn unknown_id(&self) -> Rejection {
+        match self.settings.persisted.mode {
+            persisted::Mode::Allowlist => persisted_query_required(),
+            // The APQ protocol's answer, word for word: clients resend with the text.
+            _ => Rejection::new(RejectCode::PersistedQueryNotFound, "PersistedQueryNotFound"),
+        }
+    }
+
+    fn enforce_allowlist(
+        &self,
+        request: &GraphqlRequest,
+        persisted: Persisted,
+        trusted_client: bool,
+        resolved: &Resolved,
+    ) -> Result<(), Rejection> {
+        match self.settings.persisted.mode {
+            persisted::Mode::Allowlist if !trusted_client => {
+                if persisted != Persisted::Manifest
+                    || (self.settings.persisted.require_id && !resolved.by_id)
+                {
+                    return Err(persisted_query_required());
+                }
+                Ok(())
+            }
+            persisted::Mode::Audit if persisted != Persisted::Manifest => {
+                tracing::warn!(
+                    target: "graphql_firewall::persisted",
+                    hash = %hex::encode(resolved.hash),
+                    operation = request.operation_name.as_deref().map(super::reject::excerpt),
+                    "document not in the manifest (audit mode: forwarded)"
+                );
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The resolved text and identity of one operation.
+struct Resolved {
+    hash: DocumentHash,
+    /// The text, when it came from a manifest or the APQ cache rather than the request.
+    text: Option<Arc<str>>,
+    from_apq: bool,
+    /// The client named the document by id (not only by text).
+    by_id: bool,
+}
+
+/// The id a request names: `documentId`, else `extensions.persistedQuery.sha256Hash` (version 1).
+fn claimed_hash(request: &GraphqlRequest) -> Result<Option<DocumentHash>, Rejection> {
+    if let Some(id) = &request.document_id {
+        return Ok(persisted::parse_hash(id));
+    }
+    let Some(extension) = request.persisted_query() else {
+        return Ok(None);
+    };
+    let malformed = || {
+        Rejection::new(
+            RejectCode::InvalidRequest,
+            "extensions.persistedQuery must be {\"version\": 1, \"sha256Hash\": \"<64 hex digits>\"}",
+        )
+    };
+    if extension.get("version").and_then(serde_json::Value::as_u64) != Some(1) {
+        return Err(malformed());
+    }
+    let hash = extension
+        .get("sha256Hash")
+        .and_then(serde_json::Value::as_str)
+        .and_then(persisted::parse_hash)
+        .ok_or_else(malformed)?;
+    Ok(Some(hash))
+}
+
+fn persisted_query_required() -> Rejection {
+    Rejection::new(
+        RejectCode::PersistedQueryRequired,
+        "only persisted operations are allowed",
+    )
+}
+
+/// Limits with the document rules off (request-level rules — introspection, variables — stay).
+fn without_document_limits(limits: &policy::Limits) -> policy::Limits {
+    policy::Limits {
+        tokens: None,
+        depth: None,
+        aliases: None,
+        root_fields: None,
+        directives: None,
+        fields: None,
+        cost: None,
+        ..limits.clone()
     }
 }
 

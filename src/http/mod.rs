@@ -12,6 +12,7 @@ pub mod decode;
 pub mod harden;
 pub mod inspect;
 pub mod reject;
+pub mod trusted;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub struct Firewall {
     pub inspector: Inspector,
     pub upstream: Upstream,
     pub harden: harden::Settings,
+    pub trusted: Option<trusted::TrustedClients>,
+    /// Keep persisted-query members for an APQ-aware upstream.
+    pub pass_through: bool,
 }
 
 /// How the GraphQL request travelled: it decides which operation types are allowed.
@@ -128,7 +132,14 @@ impl Firewall {
         record.client = Some(client.clone());
         if parts.method == Method::OPTIONS {
             return self
-                .forward(parts, Bytes::new(), request_id, &client, record)
+                .forward(
+                    parts,
+                    Bytes::new(),
+                    parts.uri.query(),
+                    request_id,
+                    &client,
+                    record,
+                )
                 .await;
         }
         let quota = self.budgets.admit_request(&client)?;
@@ -141,7 +152,14 @@ impl Firewall {
             .map(|name| reject::excerpt(name).to_owned());
         record.inspection = self
             .inspector
-            .inspect(&admitted.operations, admitted.transport, admitted.batch)
+            .inspect(
+                &admitted.operations,
+                admitted.transport,
+                admitted.batch,
+                self.trusted
+                    .as_ref()
+                    .is_some_and(|t| t.is_trusted(&parts.headers)),
+            )
             .inspect_err(|rejection| {
                 if rejection
                     .errors
@@ -153,8 +171,28 @@ impl Firewall {
             })?;
         let cost = record.inspection.total_cost();
         let cost_quota = self.budgets.admit_cost(&client, cost)?;
+        let (body, query_string) = match self.rewrite(&admitted, &record.inspection) {
+            None => (admitted.body, parts.uri.query().map(str::to_owned)),
+            Some(requests) => match admitted.transport {
+                Transport::Post => (
+                    Bytes::from(decode::encode_body(&requests, admitted.batch)),
+                    parts.uri.query().map(str::to_owned),
+                ),
+                Transport::Get => (
+                    Bytes::new(),
+                    requests.first().map(decode::encode_query_string),
+                ),
+            },
+        };
         let mut response = self
-            .forward(parts, admitted.body, request_id, &client, record)
+            .forward(
+                parts,
+                body,
+                query_string.as_deref(),
+                request_id,
+                &client,
+                record,
+            )
             .await?;
         // The request budget's quota is what clients pace themselves by; the cost budget's
         // headers would overwrite it, so they are sent only when no request rate is configured.
@@ -162,6 +200,42 @@ impl Firewall {
             .headers_mut()
             .extend(self.budgets.headers(quota.or(cost_quota)));
         Ok(response)
+    }
+
+    /// The requests to forward when the client's can not go as they are: an operation sent as an
+    /// id gets its text, and persisted-query members the upstream would not understand are
+    /// removed. `None`: forward the client's bytes untouched.
+    fn rewrite(&self, admitted: &Admitted, inspection: &Inspection) -> Option<Vec<GraphqlRequest>> {
+        let resolved = inspection
+            .operations
+            .iter()
+            .any(|op| op.resolved_text.is_some());
+        let carries_ids = admitted
+            .operations
+            .iter()
+            .any(|r| r.document_id.is_some() || r.persisted_query().is_some());
+        if !resolved && (self.pass_through || !carries_ids) {
+            return None;
+        }
+        let requests = admitted
+            .operations
+            .iter()
+            .zip(&inspection.operations)
+            .map(|(request, report)| {
+                let mut request = request.clone();
+                if let Some(text) = &report.resolved_text {
+                    request.query = Some(text.to_string());
+                }
+                if !self.pass_through {
+                    request.document_id = None;
+                    if let Some(extensions) = &mut request.extensions {
+                        extensions.remove("persistedQuery");
+                    }
+                }
+                request
+            })
+            .collect();
+        Some(requests)
     }
 
     /// Method, CSRF guard, content type, body and GraphQL-over-HTTP decoding.
@@ -231,13 +305,14 @@ impl Firewall {
         &self,
         parts: &Parts,
         body: Bytes,
+        query_string: Option<&str>,
         request_id: &str,
         client: &budget::Client,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
         let outgoing = Outgoing {
             method: parts.method.clone(),
-            query_string: parts.uri.query(),
+            query_string,
             headers: &parts.headers,
             body,
             client_ip: client.ip,

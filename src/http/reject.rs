@@ -40,6 +40,9 @@ pub enum RejectCode {
     FragmentCycle,
     IntrospectionDisabled,
     RateLimited,
+    PersistedQueryNotFound,
+    PersistedQueryHashMismatch,
+    PersistedQueryRequired,
     UpstreamUnavailable,
     UpstreamTimeout,
 }
@@ -87,6 +90,9 @@ impl RejectCode {
             RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             RejectCode::RateLimited => "RATE_LIMITED",
+            RejectCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            RejectCode::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
         }
@@ -104,6 +110,10 @@ impl RejectCode {
             | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
             RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
             RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // APQ clients look for this error in a 200 response and resend with the text.
+            RejectCode::PersistedQueryNotFound => StatusCode::OK,
+            RejectCode::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
+            RejectCode::PersistedQueryRequired => StatusCode::FORBIDDEN,
             RejectCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RejectCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -1,0 +1,186 @@
+//! Builds the persisted-query allowlist from the manifest directory: manifests verified (ids are
+//! SHA-256 of their bodies), every document analysed once, every operation checked against the
+//! configured limits; and reloads it, atomically, on SIGHUP or when the directory changes.
+//!
+//! # Why a separate step
+//! `persisted` knows manifests and ids, `analysis` measures documents, `policy` judges them; this
+//! is the one place that combines the three, for start-up, hot reload and `manifest check` alike.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::analysis::{self, VariableMetrics};
+use crate::persisted::{self, Manifest, ManifestError, Registry, StoreError};
+use crate::policy::{self, Mode};
+
+/// Everything needed to (re)build the allowlist.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub dir: PathBuf,
+    /// A missing directory is an error (the operator named it) rather than "no manifest".
+    pub dir_required: bool,
+    pub analysis: analysis::Settings,
+    pub limits: policy::Limits,
+    pub modes: policy::Modes,
+    /// Entries breaking enforced limits fail the load (else they are reported as warnings).
+    pub limit_violations_fatal: bool,
+}
+
+/// A loaded allowlist and the limit problems found in it (when not fatal).
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub warnings: Vec<String>,
+}
+
+impl Source {
+    /// Loads every `*.json` manifest of the directory.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let entries = match persisted::manifest::load_dir(&self.dir) {
+            Err(ManifestError::DirMissing { .. }) if !self.dir_required => Vec::new(),
+            other => other?,
+        };
+        self.check(entries)
+    }
+
+    /// Loads one manifest file or a directory of them (`manifest check`).
+    pub fn load_path(&self, path: &Path) -> Result<Loaded, StoreError> {
+        let entries = if path.is_dir() {
+            persisted::manifest::load_dir(path)?
+        } else {
+            persisted::manifest::load_file(path)?
+        };
+        self.check(entries)
+    }
+
+    fn check(&self, entries: Vec<persisted::Entry>) -> Result<Loaded, StoreError> {
+        // Parse-time limits would turn "breaks a limit" into "does not parse"; limits are judged
+        // below, by the policy, so the message says which limit.
+        let unlimited = analysis::Settings {
+            limits: analysis::Limits {
+                max_tokens: None,
+                max_depth: None,
+                ..self.analysis.limits.clone()
+            },
+            ..self.analysis.clone()
+        };
+        let manifest = Manifest::from_entries(entries, |text| analysis::analyse(text, &unlimited))?;
+        let mut problems = Vec::new();
+        for trusted in manifest.sorted() {
+            for operation in trusted.document.operations() {
+                let violations = policy::check(
+                    &policy::Measured {
+                        tokens: trusted.document.tokens(),
+                        metrics: operation.metrics(),
+                        cost: operation.cost(None),
+                        variables: &VariableMetrics::default(),
+                    },
+                    &self.limits,
+                    &self.modes,
+                );
+                for violation in violations.iter().filter(|v| v.mode == Mode::Enforce) {
+                    problems.push(format!(
+                        "{} ({}): {} {} > limit {}",
+                        trusted.source,
+                        operation.name().unwrap_or("anonymous"),
+                        violation.rule.as_str(),
+                        violation.actual,
+                        violation.limit
+                    ));
+                }
+            }
+        }
+        if self.limit_violations_fatal && !problems.is_empty() {
+            return Err(StoreError::Limits(problems.join("\n")));
+        }
+        Ok(Loaded {
+            manifest,
+            warnings: problems,
+        })
+    }
+
+    /// Reloads into `registry`; a broken new set is logged and the previous one stays in force.
+    pub fn reload(&self, registry: &Registry) -> bool {
+        match self.load() {
+            Ok(loaded) => {
+                log_warnings(&loaded.warnings);
+                let operations = loaded.manifest.len();
+                let (added, removed) = registry.replace(loaded.manifest);
+                tracing::info!(
+                    target: "graphql_firewall::persisted",
+                    operations, added, removed,
+                    "persisted-query manifests reloaded"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    target: "graphql_firewall::persisted",
+                    %error,
+                    "persisted-query manifests not reloaded: the previous set stays in force"
+                );
+                false
+            }
+        }
+    }
+
+    /// A cheap summary of the directory (names, sizes, modification times) to notice changes.
+    pub fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(PathBuf, u64, Option<SystemTime>)> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|ext| ext == "json"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((e.path(), meta.len(), meta.modified().ok()))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+/// Logs limit problems of manifest entries that were accepted as warnings.
+pub fn log_warnings(warnings: &[String]) {
+    for warning in warnings {
+        tracing::warn!(target: "graphql_firewall::persisted", problem = %warning, "manifest entry breaks a limit");
+    }
+}
+
+/// Watches for SIGHUP and, every `interval`, for changes in the manifest directory.
+pub async fn watch(
+    source: Source,
+    registry: std::sync::Weak<Registry>,
+    interval: Option<Duration>,
+) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut last = source.fingerprint();
+    let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let hangup_signal = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_signal = std::future::pending::<Option<()>>();
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hangup_signal => true,
+        };
+        let Some(registry) = registry.upgrade() else {
+            return;
+        };
+        let current = source.fingerprint();
+        if forced || (interval.is_some() && current != last) {
+            source.reload(&registry);
+            last = current;
+        }
+    }
+}
