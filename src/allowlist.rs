@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::{self, VariableMetrics};
+use crate::metrics::Metrics;
 use crate::persisted::{self, Manifest, ManifestError, Registry, StoreError};
 use crate::policy::{self, Mode};
 
@@ -100,11 +101,12 @@ impl Source {
     }
 
     /// Reloads into `registry`; a broken new set is logged and the previous one stays in force.
-    pub fn reload(&self, registry: &Registry) -> bool {
+    pub fn reload(&self, registry: &Registry, metrics: &Metrics) -> bool {
         match self.load() {
             Ok(loaded) => {
                 log_warnings(&loaded.warnings);
                 let operations = loaded.manifest.len();
+                metrics.manifest_loaded(operations, true);
                 let (added, removed) = registry.replace(loaded.manifest);
                 tracing::info!(
                     target: "graphql_firewall::persisted",
@@ -114,6 +116,7 @@ impl Source {
                 true
             }
             Err(error) => {
+                metrics.manifest_loaded(0, false);
                 tracing::error!(
                     target: "graphql_firewall::persisted",
                     %error,
@@ -153,6 +156,7 @@ pub fn log_warnings(warnings: &[String]) {
 pub async fn watch(
     source: Source,
     registry: std::sync::Weak<Registry>,
+    metrics: std::sync::Arc<Metrics>,
     interval: Option<Duration>,
 ) {
     #[cfg(unix)]
@@ -179,7 +183,7 @@ pub async fn watch(
         };
         let current = source.fingerprint();
         if forced || (interval.is_some() && current != last) {
-            source.reload(&registry);
+            source.reload(&registry, &metrics);
             last = current;
         }
     }

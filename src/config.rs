@@ -72,6 +72,8 @@ pub const RATE_LIMIT_HEADERS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_HEADERS";
 pub const RATE_LIMIT_MAX_CLIENTS: &str = "GRAPHQL_FIREWALL_RATE_LIMIT_MAX_CLIENTS";
 pub const PROBE_LIMIT: &str = "GRAPHQL_FIREWALL_PROBE_LIMIT";
 pub const PROBE_COOLDOWN: &str = "GRAPHQL_FIREWALL_PROBE_COOLDOWN";
+pub const METRICS_LISTEN: &str = "GRAPHQL_FIREWALL_METRICS_LISTEN";
+pub const LOG_SAMPLE: &str = "GRAPHQL_FIREWALL_LOG_SAMPLE";
 pub const PERSISTED_QUERIES: &str = "GRAPHQL_FIREWALL_PERSISTED_QUERIES";
 pub const PERSISTED_QUERIES_DIR: &str = "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR";
 pub const PERSISTED_REQUIRE_ID: &str = "GRAPHQL_FIREWALL_PERSISTED_REQUIRE_ID";
@@ -137,6 +139,8 @@ pub const KNOWN: &[&str] = &[
     RATE_LIMIT_MAX_CLIENTS,
     PROBE_LIMIT,
     PROBE_COOLDOWN,
+    METRICS_LISTEN,
+    LOG_SAMPLE,
     PERSISTED_QUERIES,
     PERSISTED_QUERIES_DIR,
     PERSISTED_REQUIRE_ID,
@@ -268,6 +272,10 @@ pub struct Config {
     pub log_filter: String,
     /// `LOG_FORMAT`, default `pretty`.
     pub log_format: LogFormat,
+    /// `LOG_SAMPLE`, default 1: share of allowed operations written to the audit log (rejections always are).
+    pub log_sample: f64,
+    /// `METRICS_LISTEN`, default `127.0.0.1:9090`, or `off`: the admin listener serving `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Document and variable limits (`MAX_*`, `INTROSPECTION`).
     pub limits: policy::Limits,
     /// `MODE` (`enforce`|`monitor`, default enforce) and `RULE_MODES` (`rule:mode,…`).
@@ -465,6 +473,18 @@ impl Config {
                 "pretty" => Ok(LogFormat::Pretty),
                 "json" => Ok(LogFormat::Json),
                 _ => Err("pretty or json".to_owned()),
+            })?,
+            log_sample: read.or(LOG_SAMPLE, 1.0, |v| match v.parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+                _ => Err("a number from 0 to 1, such as 0.1".to_owned()),
+            })?,
+            metrics_listen: read.or(METRICS_LISTEN, Some("127.0.0.1:9090".parse().expect("static")), |v| {
+                if v.eq_ignore_ascii_case("off") {
+                    return Ok(None);
+                }
+                v.parse::<SocketAddr>()
+                    .map(Some)
+                    .map_err(|_| "a socket address such as 127.0.0.1:9090, or off".to_owned())
             })?,
             limits: read_limits(&read)?,
             modes: policy::Modes {
@@ -882,23 +902,169 @@ fn split_number(text: &str) -> (&str, &str) {
     text.split_at(end)
 }
 
-/// Effective values for the start-up log line, in a stable order.
+/// Effective settings for the start-up banner and `graphql-firewall check`, secrets redacted.
 pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
+    let limit = |value: Option<u64>| value.map_or_else(|| "off".to_owned(), |n| n.to_string());
+    let small = |value: Option<u32>| limit(value.map(u64::from));
+    let switch = |on: bool| if on { "on" } else { "off" }.to_owned();
+    let mut upstream = config.upstream.url.clone();
+    if upstream.password().is_some() {
+        let _ = upstream.set_password(Some("REDACTED"));
+    }
+    let rules: Vec<String> = config
+        .modes
+        .overrides
+        .iter()
+        .map(|(rule, mode)| format!("{}:{}", rule.as_str(), mode_name(*mode)))
+        .collect();
+    let limits = &config.limits;
     BTreeMap::from([
         ("listen", config.listen.to_string()),
-        ("upstream", config.upstream.url.to_string()),
-        ("max_body_bytes", config.max_body_bytes.to_string()),
         (
-            "max_batch",
+            "metrics_listen",
             config
-                .max_batch
-                .map_or_else(|| "off".to_owned(), |n| n.to_string()),
+                .metrics_listen
+                .map_or_else(|| "off".to_owned(), |a| a.to_string()),
+        ),
+        ("upstream", upstream.to_string()),
+        ("mode", mode_name(config.modes.default).to_owned()),
+        ("rule_modes", rules.join(",")),
+        ("max_body_bytes", config.max_body_bytes.to_string()),
+        ("max_batch", limit(config.max_batch.map(|n| n as u64))),
+        ("max_tokens", small(limits.tokens)),
+        ("max_depth", small(limits.depth)),
+        ("max_aliases", small(limits.aliases)),
+        ("max_root_fields", small(limits.root_fields)),
+        ("max_directives", small(limits.directives)),
+        ("max_fields", small(limits.fields)),
+        ("max_cost", limit(limits.cost)),
+        ("max_batch_cost", limit(limits.batch_cost)),
+        (
+            "introspection",
+            if limits.block_introspection {
+                "block"
+            } else {
+                "allow"
+            }
+            .to_owned(),
+        ),
+        ("csrf", switch(config.csrf.enabled)),
+        (
+            "block_field_suggestions",
+            switch(config.sanitise.rules.block_suggestions),
         ),
         (
-            "csrf",
-            if config.csrf.enabled { "on" } else { "off" }.to_owned(),
+            "mask_errors",
+            format!("{:?}", config.sanitise.rules.mask).to_lowercase(),
+        ),
+        (
+            "rate_limit",
+            config
+                .clients
+                .rate_limit
+                .map_or_else(|| "off".to_owned(), |r| format!("{r:?}")),
+        ),
+        (
+            "cost_budget",
+            config
+                .clients
+                .cost_budget
+                .map_or_else(|| "off".to_owned(), |r| format!("{r:?}")),
+        ),
+        (
+            "persisted_queries",
+            format!("{:?}", config.persisted.mode).to_lowercase(),
+        ),
+        (
+            "persisted_queries_dir",
+            config.persisted.dir.display().to_string(),
+        ),
+        (
+            "trusted_clients",
+            config.persisted.trusted_client_header.as_ref().map_or_else(
+                || "off".to_owned(),
+                |h| {
+                    format!(
+                        "header {h}, {} key hash(es) (redacted)",
+                        config.persisted.trusted_client_key_hashes.len()
+                    )
+                },
+            ),
+        ),
+        (
+            "schema",
+            match &config.schema {
+                None => "none".to_owned(),
+                Some(SchemaSource::Demo) => "built-in demo schema".to_owned(),
+                Some(SchemaSource::Path(path)) => path.display().to_string(),
+            },
         ),
     ])
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "enforce",
+        Mode::Monitor => "monitor",
+    }
+}
+
+/// Settings that weaken protection, for a warning each at start-up.
+pub fn insecure_choices(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let limits = &config.limits;
+    if !limits.block_introspection {
+        warnings.push(format!(
+            "{INTROSPECTION}=allow: anyone can read the whole schema"
+        ));
+    }
+    if !config.sanitise.rules.block_suggestions {
+        warnings.push(format!(
+            "{BLOCK_FIELD_SUGGESTIONS}=off: \"Did you mean …?\" leaks field names"
+        ));
+    }
+    if config.sanitise.rules.mask == MaskMode::Off {
+        warnings.push(format!(
+            "{MASK_ERRORS}=off: upstream stack traces reach clients"
+        ));
+    }
+    if config.modes.default == Mode::Monitor {
+        warnings.push(format!(
+            "{MODE}=monitor: violations are logged, not refused"
+        ));
+    }
+    for (rule, mode) in &config.modes.overrides {
+        if *mode == Mode::Monitor {
+            warnings.push(format!("{RULE_MODES}: {} is only monitored", rule.as_str()));
+        }
+    }
+    let off: Vec<&str> = [
+        (MAX_TOKENS, limits.tokens.is_none()),
+        (MAX_DEPTH, limits.depth.is_none()),
+        (MAX_ALIASES, limits.aliases.is_none()),
+        (MAX_ROOT_FIELDS, limits.root_fields.is_none()),
+        (MAX_DIRECTIVES, limits.directives.is_none()),
+        (MAX_FIELDS, limits.fields.is_none()),
+        (MAX_COST, limits.cost.is_none()),
+        (MAX_BATCH, config.max_batch.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, is_off)| is_off.then_some(name))
+    .collect();
+    if !off.is_empty() {
+        warnings.push(format!("limits switched off: {}", off.join(", ")));
+    }
+    if !config.csrf.enabled {
+        warnings.push(format!(
+            "{CSRF_PROTECTION}=off: browsers can send cross-site requests with cookies"
+        ));
+    }
+    if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) {
+        warnings.push(format!(
+            "{METRICS_LISTEN} is not a loopback address: keep /metrics off the internet"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
@@ -47,10 +48,28 @@ pub enum BuildError {
 
 /// Builds the firewall's router from a validated configuration; `main` and every test use it.
 pub fn build_app(config: &Config) -> Result<Router, BuildError> {
+    Ok(build(config)?.traffic)
+}
+
+/// The firewall's two faces: the traffic router and the admin router (`/metrics`), which is
+/// served on its own listener so that it never faces the internet.
+#[derive(Debug)]
+pub struct App {
+    pub traffic: Router,
+    pub admin: Router,
+    /// Persisted documents loaded at start-up.
+    pub manifest_operations: usize,
+}
+
+/// Builds both routers; see [`build_app`].
+pub fn build(config: &Config) -> Result<App, BuildError> {
+    let metrics = Arc::new(metrics::Metrics::new());
     let analysis = analysis_settings(config)?;
     let manifests = manifest_source(config, &analysis);
     let loaded = manifests.load()?;
     allowlist::log_warnings(&loaded.warnings);
+    let manifest_operations = loaded.manifest.len();
+    metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let upstream = upstream::Upstream::new(&upstream::Settings {
         url: config.upstream.url.clone(),
@@ -71,24 +90,27 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
                 expose_limits: config.expose_limits,
             },
         },
-        budgets: http::budget::Budgets::new(http::budget::Settings {
-            key_header: config
-                .clients
-                .key_header
-                .as_deref()
-                .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
-            trusted_proxies: config.clients.trusted_proxies.clone(),
-            rate_limit: config.clients.rate_limit,
-            cost_budget: config.clients.cost_budget,
-            rate_limit_headers: config.clients.rate_limit_headers,
-            max_clients: config.clients.max_clients,
-            probe_limit: config
-                .clients
-                .probe_limit
-                .filter(|_| config.schema.is_some()),
-            probe_cooldown: config.clients.probe_cooldown,
-            modes: config.modes.clone(),
-        })?,
+        budgets: http::budget::Budgets::new(
+            http::budget::Settings {
+                key_header: config
+                    .clients
+                    .key_header
+                    .as_deref()
+                    .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
+                trusted_proxies: config.clients.trusted_proxies.clone(),
+                rate_limit: config.clients.rate_limit,
+                cost_budget: config.clients.cost_budget,
+                rate_limit_headers: config.clients.rate_limit_headers,
+                max_clients: config.clients.max_clients,
+                probe_limit: config
+                    .clients
+                    .probe_limit
+                    .filter(|_| config.schema.is_some()),
+                probe_cooldown: config.clients.probe_cooldown,
+                modes: config.modes.clone(),
+            },
+            metrics.clone(),
+        )?,
         inspector: http::inspect::Inspector::new(
             http::inspect::Settings {
                 analysis,
@@ -105,6 +127,7 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
                 },
             },
             registry.clone(),
+            metrics.clone(),
         ),
         trusted: config
             .persisted
@@ -118,6 +141,8 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
                 )
             }),
         pass_through: config.persisted.pass_through,
+        metrics: metrics.clone(),
+        sampler: http::audit::Sampler::new(config.log_sample),
         upstream,
         harden: http::harden::Settings {
             rules: config.sanitise.rules.clone(),
@@ -129,18 +154,24 @@ pub fn build_app(config: &Config) -> Result<Router, BuildError> {
         runtime.spawn(allowlist::watch(
             manifests,
             Arc::downgrade(&registry),
+            metrics.clone(),
             config.persisted.reload_interval,
         ));
     }
-    Ok(Router::new()
+    let admin = Router::new()
+        .route("/metrics", get(http::metrics))
+        .with_state(firewall.clone());
+    let traffic = Router::new()
         .route(&config.path, any(http::graphql))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .fallback(http::not_found)
-        .with_state(firewall)
-        // Outermost: a bug that panics while handling one request answers that request with a
-        // 500 and leaves the process serving every other one.
-        .layer(CatchPanicLayer::new()))
+        .with_state(firewall);
+    Ok(App {
+        traffic,
+        admin,
+        manifest_operations,
+    })
 }
 
 /// Periodically drops idle clients' rate-limit state, for as long as the app lives.
@@ -256,6 +287,12 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Layers wrap from the inside out: the panic guard sits inside the request-id layer, so a
+    // panic becomes a 500 that still carries (and is logged with) the request id, and the process
+    // keeps serving every other request.
+    let app = app
+        .layer(CatchPanicLayer::custom(http::panic_response))
+        .layer(axum::middleware::from_fn(http::panic_log));
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -24,6 +24,21 @@ enum Command {
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
     Demo,
+    /// Validate the environment's configuration, load schema and manifests, print the effective
+    /// configuration (secrets redacted) and the manifest's operations; exit non-zero on any problem.
+    Check,
+    /// Print the metrics and the verdict of one document (FILE, or - for standard input) under the
+    /// limits of the current environment.
+    Analyse {
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Operation to select when the document has several.
+        #[arg(long)]
+        operation: Option<String>,
+    },
+    /// Exit 0 when the firewall on GRAPHQL_FIREWALL_LISTEN answers /healthz (a container health
+    /// check that needs no shell or curl).
+    Healthcheck,
     /// Build or check persisted-query manifests.
     Manifest {
         #[command(subcommand)]
@@ -57,7 +72,10 @@ fn main() -> ExitCode {
         } => return build_manifest(&dir, out.as_deref()),
         Command::Manifest {
             action: ManifestCommand::Check { .. },
-        } => Profile::Offline,
+        }
+        | Command::Analyse { .. }
+        | Command::Healthcheck => Profile::Offline,
+        Command::Check => Profile::Serve,
     };
     // Load configuration from the environment before anything binds.
     let config = match Config::from_source(&Env, profile) {
@@ -68,11 +86,16 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    if let Command::Manifest {
-        action: ManifestCommand::Check { path },
-    } = &command
-    {
-        return check_manifest(&config, path);
+    match &command {
+        Command::Manifest {
+            action: ManifestCommand::Check { path },
+        } => return check_manifest(&config, path),
+        Command::Check => return check(&config),
+        Command::Healthcheck => return healthcheck(&config),
+        Command::Analyse { file, operation } => {
+            return analyse(&config, file, operation.as_deref());
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,7 +121,7 @@ async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::er
         let backend = graphql_firewall::demo::spawn(TcpListener::bind("127.0.0.1:0").await?)?;
         config.upstream.url = backend.url();
     }
-    let app = graphql_firewall::build_app(&config)?;
+    let app = graphql_firewall::build(&config)?;
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         format!(
             "cannot listen on {} ({}): {e}",
@@ -107,16 +130,43 @@ async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::er
         )
     })?;
     let address = listener.local_addr()?;
+    let admin_address = match config.metrics_listen {
+        None => None,
+        Some(admin) => {
+            let admin_listener = TcpListener::bind(admin).await.map_err(|e| {
+                format!("cannot listen on {admin} ({}): {e}", config::METRICS_LISTEN)
+            })?;
+            let admin_address = admin_listener.local_addr()?;
+            let admin_router = app.admin;
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(admin_listener, admin_router).await {
+                    tracing::error!(%error, "metrics listener stopped");
+                }
+            });
+            Some(admin_address)
+        }
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %address,
+        metrics_listen = admin_address.map(|a| a.to_string()),
+        manifest_operations = app.manifest_operations,
         settings = ?config::describe(&config),
         "graphql-firewall started"
     );
+    for warning in config::insecure_choices(&config) {
+        tracing::warn!(%warning, "insecure setting");
+    }
     if profile == Profile::Demo {
         print_demo_help(&format!("http://{address}{}", config.path));
     }
-    graphql_firewall::serve(listener, app, shutdown_signal(), config.shutdown_timeout).await?;
+    graphql_firewall::serve(
+        listener,
+        app.traffic,
+        shutdown_signal(),
+        config.shutdown_timeout,
+    )
+    .await?;
     tracing::info!("graphql-firewall stopped");
     Ok(())
 }
@@ -192,6 +242,145 @@ fn check_manifest(config: &Config, path: &std::path::Path) -> ExitCode {
             eprintln!("limit broken: {warning}");
         }
         ExitCode::FAILURE
+    }
+}
+
+fn healthcheck(config: &Config) -> ExitCode {
+    let mut address = config.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let probe = async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?;
+        client
+            .get(format!("http://{address}/healthz"))
+            .send()
+            .await?
+            .error_for_status()
+    };
+    let healthy = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|runtime| runtime.block_on(probe).is_ok())
+        .unwrap_or(false);
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("graphql-firewall healthcheck: http://{address}/healthz did not answer 200");
+        ExitCode::FAILURE
+    }
+}
+
+fn check(config: &Config) -> ExitCode {
+    // Building the app loads and checks everything the server would: schema, manifests, limits.
+    let app = match graphql_firewall::build(config) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("graphql-firewall check: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("configuration is valid\n");
+    for (name, value) in config::describe(config) {
+        println!("  {name:<26} {value}");
+    }
+    for warning in config::insecure_choices(config) {
+        println!("  warning: {warning}");
+    }
+    println!("\npersisted documents: {}", app.manifest_operations);
+    if app.manifest_operations > 0 {
+        return check_manifest(config, &config.persisted.dir);
+    }
+    ExitCode::SUCCESS
+}
+
+fn analyse(config: &Config, file: &std::path::Path, operation: Option<&str>) -> ExitCode {
+    use graphql_firewall::{analysis, policy};
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("graphql-firewall analyse: {}: {error}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = match graphql_firewall::analysis_settings(config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("graphql-firewall analyse: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let document = analysis::analyse(&text, &settings);
+    let selected = document
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|d| d.operation(operation).map(|op| (d, op)));
+    let (document, op) = match selected {
+        Ok(selected) => selected,
+        Err(error) => {
+            println!("verdict:              rejected ({error})");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = op.metrics();
+    let cost = op.cost(None);
+    println!(
+        "operation:            {}",
+        op.name().unwrap_or("(anonymous)")
+    );
+    println!(
+        "type:                 {}",
+        format!("{:?}", op.kind()).to_lowercase()
+    );
+    println!("tokens:               {}", document.tokens());
+    println!("depth:                {}", metrics.depth);
+    println!("aliases:              {}", metrics.aliases);
+    println!("root fields:          {}", metrics.root_fields);
+    println!("directives:           {}", metrics.directives);
+    println!("fields:               {}", metrics.fields);
+    println!("introspection fields: {}", metrics.introspection_fields);
+    println!("unknown schema names: {}", metrics.unknown_schema_names);
+    println!("cost:                 {cost} (variables at their defaults)");
+    let violations = policy::check(
+        &policy::Measured {
+            tokens: document.tokens(),
+            metrics,
+            cost,
+            variables: &analysis::VariableMetrics::default(),
+        },
+        &config.limits,
+        &config.modes,
+    );
+    if violations.is_empty() {
+        println!("verdict:              allowed");
+        return ExitCode::SUCCESS;
+    }
+    for violation in &violations {
+        println!(
+            "violation:            {} {} > limit {} ({:?})",
+            violation.rule.as_str(),
+            violation.actual,
+            violation.limit,
+            violation.mode
+        );
+    }
+    let enforced = violations.iter().any(|v| v.mode == policy::Mode::Enforce);
+    println!(
+        "verdict:              {}",
+        if enforced { "rejected" } else { "monitored" }
+    );
+    if enforced {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

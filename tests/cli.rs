@@ -70,6 +70,7 @@ fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
         .arg("demo")
         .env_clear()
         .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "127.0.0.1:0")
         .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

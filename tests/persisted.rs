@@ -342,6 +342,7 @@ async fn audit_mode_forwards_and_logs_unknown_documents() {
         .env_clear()
         .env("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str())
         .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "127.0.0.1:0")
         .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
         .env("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "audit")
         .env(
@@ -476,7 +477,9 @@ async fn build_error(manifest: &str) -> String {
         graphql_firewall::config::Profile::Serve,
     )
     .unwrap();
-    graphql_firewall::build_app(&config).expect_err("start-up fails").to_string()
+    graphql_firewall::build_app(&config)
+        .expect_err("start-up fails")
+        .to_string()
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use moka::sync::Cache;
 
+use crate::metrics::{Metrics, RuleLabels};
 use crate::policy::{Mode, Modes, Rule};
 use crate::ratelimit::{ClientKey, Decision, Limiter, Quota, Rate, RateError};
 
@@ -49,10 +50,11 @@ pub struct Budgets {
     probes: Option<Limiter>,
     /// Clients cooling down after probing, with the moment the cool-down ends.
     cooldowns: Cache<ClientKey, Instant>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl Budgets {
-    pub fn new(settings: Settings) -> Result<Budgets, RateError> {
+    pub fn new(settings: Settings, metrics: std::sync::Arc<Metrics>) -> Result<Budgets, RateError> {
         let limiter = Limiter::new(
             settings.rate_limit,
             settings.cost_budget,
@@ -79,6 +81,7 @@ impl Budgets {
             limiter,
             probes,
             cooldowns,
+            metrics,
         })
     }
 
@@ -104,6 +107,7 @@ impl Budgets {
     pub fn admit_request(&self, client: &Client) -> Result<Option<Quota>, Rejection> {
         if let Some(until) = self.cooldowns.get(&client.key) {
             let wait = until.saturating_duration_since(Instant::now());
+            self.count("probe_cooldown");
             return Err(limited(
                 "too many invalid operations: try again later",
                 wait,
@@ -160,6 +164,13 @@ impl Budgets {
         }
     }
 
+    fn count(&self, rule: &'static str) {
+        self.metrics
+            .rate_limited
+            .get_or_create(&RuleLabels { rule })
+            .inc();
+    }
+
     fn decide(
         &self,
         rule: Rule,
@@ -170,7 +181,10 @@ impl Budgets {
             Decision::Unlimited => Ok(None),
             Decision::Allowed(quota) => Ok(Some(quota)),
             Decision::Limited { retry_after, quota } => match self.settings.modes.of(rule) {
-                Mode::Enforce => Err(limited(message, retry_after, Some(quota))),
+                Mode::Enforce => {
+                    self.count(rule.as_str());
+                    Err(limited(message, retry_after, Some(quota)))
+                }
                 Mode::Monitor => {
                     tracing::warn!(
                         target: "graphql_firewall::policy",

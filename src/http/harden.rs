@@ -36,6 +36,18 @@ pub enum Hardened {
     TooLarge,
 }
 
+impl Hardened {
+    /// Metric and log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hardened::Unchanged => "unchanged",
+            Hardened::Rewritten => "rewritten",
+            Hardened::NotJson => "not_json",
+            Hardened::TooLarge => "too_large",
+        }
+    }
+}
+
 /// Sanitises `body` in place when it is a GraphQL JSON response; adjusts `headers` to match.
 pub async fn harden(
     settings: &Settings,

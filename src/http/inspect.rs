@@ -16,6 +16,7 @@ use std::sync::Arc;
 use moka::sync::Cache;
 
 use crate::analysis::{self, AnalysisError, Document, OperationKind};
+use crate::metrics::{Metrics, count};
 use crate::persisted::{self, ApqStore, DocumentHash, Registry};
 use crate::policy::{self, Mode, Violation};
 
@@ -55,6 +56,7 @@ pub struct Inspector {
     cache: Cache<[u8; 32], Analysed>,
     registry: Arc<Registry>,
     apq: ApqStore,
+    metrics: Arc<Metrics>,
     /// Limits for manifest documents (document limits off when `PERSISTED_SKIP_LIMITS`).
     persisted_limits: policy::Limits,
     /// Limits for trusted clients (introspection allowed; depth at least 15 for the standard
@@ -73,6 +75,17 @@ pub enum Persisted {
     Apq,
 }
 
+impl Persisted {
+    /// Metric and log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Persisted::No => "no",
+            Persisted::Manifest => "manifest",
+            Persisted::Apq => "apq",
+        }
+    }
+}
+
 /// The depth the standard introspection query needs.
 const INTROSPECTION_DEPTH: u32 = 15;
 
@@ -89,6 +102,10 @@ impl std::fmt::Debug for Inspector {
 #[derive(Debug, Clone)]
 pub struct OperationReport {
     pub hash: [u8; 32],
+    /// The executed operation's name, cut to 64 bytes.
+    pub name: Option<String>,
+    /// The name the manifest gives the document (a bounded set: usable as a metric label).
+    pub manifest_name: Option<String>,
     pub persisted: Persisted,
     /// The text to forward when the client sent only an id.
     pub resolved_text: Option<Arc<str>>,
@@ -106,6 +123,17 @@ pub struct Inspection {
     pub monitored: Vec<(usize, Violation)>,
 }
 
+impl OperationReport {
+    /// `query`, `mutation` or `subscription`.
+    pub fn kind_str(&self) -> &'static str {
+        match self.kind {
+            Some(OperationKind::Query) | None => "query",
+            Some(OperationKind::Mutation) => "mutation",
+            Some(OperationKind::Subscription) => "subscription",
+        }
+    }
+}
+
 impl Inspection {
     /// Sum of the operations' costs (what the batch spends from the client's budget).
     pub fn total_cost(&self) -> u64 {
@@ -116,7 +144,7 @@ impl Inspection {
 }
 
 impl Inspector {
-    pub fn new(settings: Settings, registry: Arc<Registry>) -> Inspector {
+    pub fn new(settings: Settings, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Inspector {
         let apq = ApqStore::new(
             settings.persisted.apq_cache_bytes,
             settings.persisted.apq_ttl,
@@ -152,6 +180,7 @@ impl Inspector {
             cache,
             registry,
             apq,
+            metrics,
             persisted_limits,
             trusted_client_limits,
         }
@@ -241,6 +270,9 @@ impl Inspector {
             (None, true) => Persisted::Apq,
             (None, false) => Persisted::No,
         };
+        if persisted == Persisted::Manifest {
+            count(&self.metrics.persisted, "hit");
+        }
         self.enforce_allowlist(request, persisted, trusted_client, &resolved)?;
         let analysed;
         let document = match trusted_document {
@@ -251,9 +283,15 @@ impl Inspector {
                     .as_deref()
                     .or(request.query.as_deref())
                     .unwrap_or_default();
-                analysed = self.cache.get_with(resolved.hash, || {
-                    Arc::new(analysis::analyse(text, &self.settings.analysis))
-                });
+                let entry = self
+                    .cache
+                    .entry(resolved.hash)
+                    .or_insert_with(|| Arc::new(analysis::analyse(text, &self.settings.analysis)));
+                count(
+                    &self.metrics.analysis_cache,
+                    if entry.is_fresh() { "miss" } else { "hit" },
+                );
+                analysed = entry.into_value();
                 analysed.as_ref().as_ref().map_err(analysis_rejection)?
             }
         };
@@ -269,6 +307,10 @@ impl Inspector {
         let variables = request.variables.as_ref();
         let report = OperationReport {
             hash: resolved.hash,
+            name: operation
+                .name()
+                .map(|n| super::reject::excerpt(n).to_owned()),
+            manifest_name: trusted_document.and_then(|t| t.name.clone()),
             persisted,
             resolved_text: resolved.text,
             kind: Some(operation.kind()),
@@ -357,7 +399,15 @@ impl Inspector {
         }
     }
 
+    /// Current size of the analysis cache, for the gauges.
+    pub fn cache_size(&self) -> (u64, u64) {
+        // moka counts lazily; settle the pending bookkeeping so the gauges are exact.
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
     fn unknown_id(&self) -> Rejection {
+        count(&self.metrics.persisted, "miss");
         match self.settings.persisted.mode {
             persisted::Mode::Allowlist => persisted_query_required(),
             // The APQ protocol's answer, word for word: clients resend with the text.
@@ -382,6 +432,7 @@ impl Inspector {
                 Ok(())
             }
             persisted::Mode::Audit if persisted != Persisted::Manifest => {
+                count(&self.metrics.persisted, "unknown_in_audit");
                 tracing::warn!(
                     target: "graphql_firewall::persisted",
                     hash = %hex::encode(resolved.hash),

@@ -4,6 +4,7 @@
 //! Each stage is a small function called in pipeline order by [`graphql`]; a stage that refuses
 //! returns a [`Rejection`], which becomes the response in exactly one place.
 
+pub mod audit;
 pub mod body;
 pub mod budget;
 pub mod client;
@@ -25,8 +26,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::policy::Violation;
+use crate::metrics::{Metrics, count};
 use crate::upstream::{Outgoing, Upstream, UpstreamError};
+use audit::Record;
 use body::BodyError;
 use decode::{DecodeError, GraphqlRequest};
 use inspect::{Inspection, Inspector};
@@ -56,6 +58,8 @@ pub struct Firewall {
     pub trusted: Option<trusted::TrustedClients>,
     /// Keep persisted-query members for an APQ-aware upstream.
     pub pass_through: bool,
+    pub metrics: Arc<Metrics>,
+    pub sampler: audit::Sampler,
 }
 
 /// How the GraphQL request travelled: it decides which operation types are allowed.
@@ -76,18 +80,6 @@ struct Admitted {
     body: Bytes,
 }
 
-/// What one request did, for the access log.
-#[derive(Debug, Default)]
-struct Record {
-    client: Option<budget::Client>,
-    operation: Option<String>,
-    batch: usize,
-    code: Option<RejectCode>,
-    inspection: Inspection,
-    upstream: Option<Duration>,
-    hardened: Option<harden::Hardened>,
-}
-
 /// The GraphQL endpoint.
 pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
     let started = Instant::now();
@@ -101,21 +93,25 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
     {
         Ok(response) => response,
         Err(rejection) => {
-            record.code = Some(rejection.code());
-            rejection.into_response(&firewall.settings.render, &parts.headers)
+            let response = rejection
+                .clone()
+                .into_response(&firewall.settings.render, &parts.headers);
+            record.rejection = Some(rejection);
+            response
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    log_request(
-        &parts,
-        &request_id,
+    let outcome = audit::Outcome {
+        request_id: &request_id,
+        method: &parts.method,
         peer,
-        &record,
-        response.status(),
-        started.elapsed(),
-    );
+        status: response.status(),
+        total: started.elapsed(),
+        response_bytes: http_body::Body::size_hint(response.body()).exact(),
+    };
+    audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
     response
 }
 
@@ -145,11 +141,6 @@ impl Firewall {
         let quota = self.budgets.admit_request(&client)?;
         let admitted = self.decode(parts, body).await?;
         record.batch = admitted.operations.len();
-        record.operation = admitted
-            .operations
-            .first()
-            .and_then(|op| op.operation_name.as_deref())
-            .map(|name| reject::excerpt(name).to_owned());
         record.inspection = self
             .inspector
             .inspect(
@@ -319,13 +310,15 @@ impl Firewall {
             request_id,
         };
         let answer = self.upstream.forward(outgoing).await.map_err(|error| {
-            let code = match error {
-                UpstreamError::Unavailable => RejectCode::UpstreamUnavailable,
-                UpstreamError::Timeout => RejectCode::UpstreamTimeout,
+            let (code, kind) = match error {
+                UpstreamError::Unavailable => (RejectCode::UpstreamUnavailable, "unavailable"),
+                UpstreamError::Timeout => (RejectCode::UpstreamTimeout, "timeout"),
             };
+            count(&self.metrics.upstream_errors, kind);
             Rejection::new(code, error.to_string())
         })?;
         record.upstream = Some(answer.elapsed);
+        record.upstream_status = Some(answer.status);
         let (mut headers, mut body) = (answer.headers, answer.body);
         record.hardened =
             Some(harden::harden(&self.harden, &mut headers, &mut body, request_id).await);
@@ -411,68 +404,53 @@ fn peer_ip(parts: &Parts) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
-fn log_request(
-    parts: &Parts,
-    request_id: &str,
-    peer: IpAddr,
-    record: &Record,
-    status: StatusCode,
-    total: Duration,
-) {
-    for (index, violation) in &record.inspection.monitored {
-        log_monitored(request_id, *index, violation);
-    }
-    let verdict = match (record.code, record.inspection.monitored.is_empty()) {
-        (Some(_), _) => "rejected",
-        (None, false) => "monitored",
-        (None, true) => "allowed",
-    };
-    let code = record.code.map(RejectCode::as_str);
-    let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
-    let total_ms = total.as_secs_f64() * 1000.0;
-    let operation = record.operation.as_deref();
-    let client_key = record.client.as_ref().map(|c| c.key.short_hex());
-    let client_ip = record.client.as_ref().map_or(peer, |c| c.ip);
-    let hardened = record.hardened.map(|h| format!("{h:?}").to_lowercase());
-    let first = record.inspection.operations.first();
-    let hash = first.map(|op| hex::encode(op.hash.get(..8).unwrap_or_default()));
-    let kind = first
-        .and_then(|op| op.kind)
-        .map(|kind| format!("{kind:?}").to_lowercase());
-    let depth = first.map(|op| op.metrics.depth);
-    let aliases = first.map(|op| op.metrics.aliases);
-    let tokens = first.map(|op| op.tokens);
-    let cost = (!record.inspection.operations.is_empty()).then(|| record.inspection.total_cost());
-    macro_rules! access {
-        ($level:ident, $message:literal) => {
-            tracing::$level!(
-                target: "graphql_firewall::access",
-                request_id, client = %client_ip, client_key, peer = %peer, method = %parts.method,
-                operation, kind, hash, hardened,
-                batch = record.batch, depth, aliases, tokens, cost,
-                status = status.as_u16(), verdict, code, upstream_ms, total_ms,
-                $message
-            )
-        };
-    }
-    if record.code.is_some() {
-        access!(warn, "request rejected");
-    } else {
-        access!(info, "request forwarded");
-    }
+/// `GET /metrics` (admin listener): the Prometheus exposition.
+pub async fn metrics(State(firewall): State<Arc<Firewall>>) -> Response {
+    let (entries, bytes) = firewall.inspector.cache_size();
+    firewall.metrics.analysis_cache_entries.set(entries as i64);
+    firewall.metrics.analysis_cache_bytes.set(bytes as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        firewall.metrics.render(),
+    )
+        .into_response()
 }
 
-fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
-    tracing::warn!(
-        target: "graphql_firewall::policy",
-        request_id,
-        batch_index = index,
-        rule = violation.rule.as_str(),
-        code = RejectCode::from(violation.rule).as_str(),
-        limit = violation.limit,
-        actual = violation.actual,
-        "rule broken in monitor mode: forwarded"
-    );
+/// A panic's message, carried from the panic guard to [`panic_log`].
+#[derive(Debug, Clone)]
+struct Panicked(String);
+
+/// The panic guard's answer: a GraphQL-shaped 500 that reveals nothing about the panic.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let mut response = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_ERROR"}}]}"#,
+    )
+        .into_response();
+    response.extensions_mut().insert(Panicked(message));
+    response
+}
+
+/// Logs a panic with the request id (which the panicking handler never got to return).
+pub async fn panic_log(request: Request, next: axum::middleware::Next) -> Response {
+    let request_id = request_id(request.headers());
+    let mut response = next.run(request).await;
+    if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+        tracing::error!(request_id, panic = %message, "panic while handling a request");
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+    }
+    response
 }
 
 /// `GET /healthz`: the process is alive.

@@ -19,6 +19,8 @@ pub struct Harness {
     pub url: String,
     /// `http://addr` of the firewall, for other paths.
     pub base: String,
+    /// The admin listener's `/metrics`.
+    pub metrics_url: String,
     pub backend: Option<DemoBackend>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -77,7 +79,11 @@ pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harne
     map.entry("GRAPHQL_FIREWALL_PERSISTED_LIMIT_VIOLATIONS".to_owned())
         .or_insert_with(|| "warn".to_owned());
     let config = Config::from_source(&map, Profile::Serve).expect("test configuration is valid");
-    let app = graphql_firewall::build_app(&config).expect("app builds");
+    let app = graphql_firewall::build(&config).expect("app builds");
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", admin.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(admin, app.admin).await });
+    let app = app.traffic;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -92,6 +98,7 @@ pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harne
     Harness {
         url: format!("http://{addr}{}", config.path),
         base: format!("http://{addr}"),
+        metrics_url,
         backend: None,
         client: client(),
         stop: Some(stop),
@@ -124,6 +131,37 @@ pub async fn closed_port() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr
+}
+
+/// Scrapes `/metrics` into (series with labels → value), e.g. `graphql_firewall_requests_total{verdict="allowed",code="none"}`.
+pub async fn scrape(harness: &Harness) -> std::collections::BTreeMap<String, f64> {
+    let text = harness
+        .client
+        .get(&harness.metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.ends_with("# EOF\n"),
+        "a complete OpenMetrics exposition"
+    );
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {line}"));
+            (
+                series.to_owned(),
+                value
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("bad value in {line}")),
+            )
+        })
+        .collect()
 }
 
 /// The `extensions.code` of the first error of a GraphQL response body.

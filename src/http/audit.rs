@@ -1,0 +1,248 @@
+//! The record of each request: one structured audit event per operation (a batch gives one per
+//! member), and the Prometheus counters and histograms, written once when the response is ready.
+//!
+//! Rejections are logged at `warn` and always; allowed operations at `info`, sampled by
+//! `GRAPHQL_FIREWALL_LOG_SAMPLE` with a counter (not the client-chosen request id, which a client
+//! could pick to stay out of the sample).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+
+use crate::metrics::{
+    ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
+};
+use crate::policy::Violation;
+
+use super::budget::Client;
+use super::harden::Hardened;
+use super::inspect::{Inspection, OperationReport, Persisted};
+use super::reject::{RejectCode, Rejection};
+
+/// What one request did, filled in by the pipeline stages.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub client: Option<Client>,
+    pub batch: usize,
+    pub rejection: Option<Rejection>,
+    pub inspection: Inspection,
+    pub upstream: Option<Duration>,
+    pub upstream_status: Option<StatusCode>,
+    pub hardened: Option<Hardened>,
+}
+
+/// The end-of-request facts that are not in the [`Record`].
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    pub request_id: &'a str,
+    pub method: &'a Method,
+    pub peer: IpAddr,
+    pub status: StatusCode,
+    pub total: Duration,
+    pub response_bytes: Option<u64>,
+}
+
+/// Samples allowed events: `rate` in [0, 1].
+#[derive(Debug)]
+pub struct Sampler {
+    rate: f64,
+    seen: AtomicU64,
+}
+
+impl Sampler {
+    pub fn new(rate: f64) -> Sampler {
+        Sampler {
+            rate: rate.clamp(0.0, 1.0),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// True for `rate` of the calls, evenly spread (1 in 10 for 0.1).
+    fn sample(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
+        (n * self.rate).floor() != ((n + 1.0) * self.rate).floor()
+    }
+}
+
+/// Writes the audit events and the metrics of one request.
+pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
+    let monitored = !record.inspection.monitored.is_empty();
+    let verdict = match (&record.rejection, monitored) {
+        (Some(_), _) => "rejected",
+        (None, true) => "monitored",
+        (None, false) => "allowed",
+    };
+    let code = record.rejection.as_ref().map(Rejection::code);
+    record_metrics(record, outcome, metrics, verdict, code);
+    for (index, violation) in &record.inspection.monitored {
+        log_monitored(outcome.request_id, *index, violation);
+    }
+    match &record.rejection {
+        Some(rejection) => {
+            for error in &rejection.errors {
+                let report = error
+                    .batch_index
+                    .and_then(|i| record.inspection.operations.get(i));
+                log_operation(
+                    record,
+                    outcome,
+                    report,
+                    error.batch_index,
+                    verdict,
+                    Some(error.code),
+                );
+            }
+        }
+        None if sampler.sample() => {
+            for (index, report) in record.inspection.operations.iter().enumerate() {
+                log_operation(record, outcome, Some(report), Some(index), verdict, None);
+            }
+            if record.inspection.operations.is_empty() {
+                log_operation(record, outcome, None, None, verdict, None);
+            }
+        }
+        None => {}
+    }
+}
+
+fn record_metrics(
+    record: &Record,
+    outcome: &Outcome<'_>,
+    metrics: &Metrics,
+    verdict: &'static str,
+    code: Option<RejectCode>,
+) {
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            verdict,
+            code: code.map_or("none", RejectCode::as_str),
+        })
+        .inc();
+    let total = outcome.total.as_secs_f64();
+    metrics.request_duration.observe(total);
+    if let Some(upstream) = record.upstream {
+        metrics.upstream_duration.observe(upstream.as_secs_f64());
+        metrics
+            .overhead
+            .observe((total - upstream.as_secs_f64()).max(0.0));
+    }
+    if let Some(hardened) = record.hardened {
+        metrics
+            .responses
+            .get_or_create(&OutcomeLabels {
+                outcome: hardened.as_str(),
+            })
+            .inc();
+    }
+    for violation in record.inspection.monitored.iter().map(|(_, v)| v) {
+        metrics
+            .monitored
+            .get_or_create(&RuleLabels {
+                rule: violation.rule.as_str(),
+            })
+            .inc();
+    }
+    if record.rejection.is_some() {
+        return;
+    }
+    for report in &record.inspection.operations {
+        metrics
+            .operations
+            .get_or_create(&OperationLabels {
+                operation_type: report.kind_str(),
+                persisted: report.persisted.as_str(),
+            })
+            .inc();
+        metrics.operation_cost.observe(report.cost as f64);
+        metrics
+            .operation_depth
+            .observe(f64::from(report.metrics.depth));
+        if let (Persisted::Manifest, Some(name)) = (report.persisted, &report.manifest_name) {
+            metrics
+                .persisted_operations
+                .get_or_create(&ManifestOperationLabels {
+                    operation: name.clone(),
+                })
+                .inc();
+        }
+    }
+}
+
+fn log_operation(
+    record: &Record,
+    outcome: &Outcome<'_>,
+    report: Option<&OperationReport>,
+    batch_index: Option<usize>,
+    verdict: &'static str,
+    code: Option<RejectCode>,
+) {
+    let request_id = outcome.request_id;
+    let client_key = record.client.as_ref().map(|c| c.key.short_hex());
+    let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
+    let operation_type = report.map(OperationReport::kind_str);
+    let operation_name = report.and_then(|r| r.name.as_deref());
+    let hash = report.map(|r| hex::encode(r.hash));
+    let persisted = report.map(|r| r.persisted.as_str());
+    let metrics = report.map(|r| r.metrics);
+    let depth = metrics.map(|m| m.depth);
+    let aliases = metrics.map(|m| m.aliases);
+    let root_fields = metrics.map(|m| m.root_fields);
+    let directives = metrics.map(|m| m.directives);
+    let fields = metrics.map(|m| m.fields);
+    let tokens = report.map(|r| r.tokens);
+    let cost = report.map(|r| r.cost);
+    let code = code.map(RejectCode::as_str);
+    let upstream_status = record.upstream_status.map(|s| s.as_u16());
+    let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
+    let total_ms = outcome.total.as_secs_f64() * 1000.0;
+    let hardened = record.hardened.map(Hardened::as_str);
+    macro_rules! event {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                target: "graphql_firewall::audit",
+                request_id, client_key, client_ip = %client_ip, peer = %outcome.peer,
+                method = %outcome.method, batch = record.batch, batch_index,
+                operation_type, operation_name, hash, persisted,
+                depth, aliases, root_fields, directives, fields, tokens, cost,
+                verdict, code, status = outcome.status.as_u16(), upstream_status,
+                upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
+                $message
+            )
+        };
+    }
+    if code.is_some() {
+        event!(warn, "operation rejected");
+    } else {
+        event!(info, "operation forwarded");
+    }
+}
+
+fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
+    tracing::warn!(
+        target: "graphql_firewall::policy",
+        request_id,
+        batch_index = index,
+        rule = violation.rule.as_str(),
+        code = RejectCode::from(violation.rule).as_str(),
+        limit = violation.limit,
+        actual = violation.actual,
+        "rule broken in monitor mode: forwarded"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sampler_keeps_the_configured_share() {
+        for (rate, expected) in [(1.0, 1000), (0.1, 100), (0.0, 0), (0.25, 250)] {
+            let sampler = Sampler::new(rate);
+            let kept = (0..1000).filter(|_| sampler.sample()).count();
+            assert_eq!(kept, expected, "rate {rate}");
+        }
+    }
+}
