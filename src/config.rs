@@ -1115,15 +1115,17 @@ mod tests {
 
     #[test]
     fn unknown_prefixed_variable_is_reported() {
+        // A typo of MAX_DEPTH, built from the prefix so that it appears nowhere as a real name.
+        let typo = format!("{PREFIX}MAX_DEPHT");
         let err = load(&[
             (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
-            ("GRAPHQL_FIREWALL_MAX_DEPHT", "3"),
+            (&typo, "3"),
         ])
         .unwrap_err();
         assert_eq!(
             err,
             ConfigError::Unknown {
-                names: vec!["GRAPHQL_FIREWALL_MAX_DEPHT".to_owned()]
+                names: vec![typo.clone()]
             }
         );
     }
