@@ -152,39 +152,47 @@ pub fn log_warnings(warnings: &[String]) {
     }
 }
 
-/// Watches for SIGHUP and, every `interval`, for changes in the manifest directory.
-pub async fn watch(
+/// Watches for SIGHUP and, every `interval`, for changes in the manifest directory, for as long as
+/// the registry lives. The SIGHUP handler is installed before this returns, so a SIGHUP sent once the
+/// server is up can never hit the default action (terminate).
+pub fn spawn_watcher(
+    runtime: &tokio::runtime::Handle,
     source: Source,
     registry: std::sync::Weak<Registry>,
     metrics: std::sync::Arc<Metrics>,
     interval: Option<Duration>,
 ) {
     #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut last = source.fingerprint();
-    let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
-    tick.tick().await;
-    loop {
-        #[cfg(unix)]
-        let hangup_signal = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
+    let mut hangup = {
+        let _entered = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    };
+    runtime.spawn(async move {
+        let mut last = source.fingerprint();
+        let mut tick = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+        tick.tick().await;
+        loop {
+            #[cfg(unix)]
+            let hangup_signal = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hangup_signal = std::future::pending::<Option<()>>();
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                _ = hangup_signal => true,
+            };
+            let Some(registry) = registry.upgrade() else {
+                return;
+            };
+            let current = source.fingerprint();
+            if forced || (interval.is_some() && current != last) {
+                source.reload(&registry, &metrics);
+                last = current;
             }
-        };
-        #[cfg(not(unix))]
-        let hangup_signal = std::future::pending::<Option<()>>();
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            _ = hangup_signal => true,
-        };
-        let Some(registry) = registry.upgrade() else {
-            return;
-        };
-        let current = source.fingerprint();
-        if forced || (interval.is_some() && current != last) {
-            source.reload(&registry, &metrics);
-            last = current;
         }
-    }
+    });
 }

@@ -151,12 +151,13 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     });
     spawn_housekeeping(&firewall);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(allowlist::watch(
+        allowlist::spawn_watcher(
+            &runtime,
             manifests,
             Arc::downgrade(&registry),
             metrics.clone(),
             config.persisted.reload_interval,
-        ));
+        );
     }
     let admin = Router::new()
         .route("/metrics", get(http::metrics))
