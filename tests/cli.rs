@@ -1,9 +1,9 @@
 //! The built binary: configuration errors exit with status 2 and name the variable; `demo` serves
 //! real traffic and shuts down gracefully on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_graphql-firewall");
 
@@ -66,28 +66,9 @@ fn an_unknown_variable_is_reported_at_start_up() {
 
 #[test]
 fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
-    let mut child = Command::new(BIN)
-        .arg("demo")
-        .env_clear()
-        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("demo starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let listen = loop {
-        assert!(Instant::now() < deadline, "demo did not report its address");
-        let line = lines.next().expect("demo logs its start").unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if event["message"] == "graphql-firewall started" {
-            break event["listen"].as_str().unwrap().to_owned();
-        }
-    };
+    let process = common::Process::start(&["demo"], &[]);
     let body = reqwest::blocking::Client::new()
-        .post(format!("http://{listen}/graphql"))
+        .post(process.url())
         .header("content-type", "application/json")
         .body(r#"{"query":"{ user(id: \"u0\") { name email } }"}"#)
         .send()
@@ -98,17 +79,7 @@ fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
         body,
         r#"{"data":{"user":{"name":"Ada","email":"ada@example.com"}}}"#
     );
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(
-        rest.iter().any(|l| l.contains("graphql-firewall stopped")),
-        "{rest:?}"
-    );
+    process.signal("TERM");
+    process.wait_for(|event| event["message"] == "graphql-firewall stopped");
+    assert_eq!(process.wait(), Some(0));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -291,35 +291,16 @@ async fn json_audit_events_carry_the_documented_fields_one_per_operation() {
     let backend =
         graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .unwrap();
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str())
-        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
-        .env("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let event: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            let _ = tx.send(event);
-        }
-    });
-    let next = || rx.recv_timeout(Duration::from_secs(30)).expect("an event");
-    let listen = loop {
-        let event = next();
-        if event["message"] == "graphql-firewall started" {
-            break event["listen"].as_str().unwrap().to_owned();
-        }
-    };
+    let process = common::Process::start(
+        &["serve"],
+        &[
+            ("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str()),
+            ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+        ],
+    );
     let batch = r#"[{"query":"query A { users(first: 2) { id } }"},{"query":"query B { user(id: \"u1\") { name } }"}]"#;
     let response = reqwest::Client::new()
-        .post(format!("http://{listen}/graphql"))
+        .post(process.url())
         .header("content-type", "application/json")
         .header("x-api-key", "secret-api-key")
         .header("x-request-id", "audit-1")
@@ -328,15 +309,9 @@ async fn json_audit_events_carry_the_documented_fields_one_per_operation() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let mut events = Vec::new();
-    while events.len() < 2 {
-        let event = next();
-        if event["target"] == "graphql_firewall::audit" {
-            events.push(event);
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let events: Vec<Value> = (0..2)
+        .map(|_| process.wait_for(|event| event["target"] == "graphql_firewall::audit"))
+        .collect();
     for (index, event) in events.iter().enumerate() {
         for field in AUDIT_FIELDS {
             assert!(event.get(field).is_some(), "{field} missing in {event}");

@@ -338,66 +338,33 @@ async fn audit_mode_forwards_and_logs_unknown_documents() {
     let backend =
         graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
-        .env_clear()
-        .env("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str())
-        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
-        .env("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "audit")
-        .env(
-            "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries"),
-        )
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(event);
-            }
-        }
-    });
-    let listen = loop {
-        let event = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("start-up event");
-        if event["message"] == "graphql-firewall started" {
-            break event["listen"].as_str().unwrap().to_owned();
-        }
-    };
-    let client = reqwest::Client::new();
-    let response = client
-        .post(format!("http://{listen}/graphql"))
+    let process = common::Process::start(
+        &["serve"],
+        &[
+            ("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str()),
+            ("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "audit"),
+            (
+                "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries"),
+            ),
+        ],
+    );
+    let response = reqwest::Client::new()
+        .post(process.url())
         .header("content-type", "application/json")
         .body(r#"{"query":"query Unreviewed { users(first: 1) { email } }","operationName":"Unreviewed"}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "audit mode forwards");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let logged = loop {
-        let event = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("audit event");
-        if event["message"] == "document not in the manifest (audit mode: forwarded)" {
-            break event;
-        }
-    };
+    let logged = process.wait_for(|event| {
+        event["message"] == "document not in the manifest (audit mode: forwarded)"
+    });
     assert_eq!(logged["operation"], "Unreviewed");
     assert_eq!(
         logged["hash"],
         sha256("query Unreviewed { users(first: 1) { email } }")
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert_eq!(backend.observed.requests(), 1);
 }
 
@@ -602,63 +569,30 @@ async fn sighup_reloads_the_manifests() {
     let old = "{ users(first: 1) { id } }";
     let new = "{ users(first: 1) { email } }";
     write_manifest(dir.path(), &[old]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
-        .env_clear()
-        .env("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str())
-        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
-        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
-        .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
-        .env("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "allowlist")
-        .env("GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR", dir.path())
-        .env("GRAPHQL_FIREWALL_PERSISTED_RELOAD_INTERVAL", "off")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(event);
-            }
-        }
-    });
-    let listen = loop {
-        let event = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("start-up event");
-        if event["message"] == "graphql-firewall started" {
-            break event["listen"].as_str().unwrap().to_owned();
-        }
-    };
+    let process = common::Process::start(
+        &["serve"],
+        &[
+            ("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str()),
+            ("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "allowlist"),
+            (
+                "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
+                dir.path().to_str().unwrap(),
+            ),
+            ("GRAPHQL_FIREWALL_PERSISTED_RELOAD_INTERVAL", "off"),
+        ],
+    );
     let client = reqwest::Client::new();
     let status_of = |query: &'static str| {
-        let client = client.clone();
-        let url = format!("http://{listen}/graphql");
-        async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(json!({ "query": query }).to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let request = client
+            .post(process.url())
+            .header("content-type", "application/json")
+            .body(json!({ "query": query }).to_string());
+        async move { request.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(status_of(old).await, 200);
     assert_eq!(status_of(new).await, 403);
     write_manifest(dir.path(), &[new]);
-    let hangup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hangup.success());
+    process.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while status_of(new).await != 200 {
         assert!(
@@ -668,6 +602,4 @@ async fn sighup_reloads_the_manifests() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status_of(old).await, 403);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -9,6 +9,9 @@
 //! `$variables` are only known per request, so the cache holds a plan: one node per selection
 //! (same indices as the IR), and finishing it is one backward scan per definition with each
 //! fragment's cost memoised, i.e. linear in the plan even when fragments fan out exponentially.
+//! `@listSize(sizedFields:)` (the connection pattern: `posts(first: $n) { edges … }`) also
+//! reaches into named fragments spread directly below the sized field: those fragments' tops are
+//! re-costed in that context, memoised per context, so a fragment cannot hide a large `first`.
 //!
 //! Without a schema, a field with a selection set is composite and a field with a slicing
 //! argument (`first`, `last`, …) is a list of that size.
@@ -52,8 +55,10 @@ enum PlanKind {
     Field,
     /// Inline fragment: the sum of its children.
     Pass,
-    /// The memoised cost of a fragment definition.
-    Spread(u32),
+    /// The memoised cost of fragment `target`; when the spread sits directly (through inline
+    /// fragments only) under a field with `@listSize(sizedFields:)`, `context` indexes
+    /// `CostPlan::contexts` and the fragment is costed in that context.
+    Spread { target: u32, context: u32 },
     /// Introspection and `__typename`: free, whatever is below.
     Free,
 }
@@ -63,6 +68,18 @@ struct PlanNode {
     parent: u32,
     kind: PlanKind,
     weight: u64,
+    multiplier: Multiplier,
+    /// Not inside any field of its definition (the part a sized context reaches).
+    top: bool,
+    /// For list fields at a fragment's top: id of the field name, so that a sized context can
+    /// recognise it; `NONE` otherwise.
+    sized_name: u32,
+}
+
+/// `@listSize(sizedFields:)` of a field, applied to fragments spread directly below it.
+#[derive(Debug)]
+struct SizedContext {
+    names: Vec<u32>,
     multiplier: Multiplier,
 }
 
@@ -82,6 +99,7 @@ pub(crate) struct CostPlan {
     variables: Vec<Box<str>>,
     definitions: Vec<PlanDefinition>,
     fragment_order: Vec<u32>,
+    contexts: Vec<SizedContext>,
 }
 
 /// Plan plus the schema-probing counts found while resolving types.
@@ -117,6 +135,8 @@ pub(crate) fn compile(
         sizes: Vec::new(),
         variables: Vec::new(),
         interned: HashMap::new(),
+        sized_names: HashMap::new(),
+        pending_contexts: Vec::new(),
         unknown_nodes: if schema.is_some() {
             vec![0; ir.nodes.len()]
         } else {
@@ -154,6 +174,7 @@ pub(crate) fn compile(
             ir.nodes_of(definition),
             root,
             is_mutation_root,
+            definition.kind == DefinitionKind::Fragment,
         );
         let defaults = definition
             .variables
@@ -169,6 +190,17 @@ pub(crate) fn compile(
             defaults,
         });
     }
+    let contexts = c
+        .pending_contexts
+        .iter()
+        .map(|&(names, multiplier)| SizedContext {
+            names: names
+                .iter()
+                .filter_map(|n| c.sized_names.get(n.as_str()).copied())
+                .collect(),
+            multiplier,
+        })
+        .collect();
     Compiled {
         plan: CostPlan {
             nodes: c.nodes,
@@ -176,6 +208,7 @@ pub(crate) fn compile(
             variables: c.variables,
             definitions,
             fragment_order: fragment_order.to_vec(),
+            contexts,
         },
         unknown_nodes: c.unknown_nodes,
         unknown_definitions,
@@ -191,6 +224,10 @@ struct Compiler<'a, 's> {
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
     interned: HashMap<&'a str, u32>,
+    /// Names of list fields at fragments' tops (ids for `PlanNode::sized_name`).
+    sized_names: HashMap<&'a str, u32>,
+    /// Sized contexts of spreads, resolved to name ids once every definition is compiled.
+    pending_contexts: Vec<(&'s [String], Multiplier)>,
     unknown_nodes: Vec<u32>,
     /// Scratch: contexts of the current definition's nodes.
     contexts: Vec<Context<'s>>,
@@ -219,7 +256,14 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// One definition's nodes, in pre-order, so each parent's context is ready before its
     /// children.
-    fn definition(&mut self, first: u32, nodes: &'a [Node], root: Option<&'s str>, mutation: bool) {
+    fn definition(
+        &mut self,
+        first: u32,
+        nodes: &'a [Node],
+        root: Option<&'s str>,
+        mutation: bool,
+        fragment: bool,
+    ) {
         self.contexts.clear();
         let root = Context {
             type_name: root,
@@ -237,8 +281,21 @@ impl<'a, 's> Compiler<'a, 's> {
                         sized: None,
                     })
             };
-            let (plan, context, unknown) = match node.kind {
-                NodeKind::Spread => (self.plain(node, PlanKind::Spread(node.target)), parent, 0),
+            let (mut plan, context, unknown) = match node.kind {
+                NodeKind::Spread => {
+                    let context = match parent.sized {
+                        Some(sized) => {
+                            self.pending_contexts.push(sized);
+                            super::lexer::to_u32(self.pending_contexts.len() - 1)
+                        }
+                        None => NONE,
+                    };
+                    let kind = PlanKind::Spread {
+                        target: node.target,
+                        context,
+                    };
+                    (self.plain(node, kind), parent, 0)
+                }
                 NodeKind::Inline => {
                     let (type_name, unknown) = if node.name == Default::default() {
                         (parent.type_name, 0)
@@ -253,6 +310,15 @@ impl<'a, 's> Compiler<'a, 's> {
                 }
                 NodeKind::Field => self.field(node, parent, mutation && node.level == 1),
             };
+            if fragment && plan.top && plan.sized_name != NONE {
+                let next = super::lexer::to_u32(self.sized_names.len());
+                plan.sized_name = *self
+                    .sized_names
+                    .entry(node.name.text(self.src))
+                    .or_insert(next);
+            } else {
+                plan.sized_name = NONE;
+            }
             self.nodes.push(plan);
             self.contexts.push(context);
             if let Some(slot) = self.unknown_nodes.get_mut(first as usize + offset) {
@@ -262,12 +328,7 @@ impl<'a, 's> Compiler<'a, 's> {
     }
 
     fn plain(&self, node: &Node, kind: PlanKind) -> PlanNode {
-        PlanNode {
-            parent: node.parent,
-            kind,
-            weight: 0,
-            multiplier: Multiplier::One,
-        }
+        self.plan(node, kind, 0, Multiplier::One, false)
     }
 
     fn field(
@@ -314,7 +375,8 @@ impl<'a, 's> Compiler<'a, 's> {
             } else {
                 Multiplier::One
             };
-            return (self.plan(node, weight, multiplier), unchecked, unknown);
+            let plan = self.plan(node, PlanKind::Field, weight, multiplier, false);
+            return (plan, unchecked, unknown);
         };
         let unknown_arguments = arguments
             .iter()
@@ -355,18 +417,28 @@ impl<'a, 's> Compiler<'a, 's> {
                 .map(|l| (l.sized_fields.as_slice(), own_size)),
         };
         (
-            self.plan(node, weight, multiplier),
+            self.plan(node, PlanKind::Field, weight, multiplier, field.list),
             context,
             super::lexer::to_u32(unknown_arguments),
         )
     }
 
-    fn plan(&self, node: &Node, weight: u64, multiplier: Multiplier) -> PlanNode {
+    /// `list` marks list fields (candidates for a sized context; resolved by the caller).
+    fn plan(
+        &self,
+        node: &Node,
+        kind: PlanKind,
+        weight: u64,
+        multiplier: Multiplier,
+        list: bool,
+    ) -> PlanNode {
         PlanNode {
             parent: node.parent,
-            kind: PlanKind::Field,
+            kind,
             weight,
             multiplier,
+            top: node.level == 1,
+            sized_name: if list { 0 } else { NONE },
         }
     }
 
@@ -407,20 +479,23 @@ impl CostPlan {
         let Some(definition) = self.definitions.get(operation as usize) else {
             return 0;
         };
-        let resolved: Vec<Option<u64>> = (0..self.variables.len())
-            .map(|i| self.resolve(i, definition, variables))
-            .collect();
-        let mut memo = vec![0u64; self.definitions.len()];
-        let mut scratch = Vec::new();
+        let mut eval = Evaluation {
+            plan: self,
+            resolved: (0..self.variables.len())
+                .map(|i| self.resolve(i, definition, variables))
+                .collect(),
+            memo: vec![0; self.definitions.len()],
+            below: vec![0; self.nodes.len()],
+            in_context: Vec::new(),
+            context_below: Vec::new(),
+        };
         for &fragment in &self.fragment_order {
-            if let Some(d) = self.definitions.get(fragment as usize) {
-                let cost = self.definition_cost(d, &resolved, &memo, &mut scratch);
-                if let Some(slot) = memo.get_mut(fragment as usize) {
-                    *slot = cost;
-                }
+            let cost = eval.definition(fragment);
+            if let Some(slot) = eval.memo.get_mut(fragment as usize) {
+                *slot = cost;
             }
         }
-        self.definition_cost(definition, &resolved, &memo, &mut scratch)
+        eval.definition(operation)
     }
 
     /// A variable's size: the request's value if it is a valid non-negative `Int`, else the
@@ -443,45 +518,6 @@ impl CostPlan {
                 .find(|(v, _)| *v as usize == index)
                 .map(|&(_, n)| n)
         })
-    }
-
-    /// Backward scan: children follow their parent in pre-order, so by the time a node is
-    /// reached the sum of its children is complete.
-    fn definition_cost(
-        &self,
-        definition: &PlanDefinition,
-        resolved: &[Option<u64>],
-        memo: &[u64],
-        children: &mut Vec<u64>,
-    ) -> u64 {
-        let first = definition.nodes_start;
-        let nodes = self
-            .nodes
-            .get(first as usize..definition.nodes_end as usize)
-            .unwrap_or_default();
-        children.clear();
-        children.resize(nodes.len(), 0);
-        let mut total = 0u64;
-        for (offset, node) in nodes.iter().enumerate().rev() {
-            let below = children.get(offset).copied().unwrap_or(0);
-            let value = match node.kind {
-                PlanKind::Field => self
-                    .multiplier(node.multiplier, resolved)
-                    .saturating_mul(node.weight.saturating_add(below)),
-                PlanKind::Pass => below,
-                PlanKind::Spread(target) => memo.get(target as usize).copied().unwrap_or(0),
-                PlanKind::Free => 0,
-            };
-            let slot = if node.parent == NONE {
-                Some(&mut total)
-            } else {
-                children.get_mut(node.parent.wrapping_sub(first) as usize)
-            };
-            if let Some(slot) = slot {
-                *slot = slot.saturating_add(value);
-            }
-        }
-        total
     }
 
     fn multiplier(&self, multiplier: Multiplier, resolved: &[Option<u64>]) -> u64 {
@@ -519,5 +555,155 @@ impl CostPlan {
                 .map(|d| size_of::<PlanDefinition>() + d.defaults.capacity() * 16)
                 .sum::<usize>()
             + self.fragment_order.capacity() * 4
+            + self
+                .contexts
+                .iter()
+                .map(|c| size_of::<SizedContext>() + c.names.capacity() * 4)
+                .sum::<usize>()
+    }
+}
+
+/// Per-request evaluation state: every array is indexed like the plan, nothing recurses.
+struct Evaluation<'p> {
+    plan: &'p CostPlan,
+    resolved: Vec<Option<u64>>,
+    /// Context-free cost of each fragment definition.
+    memo: Vec<u64>,
+    /// Context-free sum of each node's children.
+    below: Vec<u64>,
+    /// Fragment costs in a sized context: `(context + 1, cost)` per definition (0 = unset).
+    in_context: Vec<(u32, u64)>,
+    /// Scratch sums for inline fragments at a fragment's top, in a sized context.
+    context_below: Vec<u64>,
+}
+
+impl Evaluation<'_> {
+    fn node(&self, index: usize) -> Option<&PlanNode> {
+        self.plan.nodes.get(index)
+    }
+
+    fn range(&self, definition: u32) -> std::ops::Range<usize> {
+        self.plan
+            .definitions
+            .get(definition as usize)
+            .map_or(0..0, |d| d.nodes_start as usize..d.nodes_end as usize)
+    }
+
+    /// Backward scan: children follow their parent in pre-order, so by the time a node is
+    /// reached the sum of its children is complete.
+    fn definition(&mut self, definition: u32) -> u64 {
+        let mut total = 0u64;
+        for index in self.range(definition).rev() {
+            let Some(&node) = self.node(index) else {
+                continue;
+            };
+            let below = self.below.get(index).copied().unwrap_or(0);
+            let value = match node.kind {
+                PlanKind::Field => self
+                    .plan
+                    .multiplier(node.multiplier, &self.resolved)
+                    .saturating_mul(node.weight.saturating_add(below)),
+                PlanKind::Pass => below,
+                PlanKind::Spread { target, context } if context == NONE => {
+                    self.memo.get(target as usize).copied().unwrap_or(0)
+                }
+                PlanKind::Spread { target, context } => self.in_context(target, context),
+                PlanKind::Free => 0,
+            };
+            let slot = if node.parent == NONE {
+                Some(&mut total)
+            } else {
+                self.below.get_mut(node.parent as usize)
+            };
+            if let Some(slot) = slot {
+                *slot = slot.saturating_add(value);
+            }
+        }
+        total
+    }
+
+    /// Cost of fragment `target` spread under a sized field: its top-level list fields named
+    /// in the context take the context's size, and so do those of fragments it spreads at its
+    /// top. Everything inside fields is context-free and already in `below`. Dependencies are
+    /// visited with an explicit stack; results are memoised per context.
+    fn in_context(&mut self, target: u32, context: u32) -> u64 {
+        let Some(sized) = self.plan.contexts.get(context as usize) else {
+            return self.memo.get(target as usize).copied().unwrap_or(0);
+        };
+        let key = context.saturating_add(1);
+        if self.in_context.is_empty() {
+            self.in_context = vec![(0, 0); self.plan.definitions.len()];
+            self.context_below = vec![0; self.plan.nodes.len()];
+        }
+        let done =
+            |this: &Self, f: u32| this.in_context.get(f as usize).is_some_and(|e| e.0 == key);
+        let size = self.plan.multiplier(sized.multiplier, &self.resolved);
+        let mut stack = vec![(target, false)];
+        while let Some((fragment, expanded)) = stack.pop() {
+            if done(self, fragment) {
+                continue;
+            }
+            let range = self.range(fragment);
+            if !expanded {
+                stack.push((fragment, true));
+                for index in range {
+                    if let Some(PlanNode {
+                        kind: PlanKind::Spread { target, .. },
+                        top: true,
+                        ..
+                    }) = self.node(index)
+                        && !done(self, *target)
+                    {
+                        stack.push((*target, false));
+                    }
+                }
+                continue;
+            }
+            for index in range.clone() {
+                if let Some(slot) = self.context_below.get_mut(index) {
+                    *slot = 0;
+                }
+            }
+            let mut total = 0u64;
+            for index in range.rev() {
+                let Some(&node) = self.node(index) else {
+                    continue;
+                };
+                if !node.top {
+                    continue;
+                }
+                let value = match node.kind {
+                    PlanKind::Field => {
+                        let multiplier = if sized.names.contains(&node.sized_name) {
+                            size
+                        } else {
+                            self.plan.multiplier(node.multiplier, &self.resolved)
+                        };
+                        let below = self.below.get(index).copied().unwrap_or(0);
+                        multiplier.saturating_mul(node.weight.saturating_add(below))
+                    }
+                    PlanKind::Pass => self.context_below.get(index).copied().unwrap_or(0),
+                    PlanKind::Spread { target, .. } => self
+                        .in_context
+                        .get(target as usize)
+                        .map_or(0, |&(_, cost)| cost),
+                    PlanKind::Free => 0,
+                };
+                let slot = if node.parent == NONE {
+                    Some(&mut total)
+                } else {
+                    self.context_below.get_mut(node.parent as usize)
+                };
+                if let Some(slot) = slot {
+                    *slot = slot.saturating_add(value);
+                }
+            }
+            if let Some(entry) = self.in_context.get_mut(fragment as usize) {
+                *entry = (key, total);
+            }
+        }
+        self.in_context
+            .get(target as usize)
+            .map_or(0, |&(_, cost)| cost)
     }
 }

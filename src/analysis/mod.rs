@@ -4,9 +4,9 @@
 //! The document is the attacker's main lever on a GraphQL firewall. Analysis must therefore cost
 //! time linear in the input with early exit at the limits, never recurse (deep nesting must not
 //! overflow a worker's stack), never panic on any `&str`, and never expand fragments literally
-//! (exponential fan-out). The pipeline is: [`lexer`] (token budget) → [`parser`] (iterative, value
-//! and depth limits, arena [`ir`]) → [`document`] checks (unique names, defined spreads, cycles)
-//! → [`cost`] plan (schema types, `@cost`/`@listSize`) → [`metrics`] (memoised fragment
+//! (exponential fan-out). The pipeline is: `lexer` (token budget) → `parser` (iterative, value
+//! and depth limits, arena `ir`) → `document` checks (unique names, defined spreads, cycles)
+//! → `cost` plan (schema types, `@cost`/`@listSize`) → `metrics` (memoised fragment
 //! summaries). Everything is pure: no I/O, no logging, no variables, so the result of
 //! [`analyse`] can be cached by [`document_hash`]; [`Operation::cost`] finishes the cost with the
 //! request's variables.

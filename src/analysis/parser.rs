@@ -18,19 +18,36 @@ use super::{AnalysisError, Limits, OperationKind};
 
 /// Parse a whole document. Returns the IR and the number of tokens scanned.
 pub(crate) fn parse(src: &str, limits: &Limits) -> Result<(Ir, u32), AnalysisError> {
+    if let Some(limit) = limits.max_tokens
+        && src.len() > limit as usize
+    {
+        // Only a document with more bytes than the token budget can exceed it. Count its
+        // tokens before building anything, so a hostile body costs a bare scan up to the limit.
+        // (When a document breaks both the budget and the grammar, the budget is reported.)
+        let mut scan = Lexer::new(src, Some(limit));
+        while scan.next_token()?.kind != TokenKind::Eof {}
+    }
     let mut lexer = Lexer::new(src, limits.max_tokens);
     let current = lexer.next_token()?;
+    // Typical documents spend about eight bytes per selection; reserving that up front saves
+    // repeated growth, and the budget (or a fixed cap) bounds the reservation.
+    let nodes = (src.len() / 8).min(limits.max_tokens.map_or(usize::MAX, |t| t as usize));
+    let mut ir = Ir::default();
+    ir.nodes.reserve(nodes.min(MAX_RESERVED_NODES));
     let mut parser = Parser {
         src,
         lexer,
         current,
         limits,
-        ir: Ir::default(),
+        ir,
     };
     parser.document()?;
     let tokens = parser.lexer.tokens();
     Ok((parser.ir, tokens))
 }
+
+/// Upper bound of the up-front reservation when the token budget is off.
+const MAX_RESERVED_NODES: usize = 1 << 16;
 
 struct Parser<'a, 'l> {
     src: &'a str,

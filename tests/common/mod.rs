@@ -178,3 +178,96 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     (status, json)
 }
+
+/// The built binary, started with JSON logs on ephemeral ports, and its log events as they come.
+pub struct Process {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<Value>,
+    /// The traffic listener's address, read from the start-up event.
+    pub listen: String,
+}
+
+impl Process {
+    /// Runs `graphql-firewall <args>` with exactly `vars` (plus ephemeral listeners and JSON logs).
+    pub fn start(args: &[&str], vars: &[(&str, &str)]) -> Process {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+            .args(args)
+            .env_clear()
+            .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+            .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+            .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, events) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let event = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
+                if sender.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut process = Process {
+            child,
+            events,
+            listen: String::new(),
+        };
+        let started = process.wait_for(|event| event["message"] == "graphql-firewall started");
+        process.listen = started["listen"]
+            .as_str()
+            .expect("listen address")
+            .to_owned();
+        process
+    }
+
+    /// The GraphQL endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.listen)
+    }
+
+    /// The next event matching `predicate` (panics after 30 s).
+    pub fn wait_for(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let event = self
+                .events
+                .recv_timeout(left)
+                .expect("the expected log event");
+            if predicate(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) to the process.
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit and returns its status code.
+    pub fn wait(mut self) -> Option<i32> {
+        let code = self.child.wait().ok().and_then(|status| status.code());
+        code
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

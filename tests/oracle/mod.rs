@@ -1,0 +1,290 @@
+//! Shared test helpers: the async-graphql-parser oracle (on a big stack), a small-stack runner,
+//! permissive settings, and a simple recursive reference for metrics and schema-less cost.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+
+use async_graphql_parser::parse_query;
+use async_graphql_parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use graphql_firewall::analysis::{AnalysisError, Limits, Metrics, Settings};
+
+/// Settings without token or depth limits, so only syntax decides.
+pub fn open_settings() -> Settings {
+    Settings {
+        limits: Limits {
+            max_tokens: None,
+            max_depth: None,
+            max_value_nesting: 32,
+        },
+        ..Settings::default()
+    }
+}
+
+/// Run `f` on a thread with the given stack size (proves the absence of deep recursion when
+/// small, gives the recursive oracle room when large).
+pub fn on_stack<T: Send + 'static>(bytes: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(bytes)
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .expect("thread panicked")
+}
+
+pub const BIG_STACK: usize = 256 << 20;
+pub const SMALL_STACK: usize = 64 << 10;
+
+/// The oracle's verdict, syntax level (its own duplicate/anonymous/missing-operation checks
+/// included).
+pub fn oracle_accepts(src: &str) -> bool {
+    let src = src.to_owned();
+    on_stack(BIG_STACK, move || parse_query(&src).is_ok())
+}
+
+/// Whether our error is one the oracle also reports. Checks the oracle does not do (spreads of
+/// undefined fragments, cycles) and our limits do not count as syntax verdicts.
+pub fn syntax_level(result: &Result<(), AnalysisError>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(
+            AnalysisError::UnknownFragment { .. }
+            | AnalysisError::FragmentCycle { .. }
+            | AnalysisError::TokenLimit { .. }
+            | AnalysisError::DepthLimit { .. }
+            | AnalysisError::ValueNestingLimit { .. },
+        ) => true,
+        Err(_) => false,
+    }
+}
+
+/// Metrics and schema-less cost computed the obvious way: recursion and literal expansion.
+pub struct Reference<'a> {
+    document: &'a ExecutableDocument,
+    variables: &'a serde_json::Map<String, serde_json::Value>,
+    defaults: HashMap<String, serde_json::Value>,
+    mutation: bool,
+}
+
+pub const SLICING: [&str; 4] = ["first", "last", "limit", "pageSize"];
+
+impl<'a> Reference<'a> {
+    pub fn run(
+        document: &'a ExecutableDocument,
+        variables: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> (Metrics, u64) {
+        let operation = match &document.operations {
+            DocumentOperations::Single(op) => &op.node,
+            DocumentOperations::Multiple(map) => &map.values().next().unwrap().node,
+        };
+        let defaults = operation
+            .variable_definitions
+            .iter()
+            .filter_map(|v| {
+                let d = v.node.default_value.as_ref()?;
+                Some((
+                    v.node.name.node.to_string(),
+                    d.node.clone().into_json().ok()?,
+                ))
+            })
+            .collect();
+        let reference = Reference {
+            document,
+            variables,
+            defaults,
+            mutation: operation.ty == OperationType::Mutation,
+        };
+        let mut m = Metrics {
+            directives: (operation.directives.len()
+                + operation
+                    .variable_definitions
+                    .iter()
+                    .map(|v| v.node.directives.len())
+                    .sum::<usize>()) as u32,
+            ..Metrics::default()
+        };
+        reference.walk(&operation.selection_set.node, 0, &mut m);
+        m.root_fields = reference.root_fields(&operation.selection_set.node);
+        let cost = reference.cost(&operation.selection_set.node, true);
+        (m, cost)
+    }
+
+    fn walk(&self, set: &SelectionSet, level: u32, m: &mut Metrics) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let f = &f.node;
+                    let name = f.name.node.as_str();
+                    m.fields += 1;
+                    m.aliases += u32::from(f.alias.is_some());
+                    m.directives += f.directives.len() as u32;
+                    if name == "__schema" || name == "__type" {
+                        m.introspection_fields += 1;
+                    }
+                    if name != "__typename" {
+                        m.depth = m.depth.max(level + 1);
+                    }
+                    self.walk(&f.selection_set.node, level + 1, m);
+                }
+                Selection::InlineFragment(i) => {
+                    m.directives += i.node.directives.len() as u32;
+                    self.walk(&i.node.selection_set.node, level, m);
+                }
+                Selection::FragmentSpread(s) => {
+                    let fragment = &self.document.fragments[&s.node.fragment_name.node].node;
+                    m.directives += (s.node.directives.len() + fragment.directives.len()) as u32;
+                    self.walk(&fragment.selection_set.node, level, m);
+                }
+            }
+        }
+    }
+
+    fn root_fields(&self, set: &SelectionSet) -> u32 {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(i) => self.root_fields(&i.node.selection_set.node),
+                Selection::FragmentSpread(s) => self.root_fields(
+                    &self.document.fragments[&s.node.fragment_name.node]
+                        .node
+                        .selection_set
+                        .node,
+                ),
+            })
+            .sum()
+    }
+
+    fn size(&self, value: &str) -> Option<u64> {
+        let valid = |v: &serde_json::Value| v.as_u64().filter(|&n| n <= i32::MAX as u64);
+        if let Some(name) = value.strip_prefix('$') {
+            self.variables
+                .get(name)
+                .and_then(valid)
+                .or_else(|| self.defaults.get(name).and_then(valid))
+        } else {
+            value
+                .parse::<i32>()
+                .ok()
+                .filter(|&n| n >= 0)
+                .map(|n| n as u64)
+        }
+    }
+
+    fn cost(&self, set: &SelectionSet, root: bool) -> u64 {
+        let mut total = 0u64;
+        for item in &set.items {
+            let value = match &item.node {
+                Selection::Field(f) => {
+                    let f = &f.node;
+                    let name = f.name.node.as_str();
+                    if matches!(name, "__typename" | "__schema" | "__type") {
+                        0
+                    } else {
+                        let has_selection = !f.selection_set.node.items.is_empty();
+                        let weight = if root && self.mutation {
+                            10
+                        } else {
+                            u64::from(has_selection)
+                        };
+                        let slicing: Vec<_> = f
+                            .arguments
+                            .iter()
+                            .filter(|(n, _)| SLICING.contains(&n.node.as_str()))
+                            .collect();
+                        let multiplier = if slicing.is_empty() {
+                            1
+                        } else {
+                            slicing
+                                .iter()
+                                .filter_map(|(_, v)| self.size(&v.node.to_string()))
+                                .max()
+                                .unwrap_or(10)
+                        };
+                        multiplier.saturating_mul(
+                            weight.saturating_add(self.cost(&f.selection_set.node, false)),
+                        )
+                    }
+                }
+                Selection::InlineFragment(i) => self.cost(&i.node.selection_set.node, root),
+                Selection::FragmentSpread(s) => self.cost(
+                    &self.document.fragments[&s.node.fragment_name.node]
+                        .node
+                        .selection_set
+                        .node,
+                    root,
+                ),
+            };
+            total = total.saturating_add(value);
+        }
+        total
+    }
+}
+
+/// Documented, deliberate differences (see `documented_differences_from_async_graphql_parser_hold`
+/// in `tests/differential.rs`): inputs that may touch them are not compared, only checked for
+/// panics. Deliberately broad; a fuzzer finding anything else is a bug in one of the parsers.
+pub fn may_touch_known_difference(src: &str) -> bool {
+    let bytes = src.as_bytes();
+    let compact: String = src
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}'))
+        .collect();
+    let keyword_prefix = [
+        "true",
+        "false",
+        "null",
+        "query",
+        "mutation",
+        "subscription",
+        "fragment",
+    ]
+    .iter()
+    .any(|k| {
+        src.match_indices(k).any(|(at, _)| {
+            bytes
+                .get(at + k.len())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
+    });
+    let leading_zero = bytes
+        .windows(2)
+        .any(|w| w[0] == b'0' && w[1].is_ascii_digit());
+    let exponent = bytes
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'e' | b'E'));
+    src.contains("\\u")
+        || compact.contains("()")
+        || src.contains("on on")
+        || src.contains('$') && (src.contains('@') || src.contains('['))
+        || leading_zero
+        || exponent
+        || keyword_prefix
+        || src.len() >= 4096
+}
+
+/// The fuzz target's body: never panic; same syntax verdict as the oracle outside the known
+/// differences.
+pub fn differential_check(src: &str) {
+    let ours = graphql_firewall::analysis::analyse(src, &open_settings()).map(|_| ());
+    let limited = matches!(
+        ours,
+        Err(AnalysisError::TokenLimit { .. }
+            | AnalysisError::DepthLimit { .. }
+            | AnalysisError::ValueNestingLimit { .. })
+    );
+    // A limit stops us before the end, so the verdict is not comparable; the oracle also has
+    // its own selection nesting limit (64).
+    if limited || may_touch_known_difference(src) || src.matches('{').count() > 60 {
+        return;
+    }
+    let ours = syntax_level(&ours);
+    let oracle = oracle_accepts(src);
+    assert_eq!(ours, oracle, "verdicts differ on {src:?}");
+}
