@@ -260,8 +260,7 @@ impl Process {
 
     /// Waits for the process to exit and returns its status code.
     pub fn wait(mut self) -> Option<i32> {
-        let code = self.child.wait().ok().and_then(|status| status.code());
-        code
+        self.child.wait().ok().and_then(|status| status.code())
     }
 }
 
