@@ -1,0 +1,181 @@
+//! The small pure parsers behind every variable: each returns the value, or the text saying what
+//! is accepted (the caller adds the variable's name and value).
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::policy::{Mode, Rule};
+
+/// `30s`, `500ms`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const ACCEPTED: &str = "a duration such as 500ms, 30s, 2m or 1h";
+    let (digits, unit) = split_number(text);
+    let amount: u64 = digits.parse().map_err(|_| ACCEPTED.to_owned())?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(amount),
+        "" | "s" => Duration::from_secs(amount),
+        "m" | "min" => Duration::from_secs(amount.saturating_mul(60)),
+        "h" => Duration::from_secs(amount.saturating_mul(3600)),
+        _ => return Err(ACCEPTED.to_owned()),
+    };
+    if duration.is_zero() {
+        return Err(format!("{ACCEPTED}, greater than zero"));
+    }
+    Ok(duration)
+}
+
+/// `1048576`, `512KiB`, `1MiB`, `64KB` (KB/MB are read as their binary twins: sizes here are caps, not disk labels).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    const ACCEPTED: &str = "a size in bytes such as 1048576, 512KiB or 1MiB";
+    let (digits, unit) = split_number(text);
+    let amount: usize = digits.parse().map_err(|_| ACCEPTED.to_owned())?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(ACCEPTED.to_owned()),
+    };
+    match amount.checked_mul(factor) {
+        Some(0) | None => Err(format!("{ACCEPTED}, greater than zero")),
+        Some(bytes) => Ok(bytes),
+    }
+}
+
+/// A positive limit, or `off`.
+pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    const ACCEPTED: &str = "a positive integer or off";
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(ACCEPTED.to_owned()),
+        Ok(n) => Ok(Some(n)),
+    }
+}
+
+/// A positive limit below 2^32, or `off`.
+pub(super) fn parse_small_limit(text: &str) -> Result<Option<u32>, String> {
+    parse_limit(text)?
+        .map(u32::try_from)
+        .transpose()
+        .map_err(|_| "a positive integer below 2^32 or off".to_owned())
+}
+
+/// `on`/`off` (also `true`/`false`, `1`/`0`).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err("on or off".to_owned()),
+    }
+}
+
+pub(super) fn parse_mode(text: &str) -> Result<Mode, String> {
+    match text {
+        "enforce" => Ok(Mode::Enforce),
+        "monitor" => Ok(Mode::Monitor),
+        _ => Err("enforce or monitor".to_owned()),
+    }
+}
+
+/// `cost:monitor,depth:enforce`.
+pub(super) fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> {
+    let accepted = || {
+        let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        format!(
+            "a list of rule:mode pairs such as cost:monitor, with rules {} and modes enforce or monitor",
+            rules.join(", ")
+        )
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (rule, mode) = pair.split_once(':').ok_or_else(accepted)?;
+            let rule = Rule::from_name(rule.trim()).ok_or_else(accepted)?;
+            let mode = parse_mode(mode.trim()).map_err(|_| accepted())?;
+            Ok((rule, mode))
+        })
+        .collect()
+}
+
+/// A positive count that fits in u32.
+pub(super) fn parse_count(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err("a positive integer".to_owned()),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// A non-negative integer weight or size.
+pub(super) fn parse_weight(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| "a non-negative integer".to_owned())
+}
+
+/// A comma-separated list of GraphQL names.
+pub(super) fn parse_names(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let valid = !names.is_empty()
+        && names.iter().all(|name| {
+            name.bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()))
+        });
+    if valid {
+        Ok(names)
+    } else {
+        Err("a comma-separated list of GraphQL argument names such as first,last".to_owned())
+    }
+}
+
+pub(super) fn parse_upstream_url(text: &str) -> Result<Url, String> {
+    const ACCEPTED: &str = "an http:// or https:// URL such as http://127.0.0.1:4000/graphql";
+    let url = Url::parse(text).map_err(|_| ACCEPTED.to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ACCEPTED.to_owned());
+    }
+    Ok(url)
+}
+
+pub(super) fn parse_path(text: &str) -> Result<String, String> {
+    let valid = text.starts_with('/')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("an absolute URL path such as /graphql".to_owned())
+    }
+}
+
+pub(super) fn parse_header_names(text: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let valid = !names.is_empty()
+        && names
+            .iter()
+            .all(|name| http::HeaderName::from_bytes(name.as_bytes()).is_ok());
+    if valid {
+        Ok(names)
+    } else {
+        Err("a comma-separated list of HTTP header names".to_owned())
+    }
+}
+
+pub(super) fn split_number(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(end)
+}
