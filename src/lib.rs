@@ -293,7 +293,7 @@ pub async fn serve(
     // keeps serving every other request.
     let app = app
         .layer(CatchPanicLayer::custom(http::panic_response))
-        .layer(axum::middleware::from_fn(http::panic_log));
+        .layer(axum::middleware::from_fn(http::request_id_layer));
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -553,8 +553,12 @@ impl Config {
                 probe_cooldown: read.or(PROBE_COOLDOWN, Duration::from_secs(60), parse_duration)?,
             },
             persisted: read_persisted(&read)?,
-            schema: match read.optional(SCHEMA, |v| Ok(std::path::PathBuf::from(v)))? {
-                Some(path) => Some(SchemaSource::Path(path)),
+            // `off` runs without a schema (also in `demo`, whose default is its own schema).
+            schema: match read.optional(SCHEMA, |v| {
+                Ok((!v.eq_ignore_ascii_case("off")).then(|| std::path::PathBuf::from(v)))
+            })? {
+                Some(Some(path)) => Some(SchemaSource::Path(path)),
+                Some(None) => None,
                 None if profile == Profile::Demo => Some(SchemaSource::Demo),
                 None => None,
             },

@@ -95,7 +95,10 @@ pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler
                 );
             }
         }
-        None if sampler.sample() => {
+        // The event's fields cost allocations: build them only when the event will be written.
+        None if tracing::enabled!(target: "graphql_firewall::audit", tracing::Level::INFO)
+            && sampler.sample() =>
+        {
             for (index, report) in record.inspection.operations.iter().enumerate() {
                 log_operation(record, outcome, Some(report), Some(index), verdict, None);
             }

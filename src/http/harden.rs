@@ -58,10 +58,19 @@ pub async fn harden(
     if !is_json(headers) {
         return Hardened::NotJson;
     }
-    let decoded = match read_limited(headers, Body::from(body.clone()), settings.max_bytes).await {
-        Ok(decoded) => decoded,
-        Err(BodyError::TooLarge { .. }) => return Hardened::TooLarge,
-        Err(BodyError::UnsupportedEncoding | BodyError::Unreadable) => return Hardened::NotJson,
+    let decoded = if headers.contains_key(header::CONTENT_ENCODING) {
+        match read_limited(headers, Body::from(body.clone()), settings.max_bytes).await {
+            Ok(decoded) => decoded,
+            Err(BodyError::TooLarge { .. }) => return Hardened::TooLarge,
+            Err(BodyError::UnsupportedEncoding | BodyError::Unreadable) => {
+                return Hardened::NotJson;
+            }
+        }
+    } else if body.len() > settings.max_bytes {
+        return Hardened::TooLarge;
+    } else {
+        // Identity: the bytes are already there, no need to stream them through a decoder.
+        body.clone()
     };
     match sanitise::sanitise(&decoded, &settings.rules, request_id) {
         Outcome::Unchanged => Hardened::Unchanged,

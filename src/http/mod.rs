@@ -84,10 +84,14 @@ struct Admitted {
 pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let request_id = request_id(&parts.headers);
+    // Set by `request_id_layer`; a router served without it still gets an id.
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map_or_else(|| request_id(&parts.headers), |id| id.0.to_string());
     let peer = peer_ip(&parts);
     let mut record = Record::default();
-    let mut response = match firewall
+    let response = match firewall
         .handle(&parts, body, &request_id, peer, &mut record)
         .await
     {
@@ -100,9 +104,6 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
             response
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
     let outcome = audit::Outcome {
         request_id: &request_id,
         method: &parts.method,
@@ -440,15 +441,22 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     response
 }
 
-/// Logs a panic with the request id (which the panicking handler never got to return).
-pub async fn panic_log(request: Request, next: axum::middleware::Next) -> Response {
-    let request_id = request_id(request.headers());
+/// The request's id, decided once by [`request_id_layer`].
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Outermost layer: gives every request an id (the client's `X-Request-Id` when it is a sane
+/// token, else a fresh UUID), echoes it in the response, and logs a caught panic with it (the
+/// panicking handler never got to return).
+pub async fn request_id_layer(mut request: Request, next: axum::middleware::Next) -> Response {
+    let id: Arc<str> = Arc::from(request_id(request.headers()));
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
     if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
-        tracing::error!(request_id, panic = %message, "panic while handling a request");
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-request-id", value);
-        }
+        tracing::error!(request_id = %id, panic = %message, "panic while handling a request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
     }
     response
 }
