@@ -37,7 +37,7 @@ use crate::http::reject::Render;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("the upstream HTTP client could not be created: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(#[from] upstream::ClientError),
     #[error("{} ({path}): {reason}", config::SCHEMA)]
     Schema { path: String, reason: String },
     #[error("rate limits: {0}")]

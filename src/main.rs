@@ -255,21 +255,26 @@ fn healthcheck(config: &Config) -> ExitCode {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let probe = async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
-            .build()?;
-        client
-            .get(format!("http://{address}/healthz"))
-            .send()
-            .await?
-            .error_for_status()
-    };
-    let healthy = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|runtime| runtime.block_on(probe).is_ok())
-        .unwrap_or(false);
+    let timeout = std::time::Duration::from_secs(3);
+    let healthy = url::Url::parse(&format!("http://{address}/healthz"))
+        .ok()
+        .and_then(|url| {
+            graphql_firewall::upstream::Upstream::new(&graphql_firewall::upstream::Settings {
+                url,
+                timeout,
+                connect_timeout: timeout,
+            })
+            .ok()
+        })
+        .zip(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok(),
+        )
+        .is_some_and(|(client, runtime)| {
+            runtime.block_on(client.probe(timeout)) == Some(axum::http::StatusCode::OK)
+        });
     if healthy {
         ExitCode::SUCCESS
     } else {

@@ -65,7 +65,7 @@ fn an_unknown_variable_is_reported_at_start_up() {
 }
 
 #[test]
-fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
+fn demo_serves_queries_passes_its_healthcheck_and_stops_cleanly_on_sigterm() {
     let process = common::Process::start(&["demo"], &[]);
     let body = reqwest::blocking::Client::new()
         .post(process.url())
@@ -78,6 +78,16 @@ fn demo_serves_queries_and_stops_cleanly_on_sigterm() {
     assert_eq!(
         body,
         r#"{"data":{"user":{"name":"Ada","email":"ada@example.com"}}}"#
+    );
+    let healthcheck = Command::new(BIN)
+        .arg("healthcheck")
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", &process.listen)
+        .status()
+        .unwrap();
+    assert!(
+        healthcheck.success(),
+        "healthcheck against the running demo"
     );
     process.signal("TERM");
     process.wait_for(|event| event["message"] == "graphql-firewall stopped");

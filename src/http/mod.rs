@@ -468,10 +468,12 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: the upstream answers HTTP within the ready timeout.
 pub async fn readyz(State(firewall): State<Arc<Firewall>>) -> Response {
+    // Any HTTP answer, whatever its status, means the upstream is up.
     if firewall
         .upstream
-        .is_ready(firewall.settings.ready_timeout)
+        .probe(firewall.settings.ready_timeout)
         .await
+        .is_some()
     {
         json_status(StatusCode::OK, "ready")
     } else {
