@@ -5,7 +5,10 @@
 //! (a) a static upstream (nginx answering a fixed JSON body, never the bottleneck),
 //! (b) nginx as a bare reverse proxy in front of it (the cost of one proxy hop), and
 //! (c) the firewall (the built release binary) in front of it.
-//! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios c/b, c/a.
+//! (c) the firewall (the built release binary) in front of it, and
+//! (d) a bare axum + hyper proxy in front of it (no firewall logic: the floor of the firewall's own
+//! HTTP stack on this machine, so that c/d shows what the firewall's work costs).
+//! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios.
 //!
 //! Needs `nginx` and `wrk`; when missing they are installed from Debian's packages (`apt-get`,
 //! as root). Knobs: `PROXY_BENCH_CONNECTIONS` (default 32), `PROXY_BENCH_SECONDS` (per run,
@@ -18,6 +21,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FIREWALL: &str = env!("CARGO_BIN_EXE_graphql-firewall");
+
+// The bare proxy (d) runs in this process: same allocator as the firewall binary, so that c/d
+// compares the work done, not the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What the static upstream answers to everything.
 const UPSTREAM_BODY: &str = r#"{"data":{"users":[{"id":"u0","name":"Ada","posts":[{"title":"Post 0 by Ada"},{"title":"Post 1 by Ada"}]},{"id":"u1","name":"Grace","posts":[{"title":"Post 3 by Grace"}]}]}}"#;
@@ -116,6 +124,7 @@ fn main() {
     )
     .expect("lua script");
 
+    let bare_port = spawn_bare_proxy(static_port);
     let targets = [
         Target {
             name: "a: static upstream",
@@ -128,6 +137,10 @@ fn main() {
         Target {
             name: "c: graphql-firewall",
             url: format!("http://127.0.0.1:{firewall_port}/graphql"),
+        },
+        Target {
+            name: "d: bare axum+hyper",
+            url: format!("http://127.0.0.1:{bare_port}/graphql"),
         },
     ];
     // Sanity: the firewall really proxies (a 4xx/5xx at full speed would measure nothing).
@@ -160,18 +173,79 @@ fn main() {
             target.name, m.requests_per_second, m.p50_ms, m.p99_ms
         );
     }
-    let (a, b, c) = (medians[0], medians[1], medians[2]);
+    let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
     let _ = writeln!(
         report,
-        "throughput c/b = {:.2}, c/a = {:.2}; p50 added over nginx = {:.3} ms, over direct = {:.3} ms",
+        "throughput c/b = {:.2}, c/a = {:.2}, d/b = {:.2}, c/d = {:.2}; p50 added over nginx = {:.3} ms, over direct = {:.3} ms",
         c.requests_per_second / b.requests_per_second,
         c.requests_per_second / a.requests_per_second,
+        d.requests_per_second / b.requests_per_second,
+        c.requests_per_second / d.requests_per_second,
         c.p50_ms - b.p50_ms,
         c.p50_ms - a.p50_ms,
     );
     print!("{report}");
     drop(guard);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Serves a bare proxy (axum receives, hyper-util's pooled client forwards, the answer goes back)
+/// on a free port, on a runtime of this process; returns the port.
+fn spawn_bare_proxy(upstream_port: u16) -> u16 {
+    use axum::body::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+
+    type Bare = Client<HttpConnector, Full<Bytes>>;
+    async fn forward(
+        axum::extract::State((client, uri)): axum::extract::State<(Bare, axum::http::Uri)>,
+        body: Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut request = axum::http::Request::new(Full::new(body));
+        *request.method_mut() = axum::http::Method::POST;
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        match client.request(request).await {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                match body.collect().await {
+                    Ok(body) => (parts.status, body.to_bytes()).into_response(),
+                    Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+            Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+        }
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let uri: axum::http::Uri = format!("http://127.0.0.1:{upstream_port}/graphql")
+        .parse()
+        .expect("static URI");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("bench runtime");
+        runtime.block_on(async move {
+            let client: Bare =
+                Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+            let app = axum::Router::new()
+                .route("/graphql", axum::routing::post(forward))
+                .with_state((client, uri));
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    port
 }
 
 fn env_number(name: &str, default: usize) -> usize {
