@@ -162,15 +162,8 @@ async fn probing_clients_cool_down_and_others_do_not() {
     ])
     .await;
     let probe = r#"{"query":"{ users(first: 1) { id secretField } }"}"#;
-    let send = |key: &'static str, body: &'static str| {
-        harness
-            .client
-            .post(&harness.url)
-            .header("content-type", "application/json")
-            .header("x-api-key", key)
-            .body(body)
-            .send()
-    };
+    let send =
+        |key: &'static str, body: &'static str| harness.post_json_with(&[("x-api-key", key)], body);
     for _ in 0..3 {
         let (status, body) = status_and_json(send("prober", probe).await.unwrap()).await;
         assert_eq!(
@@ -202,13 +195,10 @@ async fn the_request_rate_is_limited_per_client_with_headers() {
     ])
     .await;
     let send = |key: &'static str| {
-        harness
-            .client
-            .post(&harness.url)
-            .header("content-type", "application/json")
-            .header("x-api-key", key)
-            .body(r#"{"query":"{ users(first: 1) { id } }"}"#)
-            .send()
+        harness.post_json_with(
+            &[("x-api-key", key)],
+            r#"{"query":"{ users(first: 1) { id } }"}"#,
+        )
     };
     let first = send("a").await.unwrap();
     assert_eq!(first.status(), 200);
@@ -247,13 +237,10 @@ async fn the_cost_budget_is_spent_by_expensive_operations() {
     ])
     .await;
     let send = |key: &'static str, query: &'static str| {
-        harness
-            .client
-            .post(&harness.url)
-            .header("content-type", "application/json")
-            .header("x-api-key", key)
-            .body(json!({ "query": query }).to_string())
-            .send()
+        harness.post_json_with(
+            &[("x-api-key", key)],
+            &json!({ "query": query }).to_string(),
+        )
     };
     // 20 users × (1 + 20 friends) = 420 points each.
     let expensive = "{ users(first: 20) { friends(first: 20) { id } } }";
@@ -272,13 +259,10 @@ async fn the_cost_budget_is_spent_by_expensive_operations() {
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let harness = start(&[("GRAPHQL_FIREWALL_RATE_LIMIT", "1/min")]).await;
     let send = |forwarded_for: &'static str| {
-        harness
-            .client
-            .post(&harness.url)
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", forwarded_for)
-            .body(r#"{"query":"{ users(first: 1) { id } }"}"#)
-            .send()
+        harness.post_json_with(
+            &[("x-forwarded-for", forwarded_for)],
+            r#"{"query":"{ users(first: 1) { id } }"}"#,
+        )
     };
     assert_eq!(send("1.1.1.1").await.unwrap().status(), 200);
     assert_eq!(
@@ -296,13 +280,10 @@ async fn a_forwarded_for_from_a_trusted_proxy_is_honoured() {
     ])
     .await;
     let send = |forwarded_for: &'static str| {
-        harness
-            .client
-            .post(&harness.url)
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", forwarded_for)
-            .body(r#"{"query":"{ users(first: 1) { id } }"}"#)
-            .send()
+        harness.post_json_with(
+            &[("x-forwarded-for", forwarded_for)],
+            r#"{"query":"{ users(first: 1) { id } }"}"#,
+        )
     };
     assert_eq!(send("1.1.1.1").await.unwrap().status(), 200);
     assert_eq!(

@@ -209,9 +209,7 @@ async fn buggy_handler() -> &'static str {
 
 #[tokio::test]
 async fn a_panic_answers_500_and_the_server_keeps_serving() {
-    let backend =
-        graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .unwrap();
+    let backend = common::demo_backend().await;
     let mut vars = std::collections::HashMap::new();
     vars.insert(
         "GRAPHQL_FIREWALL_UPSTREAM_URL".to_owned(),
@@ -288,9 +286,7 @@ const AUDIT_FIELDS: [&str; 23] = [
 
 #[tokio::test]
 async fn json_audit_events_carry_the_documented_fields_one_per_operation() {
-    let backend =
-        graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .unwrap();
+    let backend = common::demo_backend().await;
     let process = common::Process::start(
         &["serve"],
         &[

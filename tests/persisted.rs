@@ -335,9 +335,7 @@ async fn trusted_clients_bypass_the_allowlist_and_the_introspection_block() {
 
 #[tokio::test]
 async fn audit_mode_forwards_and_logs_unknown_documents() {
-    let backend =
-        graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .unwrap();
+    let backend = common::demo_backend().await;
     let process = common::Process::start(
         &["serve"],
         &[
@@ -562,9 +560,7 @@ fragment TypeRef on __Type {
 
 #[tokio::test]
 async fn sighup_reloads_the_manifests() {
-    let backend =
-        graphql_firewall::demo::spawn(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-            .unwrap();
+    let backend = common::demo_backend().await;
     let dir = tempfile::tempdir().unwrap();
     let old = "{ users(first: 1) { id } }";
     let new = "{ users(first: 1) { email } }";

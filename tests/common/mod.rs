@@ -49,19 +49,36 @@ impl Harness {
 
     /// POSTs a JSON body with `Content-Type: application/json`.
     pub async fn post_json(&self, body: &str) -> reqwest::Response {
-        self.client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
+        self.post_json_with(&[], body)
             .await
             .expect("firewall answers")
     }
+
+    /// POSTs a JSON body with extra headers (an API key, a forwarded address…).
+    pub fn post_json_with(
+        &self,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(body.to_owned()).send()
+    }
+}
+
+/// The demo backend on an ephemeral loopback port.
+pub async fn demo_backend() -> DemoBackend {
+    demo::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
 }
 
 /// Starts the demo backend and the firewall in front of it, with extra variables.
 pub async fn start(vars: &[(&str, &str)]) -> Harness {
-    let backend = demo::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let backend = demo_backend().await;
     let mut harness = start_with_upstream(backend.url().as_str(), vars).await;
     harness.backend = Some(backend);
     harness
