@@ -7,6 +7,11 @@
 //! in monitor mode while the others are enforced. Every rule here has a mode, the parser-level
 //! ones (tokens, depth) included — a peer's `warn_only` skips those.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use crate::analysis::{Metrics, VariableMetrics};
 
 /// A rule of the policy; its name is the label used in configuration, logs and metrics.

@@ -20,6 +20,11 @@
 //!   again (governor's `retain_recent`) and releases the freed capacity, so the cap only bites
 //!   during a flood.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;

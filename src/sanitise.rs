@@ -56,6 +56,11 @@
 //! element that is not an object, a `message` that is not a string (except in `All` mode, where it
 //! is replaced).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;

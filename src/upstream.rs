@@ -13,6 +13,11 @@
 //! `X-Forwarded-For` / `Forwarded` are replaced, never trusted, so the upstream cannot be told a
 //! false client address through the firewall.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 

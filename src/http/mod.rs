@@ -4,6 +4,11 @@
 //! Each stage is a small function called in pipeline order by [`graphql`]; a stage that refuses
 //! returns a [`Rejection`], which becomes the response in exactly one place.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
 pub mod audit;
 pub mod body;
 pub mod budget;
