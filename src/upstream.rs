@@ -165,7 +165,7 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)??;
         Ok(Answer {
             status: parts.status,
-            headers: end_to_end(&parts.headers),
+            headers: end_to_end(&parts.headers, &[]),
             body,
             elapsed: started.elapsed(),
         })
@@ -196,8 +196,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("proxy-")
 }
 
-/// Copies `headers` minus hop-by-hop ones and those the `Connection` header lists.
-fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+/// Copies `headers` minus hop-by-hop ones, those the `Connection` header lists, and `dropped`.
+fn end_to_end(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -205,10 +205,11 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    let mut kept = HeaderMap::with_capacity(headers.len());
+    let mut kept = HeaderMap::with_capacity(headers.len() + 4);
     for (name, value) in headers {
         if is_hop_by_hop(name)
             || name == header::CONTENT_LENGTH
+            || dropped.contains(&name.as_str())
             || listed.iter().any(|l| l == name.as_str())
         {
             continue;
@@ -231,10 +232,7 @@ const REPLACED: [&str; 8] = [
 ];
 
 fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {
-    let mut headers = end_to_end(outgoing.headers);
-    for name in REPLACED {
-        headers.remove(name);
-    }
+    let mut headers = end_to_end(outgoing.headers, &REPLACED);
     if outgoing.method == Method::POST {
         // The body was decoded (and decompressed) as JSON, whatever the client labelled it.
         headers.insert(
@@ -273,7 +271,7 @@ mod tests {
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
-        let kept = end_to_end(&headers);
+        let kept = end_to_end(&headers, &[]);
         let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["authorization", "x-custom"]);
     }

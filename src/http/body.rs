@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 
@@ -44,7 +45,18 @@ pub async fn read_limited(
     {
         return Err(BodyError::TooLarge { limit });
     }
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    if encoding == Encoding::Identity {
+        // No decoder: collect the frames as they are (a single-frame body is not even copied),
+        // stopping as soon as more than `limit` bytes have arrived.
+        return match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(BodyError::TooLarge { limit })
+            }
+            Err(_) => Err(BodyError::Unreadable),
+        };
+    }
+    let stream = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
     let raw = StreamReader::new(stream);
     let decoded: Box<dyn AsyncRead + Send + Unpin> = match encoding {
         Encoding::Identity => Box::new(raw),
