@@ -149,3 +149,17 @@ fn csrf_header_list_is_lower_cased() {
         vec!["x-requested-with", "apollo-require-preflight"]
     );
 }
+
+#[test]
+fn schema_off_means_none_even_in_demo() {
+    let map: HashMap<&str, &str> = [(SCHEMA, "off")].into_iter().collect();
+    assert_eq!(
+        Config::from_source(&map, Profile::Demo).unwrap().schema,
+        None
+    );
+    let map: HashMap<&str, &str> = HashMap::new();
+    assert_eq!(
+        Config::from_source(&map, Profile::Demo).unwrap().schema,
+        Some(SchemaSource::Demo)
+    );
+}
