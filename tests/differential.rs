@@ -80,6 +80,9 @@ fn documented_differences_from_async_graphql_parser_hold() {
         ("fragmentF on Q { a } { ...F }", false, true),
         // Spec: a fragment cannot be named `on`.
         ("fragment on on Q { a } { ...on }", false, true),
+        // …nor spread under that name, and the words may be split by any ignored tokens.
+        ("fragment gn on Q { a } { ...on }", false, true),
+        ("fragment on \n\non Q { a } { ...F }", false, true),
     ];
     for &(src, ours, oracle) in cases {
         assert_eq!(ours_accepts(src), ours, "ours on {src}");

@@ -262,6 +262,7 @@ pub fn may_touch_known_difference(src: &str) -> bool {
     src.contains("\\u")
         || compact.contains("()")
         || names_a_fragment_on(src)
+        || spreads_a_fragment_on(&compact)
         || src.contains('$') && (src.contains('@') || src.contains('['))
         || leading_zero
         || exponent
@@ -277,6 +278,17 @@ fn names_a_fragment_on(src: &str) -> bool {
         .filter(|w| !w.is_empty())
         .collect();
     words.windows(2).any(|pair| pair == ["fragment", "on"])
+}
+
+/// `...on` not followed by a type name (`{ ...on }`): a spread of a fragment named `on`, the
+/// same difference seen from the spread side (also found by the fuzzer).
+fn spreads_a_fragment_on(compact: &str) -> bool {
+    compact.match_indices("...on").any(|(at, found)| {
+        compact
+            .get(at + found.len()..)
+            .and_then(|rest| rest.chars().next())
+            .is_none_or(|next| !(next.is_ascii_alphanumeric() || next == '_'))
+    })
 }
 
 /// The fuzz target's body: never panic; same syntax verdict as the oracle outside the known
