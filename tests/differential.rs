@@ -68,6 +68,7 @@ fn documented_differences_from_async_graphql_parser_hold() {
         ("query Q($a: Int @d(x: $a)) { a }", false, true),
         // Spec: type references allow ignored tokens inside; the oracle lexes them atomically.
         ("query Q($a: [ Int ! ]) { a }", true, false),
+        ("query Q($a: Int,! $b: Int) { a }", true, false),
         // Spec: no leading zeros, no name or digit right after a number.
         ("{ a(x: [00]) }", false, true),
         // Spec: enum values may start with `true`, `false` or `null` (only the exact words are
