@@ -1,9 +1,12 @@
 //! graphql-firewall: a security firewall for GraphQL APIs.
 //!
 //! It sits in front of any GraphQL-over-HTTP server and refuses what is not allowed before it costs
-//! the backend anything. The modules read like the request pipeline of DESIGN.md:
-//! [`config`] → [`http`] (decode, CSRF guard, reject) → [`upstream`]; [`demo`] is the embedded
-//! backend used by `graphql-firewall demo` and by the tests.
+//! the backend anything. The modules read like the request pipeline of DESIGN.md: [`config`] is
+//! read once; [`http`] decodes, guards against CSRF, admits by client budget ([`ratelimit`]),
+//! resolves [`persisted`] queries, measures with [`analysis`] and judges with [`policy`], forwards
+//! through [`upstream`], hardens the answer with [`sanitise`] and records into [`metrics`];
+//! [`allowlist`] loads and reloads the manifests; [`demo`] is the embedded backend used by
+//! `graphql-firewall demo` and by the tests.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::dbg_macro, clippy::print_stdout, clippy::print_stderr)]
