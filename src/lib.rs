@@ -94,24 +94,15 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             },
         },
         budgets: http::budget::Budgets::new(
-            http::budget::Settings {
-                key_header: config
-                    .clients
-                    .key_header
-                    .as_deref()
-                    .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok()),
-                trusted_proxies: config.clients.trusted_proxies.clone(),
-                rate_limit: config.clients.rate_limit,
-                cost_budget: config.clients.cost_budget,
-                rate_limit_headers: config.clients.rate_limit_headers,
-                max_clients: config.clients.max_clients,
+            config::ClientConfig {
+                // Probing is only recognised with a schema to check names against.
                 probe_limit: config
                     .clients
                     .probe_limit
                     .filter(|_| config.schema.is_some()),
-                probe_cooldown: config.clients.probe_cooldown,
-                modes: config.modes.clone(),
+                ..config.clients.clone()
             },
+            config.modes.clone(),
             metrics.clone(),
         )?,
         inspector: http::inspect::Inspector::new(

@@ -342,7 +342,7 @@ pub struct SanitiseConfig {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// `CLIENT_KEY_HEADER`: a header (e.g. `x-api-key`) identifying the client; else its IP.
-    pub key_header: Option<String>,
+    pub key_header: Option<http::HeaderName>,
     /// `TRUSTED_PROXIES`: CIDR list of peers whose `X-Forwarded-For`/`Forwarded` is believed.
     pub trusted_proxies: TrustedProxies,
     /// `RATE_LIMIT` (e.g. `100/s`, `6000/min:burst=200`), off by default.
@@ -536,7 +536,8 @@ impl Config {
             clients: ClientConfig {
                 key_header: read.optional(CLIENT_KEY_HEADER, |v| {
                     parse_header_names(v).and_then(|names| match names.as_slice() {
-                        [one] => Ok(one.clone()),
+                        [one] => http::HeaderName::from_bytes(one.as_bytes())
+                            .map_err(|_| "one HTTP header name such as x-api-key".to_owned()),
                         _ => Err("one HTTP header name such as x-api-key".to_owned()),
                     })
                 })?,

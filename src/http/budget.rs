@@ -11,29 +11,17 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use moka::sync::Cache;
 
 use crate::metrics::{Metrics, RuleLabels};
 use crate::policy::{Mode, Modes, Rule};
 use crate::ratelimit::{ClientKey, Decision, Limiter, Quota, Rate, RateError};
 
-use super::client::{TrustedProxies, client_ip};
-use super::reject::{RejectCode, Rejection};
+use crate::config::ClientConfig;
 
-/// Settings of the admission stages.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub key_header: Option<HeaderName>,
-    pub trusted_proxies: TrustedProxies,
-    pub rate_limit: Option<Rate>,
-    pub cost_budget: Option<Rate>,
-    pub rate_limit_headers: bool,
-    pub max_clients: usize,
-    pub probe_limit: Option<u32>,
-    pub probe_cooldown: Duration,
-    pub modes: Modes,
-}
+use super::client::client_ip;
+use super::reject::{RejectCode, Rejection};
 
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
@@ -45,7 +33,8 @@ pub struct Client {
 /// Per-client budgets and probe cool-downs.
 #[derive(Debug)]
 pub struct Budgets {
-    settings: Settings,
+    settings: ClientConfig,
+    modes: Modes,
     limiter: Limiter,
     probes: Option<Limiter>,
     /// Clients cooling down after probing, with the moment the cool-down ends.
@@ -54,7 +43,12 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    pub fn new(settings: Settings, metrics: std::sync::Arc<Metrics>) -> Result<Budgets, RateError> {
+    /// Budgets from the client settings; `modes` decides whether each budget is enforced.
+    pub fn new(
+        settings: ClientConfig,
+        modes: Modes,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Result<Budgets, RateError> {
         let limiter = Limiter::new(
             settings.rate_limit,
             settings.cost_budget,
@@ -78,6 +72,7 @@ impl Budgets {
             .build();
         Ok(Budgets {
             settings,
+            modes,
             limiter,
             probes,
             cooldowns,
@@ -180,7 +175,7 @@ impl Budgets {
         match decision {
             Decision::Unlimited => Ok(None),
             Decision::Allowed(quota) => Ok(Some(quota)),
-            Decision::Limited { retry_after, quota } => match self.settings.modes.of(rule) {
+            Decision::Limited { retry_after, quota } => match self.modes.of(rule) {
                 Mode::Enforce => {
                     self.count(rule.as_str());
                     Err(limited(message, retry_after, Some(quota)))
