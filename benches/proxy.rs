@@ -4,11 +4,17 @@
 //! concurrent keep-alive clients for a bounded time against
 //! (a) a static upstream (nginx answering a fixed JSON body, never the bottleneck),
 //! (b) nginx as a bare reverse proxy in front of it (the cost of one proxy hop), and
-//! (c) the firewall (the built release binary) in front of it.
 //! (c) the firewall (the built release binary) in front of it, and
-//! (d) a bare axum + hyper proxy in front of it (no firewall logic: the floor of the firewall's own
-//! HTTP stack on this machine, so that c/d shows what the firewall's work costs).
-//! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios.
+//! (d) a bare axum + hyper proxy in front of it, served by the firewall's own `serve_workers` (no
+//! firewall logic: the floor of the firewall's HTTP stack on this machine, so that c/d shows what
+//! the firewall's work costs).
+//! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios, and for
+//! the three proxies the CPU time their process spent per request (user + system, from
+//! `/proc/<pid>/stat`): on a machine whose cores are shared by the load generator, the upstream and
+//! the proxy, CPU per request is the steadier measure of what a proxy costs.
+//!
+//! The static upstream and the nginx proxy are two nginx instances, so that each proxy's CPU is
+//! its own.
 //!
 //! Needs `nginx` and `wrk`; when missing they are installed from Debian's packages (`apt-get`,
 //! as root). Knobs: `PROXY_BENCH_CONNECTIONS` (default 32), `PROXY_BENCH_SECONDS` (per run,
@@ -36,6 +42,8 @@ const REQUEST_BODY: &str = r#"{"query":"query Feed($first: Int!) { users(first: 
 struct Target {
     name: &'static str,
     url: String,
+    /// The processes whose CPU time is the proxy's (none for the upstream itself).
+    processes: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,9 +51,12 @@ struct Sample {
     requests_per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time (user + system) of the target's processes per request, in microseconds.
+    cpu_us_per_request: f64,
 }
 
-struct Guard(Vec<Child>, PathBuf);
+/// Stops what the bench started: child processes, and the nginx instances by their prefixes.
+struct Guard(Vec<Child>, Vec<PathBuf>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -53,17 +64,19 @@ impl Drop for Guard {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("nginx")
-            .args([
-                "-p",
-                &self.1.to_string_lossy(),
-                "-c",
-                "nginx.conf",
-                "-s",
-                "stop",
-            ])
-            .stderr(Stdio::null())
-            .status();
+        for prefix in &self.1 {
+            let _ = Command::new("nginx")
+                .args([
+                    "-p",
+                    &prefix.to_string_lossy(),
+                    "-c",
+                    "nginx.conf",
+                    "-s",
+                    "stop",
+                ])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -78,21 +91,42 @@ fn main() {
     ensure_tools();
 
     let work = std::env::temp_dir().join(format!("gfw-proxy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(work.join("logs")).expect("bench work dir");
     let static_port = free_port();
     let nginx_proxy_port = free_port();
     let firewall_port = free_port();
-    write_nginx_conf(&work, static_port, nginx_proxy_port);
-    let status = Command::new("nginx")
-        .args(["-p", &work.to_string_lossy(), "-c", "nginx.conf"])
-        .status()
-        .expect("nginx starts");
-    assert!(
-        status.success(),
-        "nginx failed to start (see {})",
-        work.display()
+    let mut guard = Guard(Vec::new(), Vec::new());
+    start_nginx(
+        &work.join("static"),
+        &format!(
+            r#"server {{
+        listen 127.0.0.1:{static_port};
+        location / {{
+            default_type application/json;
+            return 200 '{UPSTREAM_BODY}';
+        }}
+    }}"#
+        ),
+        &mut guard,
     );
-    let mut guard = Guard(Vec::new(), work.clone());
+    let proxy_nginx = start_nginx(
+        &work.join("proxy"),
+        &format!(
+            r#"upstream static_upstream {{
+        server 127.0.0.1:{static_port};
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{nginx_proxy_port};
+        location / {{
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_pass http://static_upstream;
+        }}
+    }}"#
+        ),
+        &mut guard,
+    );
 
     let firewall = Command::new(FIREWALL)
         .arg("serve")
@@ -105,11 +139,13 @@ fn main() {
             "GRAPHQL_FIREWALL_LISTEN",
             format!("127.0.0.1:{firewall_port}"),
         )
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
         // The access log at info would measure the terminal, not the firewall.
         .env("GRAPHQL_FIREWALL_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("firewall starts");
+    let firewall_pid = firewall.id();
     guard.0.push(firewall);
     for port in [static_port, nginx_proxy_port, firewall_port] {
         wait_for_port(port);
@@ -129,18 +165,22 @@ fn main() {
         Target {
             name: "a: static upstream",
             url: format!("http://127.0.0.1:{static_port}/graphql"),
+            processes: Vec::new(),
         },
         Target {
             name: "b: nginx proxy",
             url: format!("http://127.0.0.1:{nginx_proxy_port}/graphql"),
+            processes: proxy_nginx,
         },
         Target {
             name: "c: graphql-firewall",
             url: format!("http://127.0.0.1:{firewall_port}/graphql"),
+            processes: vec![firewall_pid],
         },
         Target {
             name: "d: bare axum+hyper",
             url: format!("http://127.0.0.1:{bare_port}/graphql"),
+            processes: vec![std::process::id()],
         },
     ];
     // Sanity: the firewall really proxies (a 4xx/5xx at full speed would measure nothing).
@@ -150,7 +190,7 @@ fn main() {
     for round in 0..rounds {
         for offset in 0..targets.len() {
             let index = (round + offset) % targets.len();
-            let sample = run_wrk(&targets[index].url, &script, connections, seconds);
+            let sample = run_wrk(&targets[index], &script, connections, seconds);
             samples[index].push(sample);
         }
     }
@@ -159,18 +199,19 @@ fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "\nproxy bench: {connections} keep-alive connections, {seconds}s per run, {rounds} rounds (medians), wrk -t1"
+        "\nproxy bench: {connections} keep-alive connections, {seconds}s per run, {rounds} rounds (medians), wrk -t1, {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let _ = writeln!(
         report,
-        "{:<22} {:>12} {:>10} {:>10}",
-        "target", "req/s", "p50 ms", "p99 ms"
+        "{:<22} {:>12} {:>10} {:>10} {:>16}",
+        "target", "req/s", "p50 ms", "p99 ms", "proxy CPU µs/req"
     );
     for (target, m) in targets.iter().zip(&medians) {
         let _ = writeln!(
             report,
-            "{:<22} {:>12.0} {:>10.3} {:>10.3}",
-            target.name, m.requests_per_second, m.p50_ms, m.p99_ms
+            "{:<22} {:>12.0} {:>10.3} {:>10.3} {:>16.1}",
+            target.name, m.requests_per_second, m.p50_ms, m.p99_ms, m.cpu_us_per_request
         );
     }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
@@ -184,13 +225,123 @@ fn main() {
         c.p50_ms - b.p50_ms,
         c.p50_ms - a.p50_ms,
     );
+    let _ = writeln!(
+        report,
+        "proxy CPU per request: c/b = {:.2}, d/b = {:.2}, c/d = {:.2}",
+        c.cpu_us_per_request / b.cpu_us_per_request,
+        d.cpu_us_per_request / b.cpu_us_per_request,
+        c.cpu_us_per_request / d.cpu_us_per_request,
+    );
     print!("{report}");
     drop(guard);
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// Starts an nginx instance under `prefix` with `servers` in its `http` block; returns the pids of
+/// its workers (where the requests are served: one per CPU with `worker_processes auto`).
+fn start_nginx(prefix: &Path, servers: &str, guard: &mut Guard) -> Vec<u32> {
+    std::fs::create_dir_all(prefix.join("logs")).expect("nginx prefix");
+    let dir = prefix.display();
+    let conf = format!(
+        r#"daemon on;
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    {servers}
+}}
+"#
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).expect("nginx.conf");
+    let status = Command::new("nginx")
+        .args(["-p", &prefix.to_string_lossy(), "-c", "nginx.conf"])
+        .status()
+        .expect("nginx starts");
+    assert!(status.success(), "nginx failed to start (see {dir})");
+    guard.1.push(prefix.to_owned());
+    let expected = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let master = std::fs::read_to_string(prefix.join("nginx.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        if let Some(master) = master {
+            let workers = children(master);
+            if workers.len() >= expected {
+                return workers;
+            }
+        }
+        assert!(Instant::now() < deadline, "nginx workers never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat_fields(&stat).get(1).and_then(|f| f.parse().ok()))
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// The fields of a `/proc/*/stat` line after the command name (which may contain spaces):
+/// index 0 is the state, 1 the parent pid, 11 and 12 user and system time in clock ticks.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect())
+}
+
+/// User + system CPU time of every thread of `processes`, in seconds.
+fn cpu_seconds(processes: &[u32]) -> f64 {
+    let ticks_per_second = clock_ticks_per_second();
+    let mut ticks = 0u64;
+    for pid in processes {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let fields = stat_fields(&stat);
+            for index in [11, 12] {
+                ticks += fields
+                    .get(index)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ticks as f64 / ticks_per_second
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// Serves a bare proxy (axum receives, hyper-util's pooled client forwards, the answer goes back)
-/// on a free port, on a runtime of this process; returns the port.
+/// on a free port with the firewall's own `serve_workers`; returns the port.
 fn spawn_bare_proxy(upstream_port: u16) -> u16 {
     use axum::body::Bytes;
     use http_body_util::{BodyExt, Full};
@@ -224,26 +375,28 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     let port = listener.local_addr().expect("bound").port();
-    listener
-        .set_nonblocking(true)
-        .expect("non-blocking listener");
     let uri: axum::http::Uri = format!("http://127.0.0.1:{upstream_port}/graphql")
         .parse()
         .expect("static URI");
+    let client: Bare =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+    let app = axum::Router::new()
+        .route("/graphql", axum::routing::post(forward))
+        .with_state((client, uri));
+    let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let control = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("bench runtime");
-        runtime.block_on(async move {
-            let client: Bare =
-                Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
-            let app = axum::Router::new()
-                .route("/graphql", axum::routing::post(forward))
-                .with_state((client, uri));
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            let _ = axum::serve(listener, app).await;
-        });
+        let forever = std::future::pending::<()>();
+        let _ = control.block_on(graphql_firewall::serve_workers(
+            listener,
+            app,
+            workers,
+            forever,
+            Duration::ZERO,
+        ));
     });
     port
 }
@@ -276,48 +429,6 @@ fn ensure_tools() {
     }
 }
 
-fn write_nginx_conf(dir: &Path, static_port: u16, proxy_port: u16) {
-    let conf = format!(
-        r#"daemon on;
-worker_processes 2;
-pid {dir}/nginx.pid;
-error_log {dir}/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 1000000;
-    upstream static_upstream {{
-        server 127.0.0.1:{static_port};
-        keepalive 128;
-    }}
-    server {{
-        listen 127.0.0.1:{static_port};
-        location / {{
-            default_type application/json;
-            return 200 '{UPSTREAM_BODY}';
-        }}
-    }}
-    server {{
-        listen 127.0.0.1:{proxy_port};
-        location / {{
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_pass http://static_upstream;
-        }}
-    }}
-}}
-"#,
-        dir = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -345,7 +456,9 @@ fn check_answers(url: &str, script: &Path) {
     );
 }
 
-fn run_wrk(url: &str, script: &Path, connections: usize, seconds: usize) -> Sample {
+fn run_wrk(target: &Target, script: &Path, connections: usize, seconds: usize) -> Sample {
+    let url = &target.url;
+    let cpu_before = cpu_seconds(&target.processes);
     let output = Command::new("wrk")
         .args([
             "-t1",
@@ -358,15 +471,18 @@ fn run_wrk(url: &str, script: &Path, connections: usize, seconds: usize) -> Samp
         ])
         .output()
         .expect("wrk runs");
+    let cpu = cpu_seconds(&target.processes) - cpu_before;
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         !text.contains("Non-2xx"),
         "non-2xx answers from {url}:\n{text}"
     );
     let mut sample = Sample::default();
+    let mut requests = 0.0;
     for line in text.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
+            (Some(count), Some("requests")) => requests = count.parse().unwrap_or(0.0),
             (Some("Requests/sec:"), Some(value)) => {
                 sample.requests_per_second = value.parse().unwrap_or(0.0)
             }
@@ -376,9 +492,14 @@ fn run_wrk(url: &str, script: &Path, connections: usize, seconds: usize) -> Samp
         }
     }
     assert!(
-        sample.requests_per_second > 0.0,
+        sample.requests_per_second > 0.0 && requests > 0.0,
         "no result from wrk for {url}:\n{text}"
     );
+    sample.cpu_us_per_request = if target.processes.is_empty() {
+        f64::NAN
+    } else {
+        cpu * 1e6 / requests
+    };
     sample
 }
 
@@ -406,5 +527,6 @@ fn median(samples: &[Sample]) -> Sample {
         requests_per_second: pick(|s| s.requests_per_second),
         p50_ms: pick(|s| s.p50_ms),
         p99_ms: pick(|s| s.p99_ms),
+        cpu_us_per_request: pick(|s| s.cpu_us_per_request),
     }
 }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -288,6 +289,10 @@ pub async fn serve(
     let app = app
         .layer(CatchPanicLayer::custom(http::panic_response))
         .layer(axum::middleware::from_fn(http::request_id_layer));
+    // Answers are written whole, in one call: Nagle's algorithm could only hold them back.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -312,4 +317,65 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves `app` on `workers` threads until `shutdown` resolves, then lets in-flight requests finish
+/// for at most `grace` (each worker runs [`serve`]).
+///
+/// Each worker is a single-threaded runtime accepting from the same listening socket and owning
+/// its connections, their upstream exchanges included (hyper-util spawns a connection's task on the
+/// runtime that opened it): a request is served without waking another core. One work-stealing
+/// runtime instead moves wake-ups between threads on every exchange; see README's performance
+/// section for the measured difference.
+pub async fn serve_workers(
+    listener: std::net::TcpListener,
+    app: Router,
+    workers: std::num::NonZeroUsize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    for index in 0..workers.get() {
+        let listener = listener.try_clone()?;
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        let report = report.clone();
+        std::thread::Builder::new()
+            .name(format!("graphql-firewall-worker-{index}"))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = TcpListener::from_std(listener)?;
+                            let stop = async move {
+                                let _ = stopped.wait_for(|stop| *stop).await;
+                            };
+                            serve(listener, app, stop, grace).await
+                        })
+                    });
+                let _ = report.send(served);
+            })?;
+    }
+    drop(report);
+    // Workers only end on their own when they fail: then the others are stopped too.
+    let failed = tokio::select! {
+        () = shutdown => None,
+        served = reports.recv() => served,
+    };
+    let _ = stop.send(true);
+    let mut outcome = match failed {
+        None => Ok(()),
+        Some(Ok(())) => Err(std::io::Error::other("a worker stopped serving")),
+        Some(Err(error)) => Err(error),
+    };
+    while let Some(served) = reports.recv().await {
+        if let (Ok(()), Err(error)) = (&outcome, served) {
+            outcome = Err(error);
+        }
+    }
+    outcome
 }

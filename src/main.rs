@@ -102,7 +102,9 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The control plane (signals, the metrics listener, manifest reloads, housekeeping and the
+    // demo backend); traffic is served by the workers of `serve_workers`.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -127,7 +129,7 @@ async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::er
         config.upstream.url = backend.url();
     }
     let app = graphql_firewall::build(&config)?;
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         format!(
             "cannot listen on {} ({}): {e}",
             config.listen,
@@ -165,9 +167,10 @@ async fn run(mut config: Config, profile: Profile) -> Result<(), Box<dyn std::er
     if profile == Profile::Demo {
         print_demo_help(&format!("http://{address}{}", config.path));
     }
-    graphql_firewall::serve(
+    graphql_firewall::serve_workers(
         listener,
         app.traffic,
+        config.workers,
         shutdown_signal(),
         config.shutdown_timeout,
     )

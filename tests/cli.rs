@@ -1,5 +1,6 @@
 //! The built binary: configuration errors exit with status 2 and name the variable; `demo` serves
-//! real traffic and shuts down gracefully on SIGTERM.
+//! real traffic and shuts down gracefully on SIGTERM, letting in-flight requests on every worker
+//! finish.
 
 mod common;
 
@@ -90,6 +91,46 @@ fn demo_serves_queries_passes_its_healthcheck_and_stops_cleanly_on_sigterm() {
         "healthcheck against the running demo"
     );
     process.signal("TERM");
+    process.wait_for(|event| event["message"] == "graphql-firewall stopped");
+    assert_eq!(process.wait(), Some(0));
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_on_every_worker_finish() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(common::slow_upstream(std::time::Duration::from_millis(
+        1500,
+    )));
+    let process = common::Process::start(
+        &["serve"],
+        &[
+            (
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                &format!("http://{upstream}/graphql"),
+            ),
+            ("GRAPHQL_FIREWALL_WORKERS", "2"),
+        ],
+    );
+    // More requests than workers, each on its own connection: both workers hold some.
+    let in_flight: Vec<_> = (0..6)
+        .map(|_| {
+            let url = process.url();
+            std::thread::spawn(move || {
+                let response = reqwest::blocking::Client::new()
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(r#"{"query":"{ __typename }"}"#)
+                    .send()
+                    .unwrap();
+                (response.status().as_u16(), response.text().unwrap())
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    process.signal("TERM");
+    for request in in_flight {
+        assert_eq!(request.join().unwrap(), (200, "{\"data\":null}".to_owned()));
+    }
     process.wait_for(|event| event["message"] == "graphql-firewall stopped");
     assert_eq!(process.wait(), Some(0));
 }

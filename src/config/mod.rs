@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use url::Url;
@@ -29,6 +30,7 @@ pub const UPSTREAM_TIMEOUT: &str = "GRAPHQL_FIREWALL_UPSTREAM_TIMEOUT";
 pub const UPSTREAM_CONNECT_TIMEOUT: &str = "GRAPHQL_FIREWALL_UPSTREAM_CONNECT_TIMEOUT";
 pub const READY_TIMEOUT: &str = "GRAPHQL_FIREWALL_READY_TIMEOUT";
 pub const SHUTDOWN_TIMEOUT: &str = "GRAPHQL_FIREWALL_SHUTDOWN_TIMEOUT";
+pub const WORKERS: &str = "GRAPHQL_FIREWALL_WORKERS";
 pub const MAX_BODY_BYTES: &str = "GRAPHQL_FIREWALL_MAX_BODY_BYTES";
 pub const MAX_BATCH: &str = "GRAPHQL_FIREWALL_MAX_BATCH";
 pub const REJECT_STATUS: &str = "GRAPHQL_FIREWALL_REJECT_STATUS";
@@ -96,6 +98,7 @@ pub const KNOWN: &[&str] = &[
     UPSTREAM_CONNECT_TIMEOUT,
     READY_TIMEOUT,
     SHUTDOWN_TIMEOUT,
+    WORKERS,
     MAX_BODY_BYTES,
     MAX_BATCH,
     REJECT_STATUS,
@@ -260,6 +263,9 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// `SHUTDOWN_TIMEOUT`, default `30s`: how long in-flight requests may take after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `WORKERS`, default `auto` (the CPUs this process may use): threads serving traffic, each
+    /// with its own event loop.
+    pub workers: NonZeroUsize,
     /// `MAX_BODY_BYTES`, default 1 MiB, after decompression.
     pub max_body_bytes: usize,
     /// `MAX_BATCH`, default 5; `off` = unbounded, `0` would disable batching: use 1.
@@ -440,6 +446,7 @@ impl Config {
             },
             ready_timeout: read.or(READY_TIMEOUT, Duration::from_secs(2), parse_duration)?,
             shutdown_timeout: read.or(SHUTDOWN_TIMEOUT, Duration::from_secs(30), parse_duration)?,
+            workers: read.or(WORKERS, available_cpus(), parse_workers)?,
             max_body_bytes: read.or(MAX_BODY_BYTES, 1 << 20, parse_size)?,
             max_batch: read.or(MAX_BATCH, Some(5), |v| {
                 parse_limit(v).map(|n| n.map(|n| n as usize))

@@ -1,6 +1,7 @@
 //! The small pure parsers behind every variable: each returns the value, or the text saying what
 //! is accepted (the caller adds the variable's name and value).
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use url::Url;
@@ -99,6 +100,23 @@ pub(super) fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> 
             Ok((rule, mode))
         })
         .collect()
+}
+
+/// The CPUs this process may use (cgroup quotas and affinity included); 1 if unknown.
+pub fn available_cpus() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// `auto` (one worker per available CPU) or a positive number of worker threads.
+pub(super) fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
+    let accepted = || "auto or a positive integer up to 1024".to_owned();
+    match text {
+        "auto" => Ok(available_cpus()),
+        _ => match text.parse::<usize>() {
+            Ok(n @ 1..=1024) => NonZeroUsize::new(n).ok_or_else(accepted),
+            _ => Err(accepted()),
+        },
+    }
 }
 
 /// A positive count that fits in u32.

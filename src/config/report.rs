@@ -25,6 +25,7 @@ pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
     let limits = &config.limits;
     BTreeMap::from([
         ("listen", config.listen.to_string()),
+        ("workers", config.workers.to_string()),
         (
             "metrics_listen",
             config

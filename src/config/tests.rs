@@ -163,3 +163,21 @@ fn schema_off_means_none_even_in_demo() {
         Some(SchemaSource::Demo)
     );
 }
+
+#[test]
+fn workers_default_to_the_available_cpus_and_accept_a_count() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    assert_eq!(load(&[upstream]).unwrap().workers, available_cpus());
+    assert_eq!(
+        load(&[upstream, (WORKERS, "auto")]).unwrap().workers,
+        available_cpus()
+    );
+    assert_eq!(load(&[upstream, (WORKERS, "3")]).unwrap().workers.get(), 3);
+    for bad in ["0", "-1", "many", "1025"] {
+        let err = load(&[upstream, (WORKERS, bad)]).unwrap_err().to_string();
+        assert!(
+            err.contains(WORKERS) && err.contains("auto or a positive integer"),
+            "{bad}: {err}"
+        );
+    }
+}
