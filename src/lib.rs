@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -288,7 +288,7 @@ pub async fn serve(
     // keeps serving every other request.
     let app = app
         .layer(CatchPanicLayer::custom(http::panic_response))
-        .layer(axum::middleware::from_fn(http::request_id_layer));
+        .layer(http::request_id::RequestIdLayer);
     // Answers are written whole, in one call: Nagle's algorithm could only hold them back.
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod harden;
 pub mod inspect;
 pub mod reject;
+pub mod request_id;
 pub mod trusted;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -38,6 +39,7 @@ use body::BodyError;
 use decode::{DecodeError, GraphqlRequest};
 use inspect::{Inspection, Inspector};
 use reject::{RejectCode, RejectError, Rejection, Render};
+use request_id::{Panicked, RequestId};
 
 /// Methods the GraphQL endpoint answers (OPTIONS is passed to the upstream for its CORS handling).
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
@@ -89,11 +91,11 @@ struct Admitted {
 pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    // Set by `request_id_layer`; a router served without it still gets an id.
+    // Set by `RequestIdLayer`; a router served without it still gets an id.
     let request_id = parts
         .extensions
         .get::<RequestId>()
-        .map_or_else(|| request_id(&parts.headers), |id| id.0.to_string());
+        .map_or_else(|| request_id::decide(&parts.headers), |id| id.0.to_string());
     let peer = peer_ip(&parts);
     let mut record = Record::default();
     let response = match firewall
@@ -388,21 +390,6 @@ fn invalid(error: DecodeError) -> Rejection {
     }
 }
 
-/// The client's `X-Request-Id` when it is a sane token, else a fresh UUID.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
-}
-
 fn peer_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
@@ -425,10 +412,6 @@ pub async fn metrics(State(firewall): State<Arc<Firewall>>) -> Response {
         .into_response()
 }
 
-/// A panic's message, carried from the panic guard to [`panic_log`].
-#[derive(Debug, Clone)]
-struct Panicked(String);
-
 /// The panic guard's answer: a GraphQL-shaped 500 that reveals nothing about the panic.
 pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = panic
@@ -443,26 +426,6 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     )
         .into_response();
     response.extensions_mut().insert(Panicked(message));
-    response
-}
-
-/// The request's id, decided once by [`request_id_layer`].
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
-
-/// Outermost layer: gives every request an id (the client's `X-Request-Id` when it is a sane
-/// token, else a fresh UUID), echoes it in the response, and logs a caught panic with it (the
-/// panicking handler never got to return).
-pub async fn request_id_layer(mut request: Request, next: axum::middleware::Next) -> Response {
-    let id: Arc<str> = Arc::from(request_id(request.headers()));
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
-        tracing::error!(request_id = %id, panic = %message, "panic while handling a request");
-    }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
     response
 }
 
