@@ -261,11 +261,16 @@ http {{
 "#
     );
     std::fs::write(prefix.join("nginx.conf"), conf).expect("nginx.conf");
+    // The daemon keeps the inherited stderr for notices; its errors go to logs/error.log.
     let status = Command::new("nginx")
         .args(["-p", &prefix.to_string_lossy(), "-c", "nginx.conf"])
+        .stderr(Stdio::null())
         .status()
         .expect("nginx starts");
-    assert!(status.success(), "nginx failed to start (see {dir})");
+    assert!(
+        status.success(),
+        "nginx failed to start (see {dir}/logs/error.log)"
+    );
     guard.1.push(prefix.to_owned());
     let expected = std::thread::available_parallelism().map_or(1, |n| n.get());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -341,7 +346,8 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 /// Serves a bare proxy (axum receives, hyper-util's pooled client forwards, the answer goes back)
-/// on a free port with the firewall's own `serve_workers`; returns the port.
+/// on a free port with the firewall's own `serve_workers` and, like the firewall, one connection
+/// pool per worker thread; returns the port.
 fn spawn_bare_proxy(upstream_port: u16) -> u16 {
     use axum::body::Bytes;
     use http_body_util::{BodyExt, Full};
@@ -349,8 +355,9 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
     use hyper_util::client::legacy::connect::HttpConnector;
 
     type Bare = Client<HttpConnector, Full<Bytes>>;
+    type Pools = std::sync::Arc<thread_local::ThreadLocal<Bare>>;
     async fn forward(
-        axum::extract::State((client, uri)): axum::extract::State<(Bare, axum::http::Uri)>,
+        axum::extract::State((pools, uri)): axum::extract::State<(Pools, axum::http::Uri)>,
         body: Bytes,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
@@ -361,6 +368,9 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         );
+        let client = pools.get_or(|| {
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new())
+        });
         match client.request(request).await {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
@@ -378,11 +388,9 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
     let uri: axum::http::Uri = format!("http://127.0.0.1:{upstream_port}/graphql")
         .parse()
         .expect("static URI");
-    let client: Bare =
-        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
     let app = axum::Router::new()
         .route("/graphql", axum::routing::post(forward))
-        .with_state((client, uri));
+        .with_state((Pools::default(), uri));
     let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
     std::thread::spawn(move || {
         let control = tokio::runtime::Builder::new_current_thread()
