@@ -238,6 +238,11 @@ fn end_to_end(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     kept
 }
 
+// Named once: inserting by `&str` would parse and validate the name on every request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Headers that the firewall itself decides, never copied from the client.
 const REPLACED: [&str; 8] = [
     "host",
@@ -260,11 +265,11 @@ fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {
         );
     }
     if let Ok(ip) = HeaderValue::from_str(&outgoing.client_ip.to_string()) {
-        headers.insert("x-forwarded-for", ip);
+        headers.insert(X_FORWARDED_FOR, ip);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Ok(id) = HeaderValue::from_str(outgoing.request_id) {
-        headers.insert("x-request-id", id);
+        headers.insert(X_REQUEST_ID, id);
     }
     headers
 }

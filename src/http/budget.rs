@@ -36,10 +36,16 @@ pub struct Budgets {
     settings: ClientConfig,
     modes: Modes,
     limiter: Limiter,
-    probes: Option<Limiter>,
-    /// Clients cooling down after probing, with the moment the cool-down ends.
-    cooldowns: Cache<ClientKey, Instant>,
+    /// Only with a probe limit.
+    probing: Option<Probing>,
     metrics: std::sync::Arc<Metrics>,
+}
+
+/// Schema-probing defence: invalid operations per client, and who is cooling down until when.
+#[derive(Debug)]
+struct Probing {
+    limiter: Limiter,
+    cooldowns: Cache<ClientKey, Instant>,
 }
 
 impl Budgets {
@@ -54,7 +60,7 @@ impl Budgets {
             settings.cost_budget,
             settings.max_clients,
         )?;
-        let probes = settings
+        let probing = settings
             .probe_limit
             .and_then(std::num::NonZeroU32::new)
             .map(|amount| {
@@ -63,19 +69,20 @@ impl Budgets {
                     period: Duration::from_secs(60),
                     burst: None,
                 };
-                Limiter::new(None, Some(rate), settings.max_clients)
+                Ok::<_, RateError>(Probing {
+                    limiter: Limiter::new(None, Some(rate), settings.max_clients)?,
+                    cooldowns: Cache::builder()
+                        .max_capacity(settings.max_clients as u64)
+                        .time_to_live(settings.probe_cooldown)
+                        .build(),
+                })
             })
             .transpose()?;
-        let cooldowns = Cache::builder()
-            .max_capacity(settings.max_clients as u64)
-            .time_to_live(settings.probe_cooldown)
-            .build();
         Ok(Budgets {
             settings,
             modes,
             limiter,
-            probes,
-            cooldowns,
+            probing,
             metrics,
         })
     }
@@ -100,7 +107,11 @@ impl Budgets {
 
     /// Counts one request; refuses a client over its rate or cooling down after probing.
     pub fn admit_request(&self, client: &Client) -> Result<Option<Quota>, Rejection> {
-        if let Some(until) = self.cooldowns.get(&client.key) {
+        if let Some(until) = self
+            .probing
+            .as_ref()
+            .and_then(|probing| probing.cooldowns.get(&client.key))
+        {
             let wait = until.saturating_duration_since(Instant::now());
             self.count("probe_cooldown");
             return Err(limited(
@@ -127,10 +138,10 @@ impl Budgets {
 
     /// Records a schema-validation refusal; past the probe limit the client cools down.
     pub fn record_probe(&self, client: &Client) {
-        let Some(probes) = &self.probes else {
+        let Some(probing) = &self.probing else {
             return;
         };
-        if let Decision::Limited { .. } = probes.check_cost(&client.key, 1) {
+        if let Decision::Limited { .. } = probing.limiter.check_cost(&client.key, 1) {
             tracing::warn!(
                 target: "graphql_firewall::policy",
                 client = %client.ip,
@@ -138,7 +149,8 @@ impl Budgets {
                 cooldown_s = self.settings.probe_cooldown.as_secs(),
                 "schema probing detected: client cooling down"
             );
-            self.cooldowns
+            probing
+                .cooldowns
                 .insert(client.key, Instant::now() + self.settings.probe_cooldown);
         }
     }
@@ -146,8 +158,8 @@ impl Budgets {
     /// Drops idle clients' state; called periodically.
     pub fn shrink(&self) {
         self.limiter.shrink();
-        if let Some(probes) = &self.probes {
-            probes.shrink();
+        if let Some(probing) = &self.probing {
+            probing.limiter.shrink();
         }
     }
 

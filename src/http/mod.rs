@@ -92,10 +92,10 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     // Set by `RequestIdLayer`; a router served without it still gets an id.
-    let request_id = parts
-        .extensions
-        .get::<RequestId>()
-        .map_or_else(|| request_id::decide(&parts.headers), |id| id.0.to_string());
+    let request_id = parts.extensions.get::<RequestId>().map_or_else(
+        || Arc::from(request_id::decide(&parts.headers)),
+        |id| id.0.clone(),
+    );
     let peer = peer_ip(&parts);
     let mut record = Record::default();
     let response = match firewall
@@ -330,10 +330,9 @@ impl Firewall {
         let (mut headers, mut body) = (answer.headers, answer.body);
         record.hardened =
             Some(harden::harden(&self.harden, &mut headers, &mut body, request_id).await);
-        let mut response = (answer.status, body).into_response();
-        // `into_response` set a Content-Type for the bytes; the upstream's headers replace it.
-        response.headers_mut().remove(header::CONTENT_TYPE);
-        response.headers_mut().extend(headers);
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = headers;
         Ok(response)
     }
 }
@@ -346,17 +345,15 @@ fn check_post_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let mut params = content_type.split(';');
-    let essence = params
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = params.next().unwrap_or_default().trim();
     let charset_ok = params.all(|param| {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
         !name.trim().eq_ignore_ascii_case("charset")
             || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
     });
-    let json_like = matches!(essence.as_str(), "application/json" | "text/plain" | "");
+    let json_like = ["application/json", "text/plain", ""]
+        .iter()
+        .any(|accepted| essence.eq_ignore_ascii_case(accepted));
     if json_like && charset_ok {
         Ok(())
     } else {

@@ -39,7 +39,16 @@ pub fn decide(headers: &HeaderMap) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(fresh, str::to_owned)
+}
+
+/// A random UUID, hyphenated and lower-case (written directly, without the formatting machinery).
+fn fresh() -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buffer)
+        .to_owned()
 }
 
 /// Gives every request a [`RequestId`], echoes it in `X-Request-Id`, logs caught panics with it.
