@@ -345,18 +345,23 @@ pub async fn serve_workers(
         std::thread::Builder::new()
             .name(format!("graphql-firewall-worker-{index}"))
             .spawn(move || {
-                let served = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .and_then(|runtime| {
-                        runtime.block_on(async move {
-                            let listener = TcpListener::from_std(listener)?;
-                            let stop = async move {
-                                let _ = stopped.wait_for(|stop| *stop).await;
-                            };
-                            serve(listener, app, stop, grace).await
+                // Handlers' panics are caught per request; this catches one of the worker itself,
+                // so that it is reported instead of leaving the process one worker short.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .and_then(|runtime| {
+                            runtime.block_on(async move {
+                                let listener = TcpListener::from_std(listener)?;
+                                let stop = async move {
+                                    let _ = stopped.wait_for(|stop| *stop).await;
+                                };
+                                serve(listener, app, stop, grace).await
+                            })
                         })
-                    });
+                }))
+                .unwrap_or_else(|_| Err(std::io::Error::other("a worker panicked")));
                 let _ = report.send(served);
             })?;
     }
