@@ -18,7 +18,8 @@
 //!
 //! Needs `nginx` and `wrk`; when missing they are installed from Debian's packages (`apt-get`,
 //! as root). Knobs: `PROXY_BENCH_CONNECTIONS` (default 32), `PROXY_BENCH_SECONDS` (per run,
-//! default 5), `PROXY_BENCH_ROUNDS` (default 5: throughput on a shared VM swings by ±10% between runs). Traffic goes to loopback only.
+//! default 5), `PROXY_BENCH_ROUNDS` (default 5: throughput on a shared VM swings by ±10% between
+//! runs). Traffic goes to loopback only.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
