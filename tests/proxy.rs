@@ -497,3 +497,73 @@ async fn unknown_paths_are_graphql_shaped_404s() {
     assert_eq!(status, 404);
     assert_eq!(first_code(&body), "NOT_FOUND");
 }
+
+/// An upstream that answers one request per connection and closes it shortly after without having
+/// announced it (no `Connection: close`), as a server whose keep-alive timeout expired does;
+/// returns its address and how many connections it accepted.
+async fn upstream_closing_after_each_answer() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !complete_request(&request) {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = r#"{"data":{"ok":true}}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                // Closed a moment later, while the firewall holds it as idle; dropping the stream
+                // closes it.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The head and, by its `content-length`, the whole body have arrived.
+fn complete_request(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    bytes.len() >= end + 4 + length
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_reused() {
+    let (addr, accepted) = upstream_closing_after_each_answer().await;
+    let harness = start_with_upstream(&format!("http://{addr}/graphql"), &[]).await;
+    for round in 1..=3 {
+        let response = harness.post_json(r#"{"query":"{ ok }"}"#).await;
+        assert_eq!(response.status(), 200, "request {round}");
+        assert_eq!(response.text().await.unwrap(), r#"{"data":{"ok":true}}"#);
+        // Give the close time to reach the idle connection, as a keep-alive timeout would.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

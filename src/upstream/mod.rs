@@ -1,16 +1,9 @@
 //! Forwards admitted requests to the real GraphQL server over one pooled keep-alive client, with
 //! header hygiene, `X-Forwarded-*` / `X-Request-Id`, and connect and total timeouts.
 //!
-//! The client is hyper-util's pooled client (rustls for `https://` upstreams) rather than reqwest:
-//! reqwest wraps the same client, and on this path its per-request work (URL re-parsing, a clone
-//! of the connector service, the retry policy) cost ~25% of the firewall's throughput in the proxy
-//! benchmark.
-//!
-//! Each thread has its own pool: with the per-core workers of [`crate::serve_workers`] a
-//! connection is then opened, driven and reused on one thread, and an exchange never wakes
-//! another core. With one shared pool, a request on one worker often used a connection whose task
-//! lived on the other: measured under the proxy benchmark, 0.41 eventfd wake-ups and 0.18
-//! `epoll_wait` calls per request (now 0 and 0.05), and 13% more CPU per request.
+//! Connections are HTTP/1.1 (over TLS for `https://` upstreams), kept alive in per-thread pools
+//! ([`pool`]). HTTP/1.1 is what reverse proxies speak to their upstreams (nginx does too), and one
+//! connection per in-flight request keeps a slow answer from holding up the others.
 //!
 //! # Threats
 //! Hop-by-hop headers (`Connection`, `Transfer-Encoding`, …) describe one connection, not the
@@ -24,19 +17,19 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+mod pool;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
+use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use thread_local::ThreadLocal;
 use url::Url;
+
+use pool::{ExchangeError, Pool};
 
 /// Upstream settings, from `config::UpstreamConfig`.
 #[derive(Debug, Clone)]
@@ -84,26 +77,26 @@ pub struct Answer {
 /// Why the upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the upstream URL is not a valid HTTP URI")]
+    #[error("the upstream URL is not a valid HTTP URI with a host")]
     Uri,
 }
 
-type PooledClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The pooled clients (one per thread) and where they point.
+/// Where the upstream is and the connections to it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    connector: HttpsConnector<HttpConnector>,
-    clients: Arc<ThreadLocal<PooledClient>>,
-    /// The upstream URL, parsed once; GET requests append their query string to it.
-    uri: Uri,
+    pool: Arc<Pool>,
+    /// `scheme://host:port`: what connections are opened to.
+    authority: Uri,
+    /// The `Host` header of every request.
+    host: HeaderValue,
+    /// The URL's path and query in origin form: the target of every request without a query.
+    target: Uri,
     url: Url,
     timeout: Duration,
 }
 
 impl Upstream {
-    /// Prepares the pooled keep-alive clients (HTTP/1.1, or HTTP/2 when TLS negotiates it); each
-    /// thread's pool is created on its first request.
+    /// Prepares the per-thread connection pools; connections are opened on demand.
     pub fn new(settings: &Settings) -> Result<Upstream, ClientError> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(settings.connect_timeout));
@@ -113,49 +106,57 @@ impl Upstream {
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .enable_http2()
             .wrap_connector(http);
+        let url = &settings.url;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(ClientError::Uri);
+        };
+        let host_header = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let parse = |text: &str| text.parse::<Uri>().map_err(|_| ClientError::Uri);
         Ok(Upstream {
-            connector,
-            clients: Arc::new(ThreadLocal::new()),
-            uri: settings
-                .url
-                .as_str()
-                .parse()
-                .map_err(|_| ClientError::Uri)?,
-            url: settings.url.clone(),
+            pool: Arc::new(Pool::new(connector)),
+            authority: parse(&format!("{}://{host}:{port}", url.scheme()))?,
+            host: HeaderValue::from_str(&host_header).map_err(|_| ClientError::Uri)?,
+            target: parse(&url[url::Position::BeforePath..url::Position::AfterQuery])?,
+            url: url.clone(),
             timeout: settings.timeout,
         })
     }
 
-    /// This thread's pool.
-    fn client(&self) -> &PooledClient {
-        self.clients.get_or(|| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_timer(TokioTimer::new())
-                .build(self.connector.clone())
-        })
+    /// The origin-form target of a request: the URL's path and query, plus `query` if any.
+    fn target(&self, query: Option<&str>) -> Result<Uri, UpstreamError> {
+        let Some(query) = query.filter(|q| !q.is_empty()) else {
+            return Ok(self.target.clone());
+        };
+        let path = self.url.path();
+        let target = match self.url.query().filter(|q| !q.is_empty()) {
+            None => format!("{path}?{query}"),
+            Some(own) => format!("{path}?{own}&{query}"),
+        };
+        target.parse().map_err(|_| UpstreamError::Unavailable)
+    }
+
+    async fn exchange(
+        &self,
+        request: axum::http::Request<Full<Bytes>>,
+    ) -> Result<(axum::http::response::Parts, Bytes), UpstreamError> {
+        self.pool
+            .exchange(&self.authority, request)
+            .await
+            .map_err(|error| match error {
+                ExchangeError::Connect | ExchangeError::Broken => UpstreamError::Unavailable,
+            })
     }
 
     /// Sends one request and reads the whole answer.
     pub async fn forward(&self, outgoing: Outgoing<'_>) -> Result<Answer, UpstreamError> {
         let started = Instant::now();
-        let uri = match outgoing.query_string.filter(|q| !q.is_empty()) {
-            None => self.uri.clone(),
-            Some(query) => {
-                let mut url = self.url.clone();
-                let joined = match url.query() {
-                    Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
-                    _ => query.to_owned(),
-                };
-                url.set_query(Some(&joined));
-                url.as_str()
-                    .parse()
-                    .map_err(|_| UpstreamError::Unavailable)?
-            }
-        };
-        let headers = request_headers(&outgoing);
+        let uri = self.target(outgoing.query_string)?;
+        let mut headers = request_headers(&outgoing);
+        headers.insert(header::HOST, self.host.clone());
         let body = if outgoing.method == Method::POST {
             outgoing.body
         } else {
@@ -165,20 +166,7 @@ impl Upstream {
         *request.method_mut() = outgoing.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let exchange = async {
-            let response = self
-                .client()
-                .request(request)
-                .await
-                .map_err(|_| UpstreamError::Unavailable)?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|_| UpstreamError::Unavailable)?
-                .to_bytes();
-            Ok::<_, UpstreamError>((parts, body))
-        };
+        let exchange = self.exchange(request);
         let (parts, body) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout)??;
@@ -193,9 +181,12 @@ impl Upstream {
     /// The status of a plain `GET` of the URL, if it answers within `timeout`.
     pub async fn probe(&self, timeout: Duration) -> Option<StatusCode> {
         let mut request = axum::http::Request::new(Full::new(Bytes::new()));
-        *request.uri_mut() = self.uri.clone();
-        match tokio::time::timeout(timeout, self.client().request(request)).await {
-            Ok(Ok(response)) => Some(response.status()),
+        *request.uri_mut() = self.target.clone();
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
+        match tokio::time::timeout(timeout, self.exchange(request)).await {
+            Ok(Ok((parts, _))) => Some(parts.status),
             _ => None,
         }
     }
