@@ -92,10 +92,11 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     // Set by `RequestIdLayer`; a router served without it still gets an id.
-    let request_id = parts.extensions.get::<RequestId>().map_or_else(
-        || Arc::from(request_id::decide(&parts.headers)),
-        |id| id.0.clone(),
-    );
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId::decide(&parts.headers));
     let peer = peer_ip(&parts);
     let mut record = Record::default();
     let response = match firewall
@@ -112,7 +113,7 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
         }
     };
     let outcome = audit::Outcome {
-        request_id: &request_id,
+        request_id: request_id.as_str(),
         method: &parts.method,
         peer,
         status: response.status(),
@@ -128,7 +129,7 @@ impl Firewall {
         &self,
         parts: &Parts,
         body: Body,
-        request_id: &str,
+        request_id: &RequestId,
         peer: IpAddr,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
@@ -305,7 +306,7 @@ impl Firewall {
         parts: &Parts,
         body: Bytes,
         query_string: Option<&str>,
-        request_id: &str,
+        request_id: &RequestId,
         client: &budget::Client,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
@@ -315,7 +316,7 @@ impl Firewall {
             headers: &parts.headers,
             body,
             client_ip: client.ip,
-            request_id,
+            request_id: request_id.header(),
         };
         let answer = self.upstream.forward(outgoing).await.map_err(|error| {
             let (code, kind) = match error {
@@ -329,7 +330,7 @@ impl Firewall {
         record.upstream_status = Some(answer.status);
         let (mut headers, mut body) = (answer.headers, answer.body);
         record.hardened =
-            Some(harden::harden(&self.harden, &mut headers, &mut body, request_id).await);
+            Some(harden::harden(&self.harden, &mut headers, &mut body, request_id.as_str()).await);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = answer.status;
         *response.headers_mut() = headers;

@@ -14,42 +14,67 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
+use axum::http::HeaderName;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use tower::{Layer, Service};
 
-/// The request's id, in the request's extensions.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A caught panic's message, put in the 500's extensions by the panic guard (inside this layer)
-/// so that it is logged here, with the request id (the panicking handler never got to log).
+/// The request's id (in the request's extensions), as text for logs and as the header value sent
+/// upstream and echoed to the client: decided and validated once.
 #[derive(Debug, Clone)]
-pub struct Panicked(pub String);
+pub struct RequestId {
+    text: Arc<str>,
+    header: HeaderValue,
+}
 
-/// The client's `X-Request-Id` when it is a sane token, else a fresh UUID.
-pub fn decide(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
+impl RequestId {
+    /// The client's `X-Request-Id` when it is a sane token, else a fresh UUID.
+    pub fn decide(headers: &HeaderMap) -> RequestId {
+        let sane = |id: &&str| {
             !id.is_empty()
                 && id.len() <= 128
                 && id
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(fresh, str::to_owned)
+        };
+        let client = headers
+            .get("x-request-id")
+            .and_then(|value| Some((value.to_str().ok().filter(sane)?, value)));
+        match client {
+            Some((text, value)) => RequestId {
+                text: Arc::from(text),
+                header: value.clone(),
+            },
+            None => {
+                let mut buffer = uuid::Uuid::encode_buffer();
+                let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+                // Hex digits and dashes always make a valid header value; the fallback keeps this
+                // total without a panic path.
+                let header = HeaderValue::from_str(text)
+                    .unwrap_or_else(|_| HeaderValue::from_static("request-id-unavailable"));
+                RequestId {
+                    text: Arc::from(&*text),
+                    header,
+                }
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn header(&self) -> &HeaderValue {
+        &self.header
+    }
 }
 
-/// A random UUID, hyphenated and lower-case (written directly, without the formatting machinery).
-fn fresh() -> String {
-    let mut buffer = uuid::Uuid::encode_buffer();
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut buffer)
-        .to_owned()
-}
+/// A caught panic's message, put in the 500's extensions by the panic guard (inside this layer)
+/// so that it is logged here, with the request id (the panicking handler never got to log).
+#[derive(Debug, Clone)]
+pub struct Panicked(pub String);
 
 /// Gives every request a [`RequestId`], echoes it in `X-Request-Id`, logs caught panics with it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,8 +107,8 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let id: Arc<str> = Arc::from(decide(request.headers()));
-        request.extensions_mut().insert(RequestId(id.clone()));
+        let id = RequestId::decide(request.headers());
+        request.extensions_mut().insert(id.clone());
         ResponseFuture {
             inner: self.inner.call(request),
             id,
@@ -96,7 +121,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        id: Arc<str>,
+        id: RequestId,
     }
 }
 
@@ -113,13 +138,13 @@ where
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Ready(Ok(response)) => response,
         };
-        let id = &**this.id;
         if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+            let id = this.id.as_str();
             tracing::error!(request_id = %id, panic = %message, "panic while handling a request");
         }
-        if let Ok(value) = HeaderValue::from_str(id) {
-            response.headers_mut().insert("x-request-id", value);
-        }
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, this.id.header().clone());
         Poll::Ready(Ok(response))
     }
 }
@@ -133,14 +158,20 @@ mod tests {
         let with = |id: &str| {
             let mut headers = HeaderMap::new();
             headers.insert("x-request-id", HeaderValue::from_str(id).unwrap());
-            decide(&headers)
+            RequestId::decide(&headers)
         };
-        assert_eq!(with("trace-42.a:b_c"), "trace-42.a:b_c");
+        let kept = with("trace-42.a:b_c");
+        assert_eq!(kept.as_str(), "trace-42.a:b_c");
+        assert_eq!(kept.header(), "trace-42.a:b_c");
         for hostile in ["", "a b", "x\"}", &"a".repeat(129)] {
             let replaced = with(hostile);
-            assert_ne!(replaced, hostile);
-            assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+            assert_ne!(replaced.as_str(), hostile);
+            assert!(
+                uuid::Uuid::parse_str(replaced.as_str()).is_ok(),
+                "{replaced:?}"
+            );
+            assert_eq!(replaced.header(), replaced.as_str());
         }
-        assert!(uuid::Uuid::parse_str(&decide(&HeaderMap::new())).is_ok());
+        assert!(uuid::Uuid::parse_str(RequestId::decide(&HeaderMap::new()).as_str()).is_ok());
     }
 }

@@ -61,7 +61,8 @@ pub struct Outgoing<'a> {
     /// The decoded JSON body (empty for GET).
     pub body: Bytes,
     pub client_ip: IpAddr,
-    pub request_id: &'a str,
+    /// `X-Request-Id`, as decided for the request.
+    pub request_id: &'a HeaderValue,
 }
 
 /// The upstream's answer, minus hop-by-hop headers.
@@ -208,19 +209,27 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Copies `headers` minus hop-by-hop ones, those the `Connection` header lists, and `dropped`.
 fn end_to_end(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
-    let listed: Vec<String> = headers
+    // The listed names the message actually carries, each once: found by one lookup per listed
+    // name, so a `Connection` header listing thousands of names costs in proportion to its length,
+    // and the list checked below never outgrows the headers present (usually it stays empty).
+    let mut listed: Vec<HeaderName> = Vec::new();
+    let names = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok());
+    for name in names {
+        if headers.contains_key(&name) && !listed.contains(&name) {
+            listed.push(name);
+        }
+    }
     let mut kept = HeaderMap::with_capacity(headers.len() + 4);
     for (name, value) in headers {
         if is_hop_by_hop(name)
             || name == header::CONTENT_LENGTH
             || dropped.contains(&name.as_str())
-            || listed.iter().any(|l| l == name.as_str())
+            || listed.contains(name)
         {
             continue;
         }
@@ -259,9 +268,7 @@ fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {
         headers.insert(X_FORWARDED_FOR, ip);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Ok(id) = HeaderValue::from_str(outgoing.request_id) {
-        headers.insert(X_REQUEST_ID, id);
-    }
+    headers.insert(X_REQUEST_ID, outgoing.request_id.clone());
     headers
 }
 
@@ -292,6 +299,21 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_header_listing_thousands_of_names_drops_just_those() {
+        let mut headers = HeaderMap::new();
+        let listed: Vec<String> = (0..2_000).map(|i| format!("X-Hop-{i}")).collect();
+        headers.insert(
+            "connection",
+            HeaderValue::from_str(&listed.join(", ")).unwrap(),
+        );
+        headers.insert("x-hop-7", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        let kept = end_to_end(&headers, &[]);
+        let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
     fn forwarded_identity_headers_are_replaced_not_copied() {
         let mut client = HeaderMap::new();
         client.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
@@ -304,7 +326,7 @@ mod tests {
             headers: &client,
             body: Bytes::new(),
             client_ip: "10.1.2.3".parse().unwrap(),
-            request_id: "req-1",
+            request_id: &HeaderValue::from_static("req-1"),
         };
         let sent = request_headers(&outgoing);
         assert_eq!(sent["x-forwarded-for"], "10.1.2.3");

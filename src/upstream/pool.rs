@@ -46,6 +46,7 @@ pub enum ExchangeError {
 }
 
 /// A connection waiting for its next request.
+#[derive(Debug)]
 struct Idle {
     sender: SendRequest<Full<Bytes>>,
     since: Instant,
@@ -57,15 +58,10 @@ impl Idle {
     }
 }
 
+#[derive(Debug)]
 pub struct Pool {
     connector: HttpsConnector<HttpConnector>,
     idle: ThreadLocal<RefCell<Vec<Idle>>>,
-}
-
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").finish_non_exhaustive()
-    }
 }
 
 impl Pool {
