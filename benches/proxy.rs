@@ -54,6 +54,10 @@ struct Sample {
     p99_ms: f64,
     /// CPU time (user + system) of the target's processes per request, in microseconds.
     cpu_us_per_request: f64,
+    /// CPU time of the static upstream's workers per request, in microseconds.
+    upstream_cpu_us_per_request: f64,
+    /// Share of the machine's CPU time left idle during the run, in percent.
+    idle_percent: f64,
 }
 
 /// Stops what the bench started: child processes, and the nginx instances by their prefixes.
@@ -96,7 +100,7 @@ fn main() {
     let nginx_proxy_port = free_port();
     let firewall_port = free_port();
     let mut guard = Guard(Vec::new(), Vec::new());
-    start_nginx(
+    let upstream_workers = start_nginx(
         &work.join("static"),
         &format!(
             r#"server {{
@@ -191,7 +195,13 @@ fn main() {
     for round in 0..rounds {
         for offset in 0..targets.len() {
             let index = (round + offset) % targets.len();
-            let sample = run_wrk(&targets[index], &script, connections, seconds);
+            let sample = run_wrk(
+                &targets[index],
+                &upstream_workers,
+                &script,
+                connections,
+                seconds,
+            );
             samples[index].push(sample);
         }
     }
@@ -205,14 +215,20 @@ fn main() {
     );
     let _ = writeln!(
         report,
-        "{:<22} {:>12} {:>10} {:>10} {:>16}",
-        "target", "req/s", "p50 ms", "p99 ms", "proxy CPU µs/req"
+        "{:<22} {:>10} {:>8} {:>8} {:>16} {:>19} {:>7}",
+        "target", "req/s", "p50 ms", "p99 ms", "proxy CPU µs/req", "upstream CPU µs/req", "idle %"
     );
     for (target, m) in targets.iter().zip(&medians) {
         let _ = writeln!(
             report,
-            "{:<22} {:>12.0} {:>10.3} {:>10.3} {:>16.1}",
-            target.name, m.requests_per_second, m.p50_ms, m.p99_ms, m.cpu_us_per_request
+            "{:<22} {:>10.0} {:>8.3} {:>8.3} {:>16.1} {:>19.1} {:>7.1}",
+            target.name,
+            m.requests_per_second,
+            m.p50_ms,
+            m.p99_ms,
+            m.cpu_us_per_request,
+            m.upstream_cpu_us_per_request,
+            m.idle_percent
         );
     }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
@@ -465,9 +481,17 @@ fn check_answers(url: &str, script: &Path) {
     );
 }
 
-fn run_wrk(target: &Target, script: &Path, connections: usize, seconds: usize) -> Sample {
+fn run_wrk(
+    target: &Target,
+    upstream: &[u32],
+    script: &Path,
+    connections: usize,
+    seconds: usize,
+) -> Sample {
     let url = &target.url;
     let cpu_before = cpu_seconds(&target.processes);
+    let upstream_before = cpu_seconds(upstream);
+    let machine_before = machine_ticks();
     let output = Command::new("wrk")
         .args([
             "-t1",
@@ -481,6 +505,9 @@ fn run_wrk(target: &Target, script: &Path, connections: usize, seconds: usize) -
         .output()
         .expect("wrk runs");
     let cpu = cpu_seconds(&target.processes) - cpu_before;
+    let upstream_cpu = cpu_seconds(upstream) - upstream_before;
+    let (idle_after, total_after) = machine_ticks();
+    let (idle_before, total_before) = machine_before;
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         !text.contains("Non-2xx"),
@@ -509,7 +536,28 @@ fn run_wrk(target: &Target, script: &Path, connections: usize, seconds: usize) -
     } else {
         cpu * 1e6 / requests
     };
+    sample.upstream_cpu_us_per_request = upstream_cpu * 1e6 / requests;
+    sample.idle_percent =
+        100.0 * (idle_after - idle_before) as f64 / (total_after - total_before).max(1) as f64;
     sample
+}
+
+/// The machine's idle and total CPU time so far, in clock ticks (the `cpu` line of `/proc/stat`;
+/// idle includes I/O wait).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    let total = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (idle, total)
 }
 
 fn to_ms(value: &str) -> f64 {
@@ -537,5 +585,7 @@ fn median(samples: &[Sample]) -> Sample {
         p50_ms: pick(|s| s.p50_ms),
         p99_ms: pick(|s| s.p99_ms),
         cpu_us_per_request: pick(|s| s.cpu_us_per_request),
+        upstream_cpu_us_per_request: pick(|s| s.upstream_cpu_us_per_request),
+        idle_percent: pick(|s| s.idle_percent),
     }
 }
