@@ -5,9 +5,9 @@
 //! (a) a static upstream (nginx answering a fixed JSON body, never the bottleneck),
 //! (b) nginx as a bare reverse proxy in front of it (the cost of one proxy hop), and
 //! (c) the firewall (the built release binary) in front of it, and
-//! (d) a bare axum + hyper proxy in front of it, served by the firewall's own `serve_workers` (no
-//! firewall logic: the floor of the firewall's HTTP stack on this machine, so that c/d shows what
-//! the firewall's work costs).
+//! (d) a bare proxy made of the firewall's own HTTP stack, with none of its inspection: axum on the
+//! firewall's `serve_workers` receives, the firewall's upstream client forwards (the floor of the
+//! firewall's stack on this machine, so that c/d shows what the firewall's own work costs).
 //! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios, and for
 //! the three proxies the CPU time their process spent per request (user + system, from
 //! `/proc/<pid>/stat`): on a machine whose cores are shared by the load generator, the upstream and
@@ -183,7 +183,7 @@ fn main() {
             processes: vec![firewall_pid],
         },
         Target {
-            name: "d: bare axum+hyper",
+            name: "d: bare stack",
             url: format!("http://127.0.0.1:{bare_port}/graphql"),
             processes: vec![std::process::id()],
         },
@@ -362,52 +362,56 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Serves a bare proxy (axum receives, hyper-util's pooled client forwards, the answer goes back)
-/// on a free port with the firewall's own `serve_workers` and, like the firewall, one connection
-/// pool per worker thread; returns the port.
+/// Serves a bare proxy on a free port: axum receives, the firewall's own upstream client
+/// ([`graphql_firewall::upstream::Upstream`]: per-thread connection pools, header hygiene,
+/// `X-Forwarded-*`) forwards and the answer goes back, on the firewall's `serve_workers` with its
+/// request-id and panic layers. Everything the firewall's HTTP stack costs, none of its
+/// inspection; returns the port.
 fn spawn_bare_proxy(upstream_port: u16) -> u16 {
-    use axum::body::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client;
-    use hyper_util::client::legacy::connect::HttpConnector;
+    use axum::body::{Body, Bytes};
+    use axum::extract::{ConnectInfo, State};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use graphql_firewall::upstream::{Outgoing, Settings, Upstream};
 
-    type Bare = Client<HttpConnector, Full<Bytes>>;
-    type Pools = std::sync::Arc<thread_local::ThreadLocal<Bare>>;
     async fn forward(
-        axum::extract::State((pools, uri)): axum::extract::State<(Pools, axum::http::Uri)>,
+        State(upstream): State<std::sync::Arc<Upstream>>,
+        ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+        headers: HeaderMap,
         body: Bytes,
-    ) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        let mut request = axum::http::Request::new(Full::new(body));
-        *request.method_mut() = axum::http::Method::POST;
-        *request.uri_mut() = uri;
-        request.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        );
-        let client = pools.get_or(|| {
-            Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new())
-        });
-        match client.request(request).await {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                match body.collect().await {
-                    Ok(body) => (parts.status, body.to_bytes()).into_response(),
-                    Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
-                }
+    ) -> Response {
+        let outgoing = Outgoing {
+            method: axum::http::Method::POST,
+            query_string: None,
+            headers: &headers,
+            body,
+            client_ip: peer.ip(),
+            request_id: &HeaderValue::from_static("bench"),
+        };
+        match upstream.forward(outgoing).await {
+            Ok(answer) => {
+                let mut response = Response::new(Body::from(answer.body));
+                *response.status_mut() = answer.status;
+                *response.headers_mut() = answer.headers;
+                response
             }
-            Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
         }
     }
 
+    let upstream = Upstream::new(&Settings {
+        url: format!("http://127.0.0.1:{upstream_port}/graphql")
+            .parse()
+            .expect("static URL"),
+        timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .expect("upstream client");
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     let port = listener.local_addr().expect("bound").port();
-    let uri: axum::http::Uri = format!("http://127.0.0.1:{upstream_port}/graphql")
-        .parse()
-        .expect("static URI");
     let app = axum::Router::new()
         .route("/graphql", axum::routing::post(forward))
-        .with_state((Pools::default(), uri));
+        .with_state(std::sync::Arc::new(upstream));
     let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
     std::thread::spawn(move || {
         let control = tokio::runtime::Builder::new_current_thread()
