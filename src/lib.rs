@@ -21,18 +21,16 @@ pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
 pub mod sanitise;
+mod server;
 pub mod upstream;
 
-use std::future::Future;
-use std::net::SocketAddr;
+pub use server::{serve, serve_workers};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 use crate::http::reject::Render;
@@ -272,115 +270,4 @@ fn load_schema(path: &std::path::Path) -> Result<analysis::Schema, BuildError> {
         std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
     };
     analysis::Schema::from_sdl(&sdl).map_err(|e| fail(e.to_string()))
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish for
-/// at most `grace`. Connection info is attached so handlers know the client address.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // Layers wrap from the inside out: the panic guard sits inside the request-id layer, so a
-    // panic becomes a 500 that still carries (and is logged with) the request id, and the process
-    // keeps serving every other request.
-    let app = app
-        .layer(CatchPanicLayer::custom(http::panic_response))
-        .layer(http::request_id::RequestIdLayer);
-    // Answers are written whole, in one call: Nagle's algorithm could only hold them back.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    tokio::pin!(server);
-    tokio::select! {
-        joined = &mut server => return joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-        _ = stopping_rx => {}
-    }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "in-flight requests outlived the shutdown grace period"
-            );
-            Ok(())
-        }
-    }
-}
-
-/// Serves `app` on `workers` threads until `shutdown` resolves, then lets in-flight requests finish
-/// for at most `grace` (each worker runs [`serve`]).
-///
-/// Each worker is a single-threaded runtime accepting from the same listening socket and owning
-/// its connections, their upstream exchanges included (hyper-util spawns a connection's task on the
-/// runtime that opened it): a request is served without waking another core. One work-stealing
-/// runtime instead moves wake-ups between threads on every exchange; see README's performance
-/// section for the measured difference.
-pub async fn serve_workers(
-    listener: std::net::TcpListener,
-    app: Router,
-    workers: std::num::NonZeroUsize,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
-    for index in 0..workers.get() {
-        let listener = listener.try_clone()?;
-        let app = app.clone();
-        let mut stopped = stopped.clone();
-        let report = report.clone();
-        std::thread::Builder::new()
-            .name(format!("graphql-firewall-worker-{index}"))
-            .spawn(move || {
-                // Handlers' panics are caught per request; this catches one of the worker itself,
-                // so that it is reported instead of leaving the process one worker short.
-                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .and_then(|runtime| {
-                            runtime.block_on(async move {
-                                let listener = TcpListener::from_std(listener)?;
-                                let stop = async move {
-                                    let _ = stopped.wait_for(|stop| *stop).await;
-                                };
-                                serve(listener, app, stop, grace).await
-                            })
-                        })
-                }))
-                .unwrap_or_else(|_| Err(std::io::Error::other("a worker panicked")));
-                let _ = report.send(served);
-            })?;
-    }
-    drop(report);
-    // Workers only end on their own when they fail: then the others are stopped too.
-    let failed = tokio::select! {
-        () = shutdown => None,
-        served = reports.recv() => served,
-    };
-    let _ = stop.send(true);
-    let mut outcome = match failed {
-        None => Ok(()),
-        Some(Ok(())) => Err(std::io::Error::other("a worker stopped serving")),
-        Some(Err(error)) => Err(error),
-    };
-    while let Some(served) = reports.recv().await {
-        if let (Ok(()), Err(error)) = (&outcome, served) {
-            outcome = Err(error);
-        }
-    }
-    outcome
 }
