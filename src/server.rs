@@ -35,11 +35,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
-    // Answers are written whole, in one call: Nagle's algorithm could only hold them back.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    serve_on(listener, app, shutdown, grace).await
+    serve_on(listener.tap_io(no_delay), app, shutdown, grace).await
+}
+
+/// Answers are written whole, in one call: Nagle's algorithm could only hold them back.
+fn no_delay(stream: &mut TcpStream) {
+    let _ = stream.set_nodelay(true);
 }
 
 /// [`serve`] on any listener whose connections carry the client's address.
@@ -108,10 +109,9 @@ pub async fn serve_workers(
     let mut handoffs = Vec::with_capacity(workers.get());
     for index in 0..workers.get() {
         let (handoff, incoming) = mpsc::unbounded_channel();
-        let open = Arc::new(AtomicUsize::new(0));
         handoffs.push(Handoff {
             sender: handoff,
-            open: open.clone(),
+            open: Arc::default(),
         });
         let app = app.clone();
         let mut stopped = stopped.clone();
@@ -129,7 +129,6 @@ pub async fn serve_workers(
                             runtime.block_on(async move {
                                 let listener = Handed {
                                     incoming,
-                                    open,
                                     local_addr,
                                 };
                                 let stop = async move {
@@ -167,9 +166,14 @@ pub async fn serve_workers(
     outcome
 }
 
-/// A worker's end of the acceptor: where its connections are sent and how many it has open.
+/// An accepted connection on its way to a worker, already counted as that worker's.
+type Accepted = (std::net::TcpStream, SocketAddr, OpenConnection);
+
+/// A worker's end of the acceptor: where its connections are sent and how many it has open. The
+/// channel is unbounded in type only: each queued connection holds a file descriptor, so the
+/// process's descriptor limit bounds it, as it bounds the listener's own backlog.
 struct Handoff {
-    sender: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    sender: mpsc::UnboundedSender<Accepted>,
     open: Arc<AtomicUsize>,
 }
 
@@ -189,14 +193,17 @@ async fn accept_loop(listener: &TcpListener, handoffs: &[Handoff]) {
                 continue;
             }
         };
+        // Out of this runtime's reactor, into the worker's: tokio registers every socket its
+        // listener accepts, and waiting on a plain listener would need the unsafe
+        // `AsyncFd::register` (this crate forbids unsafe code). Two `epoll_ctl` per connection.
         let Ok(stream) = stream.into_std() else {
             continue;
         };
         let Some(handoff) = least_loaded(handoffs) else {
             return;
         };
-        handoff.open.fetch_add(1, Ordering::Relaxed);
-        if handoff.sender.send((stream, peer)).is_err() {
+        let open = OpenConnection::new(&handoff.open);
+        if handoff.sender.send((stream, peer, open)).is_err() {
             // The worker is gone; its failure is reported by its thread.
             return;
         }
@@ -221,8 +228,7 @@ fn is_connection_error(error: &io::Error) -> bool {
 
 /// A worker's listener: the connections the acceptor hands it.
 struct Handed {
-    incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    open: Arc<AtomicUsize>,
+    incoming: mpsc::UnboundedReceiver<Accepted>,
     local_addr: SocketAddr,
 }
 
@@ -232,17 +238,15 @@ impl Listener for Handed {
 
     async fn accept(&mut self) -> (Counted, SocketAddr) {
         loop {
-            let Some((stream, peer)) = self.incoming.recv().await else {
+            let Some((stream, peer, open)) = self.incoming.recv().await else {
                 // The acceptor has stopped: shutdown is under way and ends this listener's loop.
                 return std::future::pending().await;
             };
-            let open = OpenConnection(self.open.clone());
             // Registered with this worker's reactor, so its readiness wakes this thread only.
-            let Ok(stream) = TcpStream::from_std(stream) else {
+            let Ok(mut stream) = TcpStream::from_std(stream) else {
                 continue;
             };
-            // Answers are written whole, in one call: Nagle's algorithm could only hold them back.
-            let _ = stream.set_nodelay(true);
+            no_delay(&mut stream);
             return (
                 Counted {
                     stream,
@@ -258,8 +262,15 @@ impl Listener for Handed {
     }
 }
 
-/// Counts one of a worker's open connections until dropped.
+/// Counts one of a worker's open connections, from its hand-off until dropped.
 struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open.clone())
+    }
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -335,9 +346,11 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_connection_is_no_longer_counted() {
-        let open = Arc::new(AtomicUsize::new(1));
-        drop(OpenConnection(open.clone()));
+    fn a_connection_counts_from_its_hand_off_until_it_is_dropped() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let connection = OpenConnection::new(&open);
+        assert_eq!(open.load(Ordering::Relaxed), 1);
+        drop(connection);
         assert_eq!(open.load(Ordering::Relaxed), 0);
     }
 }
