@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use graphql_firewall::http::Transport;
 use graphql_firewall::http::decode::GraphqlRequest;
-use graphql_firewall::http::inspect::{Inspector, PersistedSettings, Settings};
+use graphql_firewall::inspect::{Inspector, PersistedSettings, Settings};
 use graphql_firewall::metrics::Metrics;
 use graphql_firewall::persisted::{Manifest, Mode, Registry};
 use graphql_firewall::{analysis, policy};

@@ -11,11 +11,12 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::dbg_macro, clippy::print_stdout, clippy::print_stderr)]
 
-pub mod allowlist;
+pub mod admission;
 pub mod analysis;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod inspect;
 pub mod metrics;
 pub mod persisted;
 pub mod policy;
@@ -69,7 +70,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let analysis = analysis_settings(config)?;
     let manifests = manifest_source(config, &analysis);
     let loaded = manifests.load()?;
-    allowlist::log_warnings(&loaded.warnings);
+    persisted::load::log_warnings(&loaded.warnings);
     let manifest_operations = loaded.manifest.len();
     metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
@@ -92,7 +93,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
                 expose_limits: config.expose_limits,
             },
         },
-        budgets: http::budget::Budgets::new(
+        budgets: admission::Budgets::new(
             config::ClientConfig {
                 // Probing is only recognised with a schema to check names against.
                 probe_limit: config
@@ -104,13 +105,13 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             config.modes.clone(),
             metrics.clone(),
         )?,
-        inspector: http::inspect::Inspector::new(
-            http::inspect::Settings {
+        inspector: inspect::Inspector::new(
+            inspect::Settings {
                 analysis,
                 limits: config.limits.clone(),
                 modes: config.modes.clone(),
                 cache_bytes: config.analysis_cache_bytes,
-                persisted: http::inspect::PersistedSettings {
+                persisted: inspect::PersistedSettings {
                     mode: config.persisted.mode,
                     require_id: config.persisted.require_id,
                     skip_limits: config.persisted.skip_limits,
@@ -128,7 +129,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             .as_deref()
             .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok())
             .map(|header| {
-                http::trusted::TrustedClients::new(
+                persisted::keys::TrustedClients::new(
                     header,
                     config.persisted.trusted_client_key_hashes.clone(),
                 )
@@ -144,7 +145,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     });
     spawn_housekeeping(&firewall);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        allowlist::spawn_watcher(
+        persisted::load::spawn_watcher(
             &runtime,
             manifests,
             Arc::downgrade(&registry),
@@ -190,8 +191,8 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
 }
 
 /// Where the allowlist comes from and how its documents are judged.
-pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> allowlist::Source {
-    allowlist::Source {
+pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persisted::load::Source {
+    persisted::load::Source {
         dir: config.persisted.dir.clone(),
         dir_required: config.persisted.dir_required,
         analysis: analysis.clone(),

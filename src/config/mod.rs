@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::http::client::TrustedProxies;
+use crate::http::client_ip::TrustedProxies;
 use crate::persisted;
 use crate::policy::{self, Mode};
 use crate::ratelimit::Rate;

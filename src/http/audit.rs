@@ -16,10 +16,10 @@ use crate::metrics::{
 };
 use crate::policy::Violation;
 
-use super::budget::Client;
 use super::harden::Hardened;
-use super::inspect::{Inspection, OperationReport, Persisted};
 use super::reject::{RejectCode, Rejection};
+use crate::admission::Client;
+use crate::inspect::{Inspection, OperationReport, Persisted};
 
 /// What one request did, filled in by the pipeline stages.
 #[derive(Debug, Default)]

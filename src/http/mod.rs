@@ -11,15 +11,12 @@
 
 pub mod audit;
 pub mod body;
-pub mod budget;
-pub mod client;
-pub mod csrf;
+pub mod client_ip;
 pub mod decode;
+pub mod guard;
 pub mod harden;
-pub mod inspect;
 pub mod reject;
 pub mod request_id;
-pub mod trusted;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -32,12 +29,14 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::admission;
+use crate::inspect::{Inspection, Inspector};
 use crate::metrics::{Metrics, count};
+use crate::persisted::keys;
 use crate::upstream::{Outgoing, Upstream, UpstreamError};
 use audit::Record;
 use body::BodyError;
 use decode::{DecodeError, GraphqlRequest};
-use inspect::{Inspection, Inspector};
 use reject::{RejectCode, RejectError, Rejection, Render};
 use request_id::{Panicked, RequestId};
 
@@ -58,11 +57,11 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Firewall {
     pub settings: Settings,
-    pub budgets: budget::Budgets,
+    pub budgets: admission::Budgets,
     pub inspector: Inspector,
     pub upstream: Upstream,
     pub harden: harden::Settings,
-    pub trusted: Option<trusted::TrustedClients>,
+    pub trusted: Option<keys::TrustedClients>,
     /// Keep persisted-query members for an APQ-aware upstream.
     pub pass_through: bool,
     pub metrics: Arc<Metrics>,
@@ -251,7 +250,7 @@ impl Firewall {
             }
         };
         if let Some(required) = &self.settings.csrf_required_headers
-            && !csrf::is_preflighted(&parts.headers, required)
+            && !guard::is_preflighted(&parts.headers, required)
         {
             return Err(Rejection::new(
                 RejectCode::CsrfBlocked,
@@ -307,7 +306,7 @@ impl Firewall {
         body: Bytes,
         query_string: Option<&str>,
         request_id: &RequestId,
-        client: &budget::Client,
+        client: &admission::Client,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
         let outgoing = Outgoing {

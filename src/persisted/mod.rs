@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 
 pub mod apq;
 pub mod build;
+pub mod keys;
+pub mod load;
 pub mod manifest;
 pub mod store;
 

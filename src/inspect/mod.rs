@@ -20,9 +20,9 @@ use crate::metrics::{Metrics, count};
 use crate::persisted::{self, ApqStore, DocumentHash, Registry};
 use crate::policy::{self, Mode, Violation};
 
-use super::Transport;
-use super::decode::GraphqlRequest;
-use super::reject::{RejectCode, RejectError, Rejection};
+use crate::http::Transport;
+use crate::http::decode::GraphqlRequest;
+use crate::http::reject::{self, RejectCode, RejectError, Rejection};
 
 /// Longest `operationName` accepted (as Cosmo Router's default): a name is a lookup key, not a payload.
 pub const MAX_OPERATION_NAME_BYTES: usize = 512;
@@ -307,9 +307,7 @@ impl Inspector {
         let variables = request.variables.as_ref();
         let report = OperationReport {
             hash: resolved.hash,
-            name: operation
-                .name()
-                .map(|n| super::reject::excerpt(n).to_owned()),
+            name: operation.name().map(|n| reject::excerpt(n).to_owned()),
             manifest_name: trusted_document.and_then(|t| t.name.clone()),
             persisted,
             resolved_text: resolved.text,
@@ -436,7 +434,7 @@ impl Inspector {
                 tracing::warn!(
                     target: "graphql_firewall::persisted",
                     hash = %hex::encode(resolved.hash),
-                    operation = request.operation_name.as_deref().map(super::reject::excerpt),
+                    operation = request.operation_name.as_deref().map(reject::excerpt),
                     "document not in the manifest (audit mode: forwarded)"
                 );
                 Ok(())

@@ -20,8 +20,8 @@ use crate::ratelimit::{ClientKey, Decision, Limiter, Quota, Rate, RateError};
 
 use crate::config::ClientConfig;
 
-use super::client::client_ip;
-use super::reject::{RejectCode, Rejection};
+use crate::http::client_ip::client_ip;
+use crate::http::reject::{RejectCode, Rejection};
 
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
