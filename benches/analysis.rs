@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use graphql_firewall::analysis::{Settings, analyse, document_hash};
+use graphql_firewall::analysis::{Settings, analyse};
+use graphql_firewall::persisted::hash_document as document_hash;
 
 const SMALL: &str = "query Hero($episode: Episode = JEDI, $n: Int = 3) { hero(episode: $episode) { name friends(first: $n) { name ... on Droid { primaryFunction } } } }";
 const REALISTIC: &str = include_str!("../tests/corpus/valid_github_realistic.graphql");

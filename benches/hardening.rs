@@ -59,8 +59,10 @@ fn bench_sanitise(c: &mut Criterion) {
 }
 
 fn bench_limiter(c: &mut Criterion) {
-    let limiter =
-        Limiter::new(Some("1000000000/s".parse().expect("rate")), None, 100_000).expect("limiter");
+    let per_nanosecond = governor::Quota::with_period(std::time::Duration::from_nanos(1))
+        .expect("a non-zero period")
+        .allow_burst(std::num::NonZeroU32::new(1_000_000_000).expect("non-zero"));
+    let limiter = Limiter::new(Some(per_nanosecond), None, 100_000);
     let one = ClientKey::from_api_key("one");
     let keys: Vec<ClientKey> = (0..10_000)
         .map(|i| ClientKey::from_api_key(&format!("key-{i}")))

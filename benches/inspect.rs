@@ -4,36 +4,37 @@
 //!
 //! `cargo bench --bench inspect`
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
-use graphql_firewall::http::Transport;
-use graphql_firewall::http::decode::GraphqlRequest;
-use graphql_firewall::inspect::{Inspector, PersistedSettings, Settings};
+use graphql_firewall::config::{Config, Profile};
+use graphql_firewall::inspect::{Caller, GraphqlRequest, Inspector, Settings, Transport};
 use graphql_firewall::metrics::Metrics;
-use graphql_firewall::persisted::{Manifest, Mode, Registry};
-use graphql_firewall::{analysis, policy};
+use graphql_firewall::persisted::{ApqStore, Manifest, Mode, Registry, Resolver};
+use graphql_firewall::policy::{LimitProfiles, Relax};
 
 const REALISTIC: &str = include_str!("../tests/corpus/valid_github_realistic.graphql");
 
+/// The shipped defaults, without the cost limit (the realistic query is a big one).
 fn inspector() -> Inspector {
+    let config = Config::from_source(&HashMap::<&str, &str>::new(), Profile::Offline)
+        .expect("the defaults are valid");
+    let limits = graphql_firewall::policy::Limits {
+        cost: None,
+        ..graphql_firewall::policy_limits(&config)
+    };
     Inspector::new(
         Settings {
-            analysis: analysis::Settings::default(),
-            limits: policy::Limits {
-                cost: None,
-                ..policy::Limits::default()
-            },
-            modes: policy::Modes::default(),
+            analysis: graphql_firewall::analysis_settings(&config).expect("no schema to load"),
+            profiles: LimitProfiles::new(limits, Relax::DocumentLimits, Relax::No),
+            modes: graphql_firewall::policy_modes(&config),
             cache_bytes: 64 << 20,
-            persisted: PersistedSettings {
+            resolver: Resolver {
                 mode: Mode::Off,
                 require_id: false,
-                skip_limits: true,
-                trusted_client_skip_limits: false,
-                apq_cache_bytes: 1 << 20,
-                apq_ttl: Duration::from_secs(60),
+                apq: ApqStore::new(1 << 20, Duration::from_secs(60)),
             },
         },
         Arc::new(Registry::new(Manifest::default())),
@@ -56,13 +57,13 @@ fn inspect(c: &mut Criterion) {
     let hit = [request(REALISTIC.to_owned())];
     assert!(
         inspector
-            .inspect(&hit, Transport::Post, false, false)
+            .inspect(&hit, Transport::Post, false, Caller::default())
             .is_ok()
     );
     c.bench_function("inspect/cache hit 1.8KB", |b| {
         b.iter(|| {
             inspector
-                .inspect(black_box(&hit), Transport::Post, false, false)
+                .inspect(black_box(&hit), Transport::Post, false, Caller::default())
                 .is_ok()
         })
     });
@@ -73,7 +74,7 @@ fn inspect(c: &mut Criterion) {
             // A comment makes every text, and so every hash, new.
             let miss = [request(format!("# {n}\n{REALISTIC}"))];
             inspector
-                .inspect(black_box(&miss), Transport::Post, false, false)
+                .inspect(black_box(&miss), Transport::Post, false, Caller::default())
                 .is_ok()
         })
     });

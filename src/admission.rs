@@ -1,27 +1,31 @@
-//! The admission stages: who the client is, whether it may send another request, whether it may
-//! spend an operation's cost, and whether it is cooling down after probing the schema.
+//! Admission: who the client is, whether it may send another request, whether it may spend an
+//! operation's cost, and whether it is cooling down after probing the schema.
 //!
 //! # Threats
 //! One client must not exhaust the backend by request count or by a few expensive operations, and
 //! a schema prober (clairvoyance sends 64 guesses per request) must not be able to keep guessing:
 //! after `PROBE_LIMIT` schema-validation refusals in a minute, the client is refused outright for
-//! `PROBE_COOLDOWN`. Identity comes from a configured API-key header, else the client IP, which is
-//! read from `X-Forwarded-For`/`Forwarded` only when the socket peer is a trusted proxy.
+//! `PROBE_COOLDOWN`. A client is known by its API key when it sends one, else by its IP address
+//! (which the edge reads from forwarding headers only behind a trusted proxy).
+//!
+//! A budget in monitor mode refuses nothing: its violation goes the same way as a monitored
+//! limit's ([`policy::Verdict`]), so it is logged, counted and shown in the audit verdict.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, header};
 use moka::sync::Cache;
 
 use crate::metrics::{Metrics, RuleLabels};
-use crate::policy::{Mode, Modes, Rule};
-use crate::ratelimit::{ClientKey, Decision, Limiter, Quota, Rate, RateError};
-
-use crate::config::ClientConfig;
-
-use crate::http::client_ip::client_ip;
-use crate::http::reject::{RejectCode, Rejection};
+use crate::policy::{self, Modes, Rule, Violation};
+use crate::ratelimit::{ClientKey, Decision, Limiter, Quota};
 
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
@@ -30,15 +34,28 @@ pub struct Client {
     pub key: ClientKey,
 }
 
+/// Budgets and probing defence, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Requests per client (`RATE_LIMIT`).
+    pub request_rate: Option<governor::Quota>,
+    /// Cost points per client (`COST_BUDGET`).
+    pub cost_budget: Option<governor::Quota>,
+    /// Clients tracked per budget before new ones share overflow buckets.
+    pub max_clients: usize,
+    /// Schema-validation refusals per client per minute before a cool-down (`PROBE_LIMIT`).
+    pub probe_limit: Option<NonZeroU32>,
+    pub probe_cooldown: Duration,
+}
+
 /// Per-client budgets and probe cool-downs.
 #[derive(Debug)]
 pub struct Budgets {
-    settings: ClientConfig,
-    modes: Modes,
     limiter: Limiter,
+    modes: Modes,
     /// Only with a probe limit.
     probing: Option<Probing>,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 /// Schema-probing defence: invalid operations per client, and who is cooling down until when.
@@ -46,58 +63,81 @@ pub struct Budgets {
 struct Probing {
     limiter: Limiter,
     cooldowns: Cache<ClientKey, Instant>,
+    cooldown: Duration,
+}
+
+/// A client may go on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Admit {
+    /// What the budget has left (for `RateLimit-*` headers); `None` without a budget.
+    pub quota: Option<Quota>,
+    /// A budget rule broken in monitor mode.
+    pub monitored: Option<Violation>,
+}
+
+/// A client may not go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Over its request rate or cost budget.
+    #[error("{}", match rule { Rule::CostBudget => "cost budget exhausted", _ => "request rate limit exceeded" })]
+    OverBudget {
+        rule: Rule,
+        retry_after: Duration,
+        quota: Quota,
+    },
+    /// Cooling down after too many schema-validation refusals.
+    #[error("too many invalid operations: try again later")]
+    CoolingDown { retry_after: Duration },
+}
+
+impl Refusal {
+    /// How long the client should wait.
+    pub fn retry_after(&self) -> Duration {
+        match *self {
+            Refusal::OverBudget { retry_after, .. } | Refusal::CoolingDown { retry_after } => {
+                retry_after
+            }
+        }
+    }
+
+    /// The budget's state, when a budget refused.
+    pub fn quota(&self) -> Option<Quota> {
+        match *self {
+            Refusal::OverBudget { quota, .. } => Some(quota),
+            Refusal::CoolingDown { .. } => None,
+        }
+    }
 }
 
 impl Budgets {
-    /// Budgets from the client settings; `modes` decides whether each budget is enforced.
-    pub fn new(
-        settings: ClientConfig,
-        modes: Modes,
-        metrics: std::sync::Arc<Metrics>,
-    ) -> Result<Budgets, RateError> {
-        let limiter = Limiter::new(
-            settings.rate_limit,
-            settings.cost_budget,
-            settings.max_clients,
-        )?;
-        let probing = settings
-            .probe_limit
-            .and_then(std::num::NonZeroU32::new)
-            .map(|amount| {
-                let rate = Rate {
-                    amount,
-                    period: Duration::from_secs(60),
-                    burst: None,
-                };
-                Ok::<_, RateError>(Probing {
-                    limiter: Limiter::new(None, Some(rate), settings.max_clients)?,
-                    cooldowns: Cache::builder()
-                        .max_capacity(settings.max_clients as u64)
-                        .time_to_live(settings.probe_cooldown)
-                        .build(),
-                })
-            })
-            .transpose()?;
-        Ok(Budgets {
-            settings,
+    /// Budgets from `settings`; `modes` decides whether each budget is enforced.
+    pub fn new(settings: &Settings, modes: Modes, metrics: Arc<Metrics>) -> Budgets {
+        let probing = settings.probe_limit.map(|amount| Probing {
+            limiter: Limiter::new(
+                None,
+                Some(governor::Quota::per_minute(amount)),
+                settings.max_clients,
+            ),
+            cooldowns: Cache::builder()
+                .max_capacity(settings.max_clients as u64)
+                .time_to_live(settings.probe_cooldown)
+                .build(),
+            cooldown: settings.probe_cooldown,
+        });
+        Budgets {
+            limiter: Limiter::new(
+                settings.request_rate,
+                settings.cost_budget,
+                settings.max_clients,
+            ),
             modes,
-            limiter,
             probing,
             metrics,
-        })
+        }
     }
 
-    /// Identifies the client of a request.
-    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> Client {
-        let ip = client_ip(peer, headers, &self.settings.trusted_proxies);
-        let api_key = self
-            .settings
-            .key_header
-            .as_ref()
-            .and_then(|name| headers.get(name))
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-            .filter(|value| !value.is_empty());
+    /// The client behind `ip`, or behind the API key it sent.
+    pub fn identify(&self, ip: IpAddr, api_key: Option<&str>) -> Client {
         let key = match api_key {
             Some(api_key) => ClientKey::from_api_key(api_key),
             None => ClientKey::from_ip(ip),
@@ -106,33 +146,25 @@ impl Budgets {
     }
 
     /// Counts one request; refuses a client over its rate or cooling down after probing.
-    pub fn admit_request(&self, client: &Client) -> Result<Option<Quota>, Rejection> {
+    pub fn admit_request(&self, client: &Client) -> Result<Admit, Refusal> {
         if let Some(until) = self
             .probing
             .as_ref()
             .and_then(|probing| probing.cooldowns.get(&client.key))
         {
-            let wait = until.saturating_duration_since(Instant::now());
             self.count("probe_cooldown");
-            return Err(limited(
-                "too many invalid operations: try again later",
-                wait,
-                None,
-            ));
+            return Err(Refusal::CoolingDown {
+                retry_after: until.saturating_duration_since(Instant::now()),
+            });
         }
-        self.decide(
-            Rule::RateLimit,
-            self.limiter.check_request(&client.key),
-            "request rate limit exceeded",
-        )
+        self.decide(Rule::RateLimit, self.limiter.check_request(&client.key))
     }
 
     /// Consumes the cost of the request's operations from the client's budget.
-    pub fn admit_cost(&self, client: &Client, points: u64) -> Result<Option<Quota>, Rejection> {
+    pub fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
         self.decide(
             Rule::CostBudget,
             self.limiter.check_cost(&client.key, points),
-            "cost budget exhausted",
         )
     }
 
@@ -146,12 +178,12 @@ impl Budgets {
                 target: "graphql_firewall::policy",
                 client = %client.ip,
                 client_key = %client.key.short_hex(),
-                cooldown_s = self.settings.probe_cooldown.as_secs(),
+                cooldown_s = probing.cooldown.as_secs(),
                 "schema probing detected: client cooling down"
             );
             probing
                 .cooldowns
-                .insert(client.key, Instant::now() + self.settings.probe_cooldown);
+                .insert(client.key, Instant::now() + probing.cooldown);
         }
     }
 
@@ -163,14 +195,6 @@ impl Budgets {
         }
     }
 
-    /// `RateLimit-*` headers for a forwarded response, when enabled.
-    pub fn headers(&self, quota: Option<Quota>) -> HeaderMap {
-        match quota {
-            Some(quota) if self.settings.rate_limit_headers => quota_headers(&quota),
-            _ => HeaderMap::new(),
-        }
-    }
-
     fn count(&self, rule: &'static str) {
         self.metrics
             .rate_limited
@@ -178,52 +202,146 @@ impl Budgets {
             .inc();
     }
 
-    fn decide(
-        &self,
-        rule: Rule,
-        decision: Decision,
-        message: &'static str,
-    ) -> Result<Option<Quota>, Rejection> {
-        match decision {
-            Decision::Unlimited => Ok(None),
-            Decision::Allowed(quota) => Ok(Some(quota)),
-            Decision::Limited { retry_after, quota } => match self.modes.of(rule) {
-                Mode::Enforce => {
-                    self.count(rule.as_str());
-                    Err(limited(message, retry_after, Some(quota)))
-                }
-                Mode::Monitor => {
-                    tracing::warn!(
-                        target: "graphql_firewall::policy",
-                        rule = rule.as_str(),
-                        retry_after_ms = retry_after.as_millis() as u64,
-                        "rule broken in monitor mode: forwarded"
-                    );
-                    Ok(Some(quota))
-                }
-            },
+    fn decide(&self, rule: Rule, decision: Decision) -> Result<Admit, Refusal> {
+        let (retry_after, quota, over_by) = match decision {
+            Decision::Unlimited => return Ok(Admit::default()),
+            Decision::Allowed(quota) => {
+                return Ok(Admit {
+                    quota: Some(quota),
+                    monitored: None,
+                });
+            }
+            Decision::Limited {
+                retry_after,
+                quota,
+                over_by,
+            } => (retry_after, quota, over_by),
+        };
+        // What the client would have used had it been admitted: the bucket, and then some.
+        let violation = Violation {
+            rule,
+            limit: quota.limit.into(),
+            actual: u64::from(quota.limit).saturating_add(over_by),
+        };
+        let verdict = policy::Verdict::split([violation], &self.modes);
+        if verdict.allows() {
+            return Ok(Admit {
+                quota: Some(quota),
+                monitored: verdict.monitored.first().copied(),
+            });
+        }
+        self.count(rule.as_str());
+        Err(Refusal::OverBudget {
+            rule,
+            retry_after,
+            quota,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::policy::Mode;
+
+    const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+    fn settings() -> Settings {
+        Settings {
+            request_rate: Some(governor::Quota::per_hour(NonZeroU32::new(2).unwrap())),
+            cost_budget: Some(governor::Quota::per_hour(NonZeroU32::new(100).unwrap())),
+            max_clients: 1_000,
+            probe_limit: NonZeroU32::new(2),
+            probe_cooldown: Duration::from_secs(60),
         }
     }
-}
 
-fn limited(message: &'static str, retry_after: Duration, quota: Option<Quota>) -> Rejection {
-    let mut rejection = Rejection::new(RejectCode::RateLimited, message);
-    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    rejection
-        .headers
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    if let Some(quota) = quota {
-        rejection.headers.extend(quota_headers(&quota));
+    fn modes(mode: Mode) -> Modes {
+        Modes {
+            default: mode,
+            overrides: Vec::new(),
+        }
     }
-    rejection.with_detail("retryAfter", seconds.max(1))
-}
 
-/// IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (seconds, rounded up).
-fn quota_headers(quota: &Quota) -> HeaderMap {
-    let reset = quota.reset.as_secs() + u64::from(quota.reset.subsec_nanos() > 0);
-    let mut headers = HeaderMap::new();
-    headers.insert("ratelimit-limit", HeaderValue::from(quota.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(quota.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(reset));
-    headers
+    fn budgets(mode: Mode) -> Budgets {
+        Budgets::new(&settings(), modes(mode), Arc::new(Metrics::new()))
+    }
+
+    #[test]
+    fn a_client_over_its_request_rate_is_refused_with_the_time_to_wait() {
+        let budgets = budgets(Mode::Enforce);
+        let client = budgets.identify(IP, None);
+        for _ in 0..2 {
+            let admit = budgets.admit_request(&client).unwrap();
+            assert_eq!(admit.monitored, None);
+        }
+        let refusal = budgets.admit_request(&client).unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::OverBudget {
+                rule: Rule::RateLimit,
+                ..
+            }
+        ));
+        assert!(refusal.retry_after() > Duration::ZERO);
+        assert_eq!(refusal.quota().map(|q| q.remaining), Some(0));
+        let other = budgets.identify(IP, Some("another client's key"));
+        assert!(
+            budgets.admit_request(&other).is_ok(),
+            "budgets are per client"
+        );
+    }
+
+    #[test]
+    fn a_monitored_budget_admits_and_reports_the_violation() {
+        let budgets = budgets(Mode::Monitor);
+        let client = budgets.identify(IP, None);
+        budgets.admit_cost(&client, 80).unwrap();
+        let admit = budgets.admit_cost(&client, 30).unwrap();
+        assert_eq!(
+            admit.monitored,
+            Some(Violation {
+                rule: Rule::CostBudget,
+                limit: 100,
+                actual: 110,
+            })
+        );
+    }
+
+    #[test]
+    fn a_probing_client_cools_down_after_the_probe_limit() {
+        let budgets = budgets(Mode::Enforce);
+        let prober = budgets.identify(IP, None);
+        budgets.record_probe(&prober);
+        budgets.record_probe(&prober);
+        assert!(budgets.admit_request(&prober).is_ok());
+        budgets.record_probe(&prober);
+        let refusal = budgets.admit_request(&prober).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::CoolingDown { .. }),
+            "{refusal:?}"
+        );
+        assert!(refusal.retry_after() <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn without_budgets_everything_is_admitted_without_a_quota() {
+        let budgets = Budgets::new(
+            &Settings {
+                request_rate: None,
+                cost_budget: None,
+                probe_limit: None,
+                ..settings()
+            },
+            modes(Mode::Enforce),
+            Arc::new(Metrics::new()),
+        );
+        let client = budgets.identify(IP, None);
+        for _ in 0..10 {
+            assert_eq!(budgets.admit_request(&client), Ok(Admit::default()));
+            assert_eq!(budgets.admit_cost(&client, 1_000_000), Ok(Admit::default()));
+        }
+    }
 }

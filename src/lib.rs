@@ -1,11 +1,20 @@
 //! graphql-firewall: a security firewall for GraphQL APIs.
 //!
 //! It sits in front of any GraphQL-over-HTTP server and refuses what is not allowed before it costs
-//! the backend anything. The modules read like the request pipeline of DESIGN.md: [`config`] is
-//! read once; [`http`] decodes, guards against CSRF, admits by client budget ([`ratelimit`]),
-//! resolves [`persisted`] queries, measures with [`analysis`] and judges with [`policy`], forwards
-//! through [`upstream`], hardens the answer with [`sanitise`] and records into [`metrics`];
-//! [`allowlist`] loads and reloads the manifests; [`demo`] is the embedded backend used by
+//! the backend anything. The modules read like the request pipeline:
+//!
+//! - [`config`] reads every variable once, into plain values;
+//! - [`http`] is the edge: the guard at the door, the client's address, the body,
+//!   GraphQL-over-HTTP decoding, forwarding, hardening the answer, the audit record, and the one
+//!   place where refusals are rendered;
+//! - [`admission`] spends each client's request and cost budgets (over [`ratelimit`]);
+//! - [`inspect`] is the decision without HTTP types: [`persisted`] resolves ids and enforces the
+//!   allowlist, [`analysis`] measures documents, [`policy`] judges them;
+//! - [`upstream`] forwards, [`sanitise`] cleans the answers, [`metrics`] counts.
+//!
+//! [`build`] wires them from a [`Config`]: each module gets its own settings, built here from
+//! the configuration's plain values, and every layer is applied here, so what the tests serve is
+//! what the binary serves ([`serve`], [`serve_workers`]). [`demo`] is the embedded backend used by
 //! `graphql-firewall demo` and by the tests.
 
 #![forbid(unsafe_code)]
@@ -15,9 +24,11 @@ pub mod admission;
 pub mod analysis;
 pub mod config;
 pub mod demo;
+pub mod files;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod net;
 pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
@@ -31,27 +42,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{any, get};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
+use crate::files::Depth;
 use crate::http::reject::Render;
 
 /// Why the app could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("the upstream HTTP client could not be created: {0}")]
-    Client(#[from] upstream::ClientError),
+    Upstream(#[from] upstream::UrlError),
     #[error("{} ({path}): {reason}", config::SCHEMA)]
     Schema { path: String, reason: String },
-    #[error("rate limits: {0}")]
-    Rate(#[from] ratelimit::RateError),
     #[error("persisted queries: {0}")]
     Persisted(#[from] persisted::StoreError),
-}
-
-/// Builds the firewall's router from a validated configuration; `main` and every test use it.
-pub fn build_app(config: &Config) -> Result<Router, BuildError> {
-    Ok(build(config)?.traffic)
 }
 
 /// The firewall's two faces: the traffic router and the admin router (`/metrics`), which is
@@ -64,7 +71,7 @@ pub struct App {
     pub manifest_operations: usize,
 }
 
-/// Builds both routers; see [`build_app`].
+/// Builds the firewall from a validated configuration; the binary and every test use it.
 pub fn build(config: &Config) -> Result<App, BuildError> {
     let metrics = Arc::new(metrics::Metrics::new());
     let analysis = analysis_settings(config)?;
@@ -74,74 +81,41 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let manifest_operations = loaded.manifest.len();
     metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
-    let upstream = upstream::Upstream::new(&upstream::Settings {
-        url: config.upstream.url.clone(),
-        timeout: config.upstream.timeout,
-        connect_timeout: config.upstream.connect_timeout,
-    })?;
+    let persisted = &config.persisted;
+    let limits = policy_limits(config);
     let firewall = Arc::new(http::Firewall {
-        settings: http::Settings {
-            max_body_bytes: config.max_body_bytes,
-            max_batch: config.max_batch,
-            csrf_required_headers: config
-                .csrf
-                .enabled
-                .then(|| config.csrf.required_headers.clone()),
-            ready_timeout: config.ready_timeout,
-            render: Render {
-                reject_status: config.reject_status,
-                expose_limits: config.expose_limits,
-            },
-        },
+        settings: http_settings(config),
         budgets: admission::Budgets::new(
-            config::ClientConfig {
-                // Probing is only recognised with a schema to check names against.
-                probe_limit: config
-                    .clients
-                    .probe_limit
-                    .filter(|_| config.schema.is_some()),
-                ..config.clients.clone()
-            },
-            config.modes.clone(),
+            &budget_settings(config),
+            policy_modes(config),
             metrics.clone(),
-        )?,
+        ),
         inspector: inspect::Inspector::new(
             inspect::Settings {
                 analysis,
-                limits: config.limits.clone(),
-                modes: config.modes.clone(),
-                cache_bytes: config.analysis_cache_bytes,
-                persisted: inspect::PersistedSettings {
-                    mode: config.persisted.mode,
-                    require_id: config.persisted.require_id,
-                    skip_limits: config.persisted.skip_limits,
-                    trusted_client_skip_limits: config.persisted.trusted_client_skip_limits,
-                    apq_cache_bytes: config.persisted.apq_cache_bytes,
-                    apq_ttl: config.persisted.apq_ttl,
+                profiles: policy::LimitProfiles::new(
+                    limits,
+                    relax(persisted.skip_limits),
+                    relax(persisted.client_keys_skip_limits),
+                ),
+                modes: policy_modes(config),
+                cache_bytes: config.limits.analysis_cache_bytes,
+                resolver: persisted::Resolver {
+                    mode: persisted_mode(persisted.mode),
+                    require_id: persisted.require_id,
+                    apq: persisted::ApqStore::new(persisted.apq_cache_bytes, persisted.apq_ttl),
                 },
             },
             registry.clone(),
             metrics.clone(),
         ),
-        trusted: config
-            .persisted
-            .trusted_client_header
-            .as_deref()
-            .and_then(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).ok())
-            .map(|header| {
-                persisted::keys::TrustedClients::new(
-                    header,
-                    config.persisted.trusted_client_key_hashes.clone(),
-                )
-            }),
-        pass_through: config.persisted.pass_through,
+        upstream: upstream::Upstream::new(&upstream::Settings {
+            url: config.server.upstream.url.clone(),
+            timeout: config.server.upstream.timeout,
+            connect_timeout: config.server.upstream.connect_timeout,
+        })?,
         metrics: metrics.clone(),
-        sampler: http::audit::Sampler::new(config.log_sample),
-        upstream,
-        harden: http::harden::Settings {
-            rules: config.sanitise.rules.clone(),
-            max_bytes: config.sanitise.max_bytes,
-        },
+        sampler: http::audit::Sampler::new(config.server.log_sample),
     });
     spawn_housekeeping(&firewall);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -150,23 +124,34 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             manifests,
             Arc::downgrade(&registry),
             metrics.clone(),
-            config.persisted.reload_interval,
+            persisted.reload_interval,
         );
     }
     let admin = Router::new()
         .route("/metrics", get(http::metrics))
         .with_state(firewall.clone());
-    let traffic = Router::new()
-        .route(&config.path, any(http::graphql))
-        .route("/healthz", get(http::healthz))
-        .route("/readyz", get(http::readyz))
-        .fallback(http::not_found)
-        .with_state(firewall);
+    let traffic = edge_layers(
+        Router::new()
+            .route(&config.server.path, any(http::graphql))
+            .route("/healthz", get(http::healthz))
+            .route("/readyz", get(http::readyz))
+            .fallback(http::not_found)
+            .with_state(firewall),
+    );
     Ok(App {
         traffic,
         admin,
         manifest_operations,
     })
+}
+
+/// The layers around every traffic route. They wrap from the inside out: the panic guard sits
+/// inside the request-id layer, so a panic becomes a GraphQL-shaped 500 that still carries (and is
+/// logged with) the request id, and the process keeps serving every other request.
+pub fn edge_layers(router: Router) -> Router {
+    router
+        .layer(CatchPanicLayer::custom(http::request_id::caught_panic))
+        .layer(http::request_id::RequestIdLayer)
 }
 
 /// Periodically drops idle clients' rate-limit state, for as long as the app lives.
@@ -190,23 +175,155 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
     });
 }
 
+// === Each module's settings, from the configuration ===
+
+/// The HTTP edge's settings.
+fn http_settings(config: &Config) -> http::Settings {
+    let hardening = &config.hardening;
+    http::Settings {
+        guard: http::guard::Guard {
+            csrf_required_headers: config.requests.csrf_required_headers.clone(),
+        },
+        max_body_bytes: config.requests.max_body_bytes,
+        max_batch: config.requests.max_batch,
+        trusted_proxies: config.clients.trusted_proxies.clone(),
+        client_key_header: config.clients.key_header.clone(),
+        client_keys: config
+            .persisted
+            .client_keys
+            .as_ref()
+            .map(|keys| persisted::ClientKeys::new(keys.header.clone(), keys.hashes.clone())),
+        pass_through: config.persisted.pass_through,
+        rate_limit_headers: config.clients.rate_limit_headers,
+        ready_timeout: config.server.ready_timeout,
+        render: Render {
+            rule_status: match config.limits.reject_status {
+                config::RejectStatus::BadRequest => StatusCode::BAD_REQUEST,
+                config::RejectStatus::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            expose_limits: config.limits.expose_limits,
+        },
+        harden: http::harden::Settings {
+            rules: sanitise::Settings {
+                block_suggestions: hardening.block_suggestions,
+                mask: match hardening.mask {
+                    config::MaskErrors::Off => sanitise::MaskMode::Off,
+                    config::MaskErrors::Details => sanitise::MaskMode::Details,
+                    config::MaskErrors::All => sanitise::MaskMode::All,
+                },
+                keep_codes: hardening.keep_codes.clone(),
+            },
+            max_bytes: hardening.sanitise_max_bytes,
+        },
+    }
+}
+
+/// The budgets' settings.
+fn budget_settings(config: &Config) -> admission::Settings {
+    let clients = &config.clients;
+    admission::Settings {
+        request_rate: clients.rate_limit.as_ref().map(quota),
+        cost_budget: clients.cost_budget.as_ref().map(quota),
+        max_clients: clients.max_clients,
+        // Probing is only recognised with a schema to check names against.
+        probe_limit: clients
+            .probe_limit
+            .filter(|_| config.limits.schema.is_some()),
+        probe_cooldown: clients.probe_cooldown,
+    }
+}
+
+/// A rate as the limiter counts it.
+fn quota(rate: &config::Rate) -> governor::Quota {
+    // `config::parse_rate` refuses rates whose interval is zero.
+    governor::Quota::with_period(rate.interval())
+        .expect("a rate's interval is at least a nanosecond (checked by config)")
+        .allow_burst(rate.burst())
+}
+
+/// The policy's limits for everyone (the request-shape limits on variables included).
+pub fn policy_limits(config: &Config) -> policy::Limits {
+    let limits = &config.limits;
+    let requests = &config.requests;
+    policy::Limits {
+        tokens: limits.tokens,
+        depth: limits.depth,
+        aliases: limits.aliases,
+        root_fields: limits.root_fields,
+        directives: limits.directives,
+        fields: limits.fields,
+        cost: limits.cost,
+        batch_cost: limits.batch_cost,
+        introspection: match limits.introspection {
+            config::Introspection::Block => policy::Introspection::Block,
+            config::Introspection::Allow => policy::Introspection::Allow,
+        },
+        variables: policy::VariableLimits {
+            count: requests.max_variables,
+            depth: requests.max_variable_depth,
+            longest_list: requests.max_variable_list,
+            bytes: requests.max_variables_bytes,
+        },
+    }
+}
+
+/// The mode of every rule (`MODE`, `RULE_MODES`).
+pub fn policy_modes(config: &Config) -> policy::Modes {
+    let mode = |mode: config::Mode| match mode {
+        config::Mode::Enforce => policy::Mode::Enforce,
+        config::Mode::Monitor => policy::Mode::Monitor,
+    };
+    policy::Modes {
+        default: mode(config.limits.mode),
+        overrides: config
+            .limits
+            .rule_modes
+            .0
+            .iter()
+            .filter_map(|(name, m)| policy::Rule::from_name(name).map(|rule| (rule, mode(*m))))
+            .collect(),
+    }
+}
+
+fn relax(skip: bool) -> policy::Relax {
+    if skip {
+        policy::Relax::DocumentLimits
+    } else {
+        policy::Relax::No
+    }
+}
+
+fn persisted_mode(mode: config::PersistedQueries) -> persisted::Mode {
+    match mode {
+        config::PersistedQueries::Off => persisted::Mode::Off,
+        config::PersistedQueries::Apq => persisted::Mode::Apq,
+        config::PersistedQueries::Audit => persisted::Mode::Audit,
+        config::PersistedQueries::Allowlist => persisted::Mode::Allowlist,
+    }
+}
+
 /// Where the allowlist comes from and how its documents are judged.
 pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persisted::load::Source {
+    let persisted = &config.persisted;
     persisted::load::Source {
-        dir: config.persisted.dir.clone(),
-        dir_required: config.persisted.dir_required,
+        dir: persisted.dir.clone(),
+        dir_required: persisted.dir_required,
         analysis: analysis.clone(),
-        limits: config.limits.clone(),
-        modes: config.modes.clone(),
-        limit_violations_fatal: config.persisted.limit_violations_fatal,
+        limits: policy_limits(config),
+        modes: policy_modes(config),
+        on_violation: match persisted.limit_violations {
+            config::LimitViolations::Error => persisted::load::OnViolation::Error,
+            config::LimitViolations::Warn => persisted::load::OnViolation::Warn,
+        },
     }
 }
 
 /// The analyser's settings: parse-time limits are passed only for enforced rules (a monitored rule
 /// must measure, not stop the parse), plus cost weights and the schema.
 pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
-    let enforced = |rule: policy::Rule| config.modes.of(rule) == policy::Mode::Enforce;
-    let schema = match &config.schema {
+    let limits = &config.limits;
+    let enforced = |rule: &str| limits.mode_of(rule) == config::Mode::Enforce;
+    let schema = match &limits.schema {
         None => None,
         Some(config::SchemaSource::Demo) => Some(Arc::new(
             analysis::Schema::from_sdl(demo::SDL).map_err(|e| BuildError::Schema {
@@ -216,24 +333,19 @@ pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildErr
         )),
         Some(config::SchemaSource::Path(path)) => Some(Arc::new(load_schema(path)?)),
     };
+    let cost = &limits.cost_settings;
     Ok(analysis::Settings {
         limits: analysis::Limits {
-            max_tokens: config
-                .limits
-                .tokens
-                .filter(|_| enforced(policy::Rule::Tokens)),
-            max_depth: config
-                .limits
-                .depth
-                .filter(|_| enforced(policy::Rule::Depth)),
-            max_value_nesting: config.max_value_nesting,
+            max_tokens: limits.tokens.filter(|_| enforced("tokens")),
+            max_depth: limits.depth.filter(|_| enforced("depth")),
+            max_value_nesting: limits.max_value_nesting,
         },
         cost: analysis::CostSettings {
-            default_list_size: config.cost.default_list_size,
-            slicing_arguments: config.cost.slicing_arguments.clone(),
-            object_weight: config.cost.object_weight,
-            scalar_weight: config.cost.scalar_weight,
-            mutation_weight: config.cost.mutation_weight,
+            default_list_size: cost.default_list_size,
+            slicing_arguments: cost.slicing_arguments.clone(),
+            object_weight: cost.object_weight,
+            scalar_weight: cost.scalar_weight,
+            mutation_weight: cost.mutation_weight,
         },
         schema,
     })
@@ -245,30 +357,33 @@ fn load_schema(path: &std::path::Path) -> Result<analysis::Schema, BuildError> {
         path: path.display().to_string(),
         reason,
     };
-    let sdl = if path.is_dir() {
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| fail(e.to_string()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|ext| ext == "graphql" || ext == "graphqls" || ext == "gql")
-            })
-            .collect();
-        files.sort();
+    let files = if path.is_dir() {
+        let files = files::list(path, &["graphql", "graphqls", "gql"], Depth::Shallow)
+            .map_err(|e| fail(e.to_string()))?;
         if files.is_empty() {
             return Err(fail("no .graphql files in the directory".to_owned()));
         }
-        let mut sdl = String::new();
-        for file in files {
-            sdl.push_str(
-                &std::fs::read_to_string(&file)
-                    .map_err(|e| fail(format!("{}: {e}", file.display())))?,
-            );
-            sdl.push('\n');
-        }
-        sdl
+        files
     } else {
-        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?
+        vec![path.to_owned()]
     };
+    let mut sdl = String::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| fail(format!("{}: {e}", file.display())))?;
+        sdl.push_str(&text);
+        sdl.push('\n');
+    }
     analysis::Schema::from_sdl(&sdl).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_configurable_rule_name_is_a_policy_rule() {
+        let names: Vec<&str> = policy::Rule::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, config::RULES);
+    }
 }

@@ -1,5 +1,6 @@
 //! Limits × measurements → verdict: which rules an operation breaks, and whether each one is
-//! enforced or only monitored.
+//! enforced or only monitored ([`judge`] → [`Verdict`]); and which limits apply to which documents
+//! and callers ([`LimitProfiles`]).
 //!
 //! # Why
 //! Rolling out limits on a live API needs a dry run: `GRAPHQL_FIREWALL_MODE=monitor` logs every
@@ -28,9 +29,9 @@ pub enum Rule {
     Introspection,
     Schema,
     Variables,
-    /// Requests per client (`RATE_LIMIT`), checked by the rate limiter, not by [`check`].
+    /// Requests per client (`RATE_LIMIT`), checked by [`crate::admission`], not by [`judge`].
     RateLimit,
-    /// Cost points per client (`COST_BUDGET`), checked by the rate limiter, not by [`check`].
+    /// Cost points per client (`COST_BUDGET`), checked by [`crate::admission`], not by [`judge`].
     CostBudget,
 }
 
@@ -82,6 +83,13 @@ pub enum Mode {
     Monitor,
 }
 
+/// Whether `__schema` / `__type` may be queried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Introspection {
+    Block,
+    Allow,
+}
+
 /// The configured limits; `None` switches a limit off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -93,10 +101,7 @@ pub struct Limits {
     pub fields: Option<u32>,
     pub cost: Option<u64>,
     pub batch_cost: Option<u64>,
-    /// `false` lets `__schema` / `__type` through.
-    pub block_introspection: bool,
-    /// Refuse operations naming fields, arguments or types the schema lacks (only with a schema).
-    pub schema_validation: bool,
+    pub introspection: Introspection,
     pub variables: VariableLimits,
 }
 
@@ -109,25 +114,85 @@ pub struct VariableLimits {
     pub bytes: Option<u64>,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
+impl Limits {
+    /// These limits with the ones a reviewed document's text alone decides switched off (tokens,
+    /// depth, aliases, root fields, directives, fields, cost); request-level rules — introspection,
+    /// variables, batch cost — stay.
+    pub fn without_document_limits(&self) -> Limits {
         Limits {
-            tokens: Some(15_000),
-            depth: Some(10),
-            aliases: Some(15),
-            root_fields: Some(20),
-            directives: Some(50),
-            fields: Some(3_500),
-            cost: Some(5_000),
-            batch_cost: Some(10_000),
-            block_introspection: true,
-            schema_validation: true,
-            variables: VariableLimits {
-                count: Some(100),
-                depth: Some(16),
-                longest_list: Some(1_000),
-                bytes: Some(256 * 1024),
+            tokens: None,
+            depth: None,
+            aliases: None,
+            root_fields: None,
+            directives: None,
+            fields: None,
+            cost: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// Which limits apply to an operation: one set per kind of document and caller.
+///
+/// # Why
+/// A document from the operator's own manifest was reviewed when it was built, so the limits its
+/// text alone decides may be skipped (`PERSISTED_SKIP_LIMITS`); a caller holding a client key
+/// (internal tooling, schema registries) may introspect, with the depth the standard
+/// introspection query needs (`TRUSTED_CLIENT_SKIP_LIMITS` lifts the document limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitProfiles {
+    standard: Limits,
+    reviewed: Limits,
+    keyed: Limits,
+}
+
+/// The depth the standard introspection query needs.
+const INTROSPECTION_DEPTH: u32 = 15;
+
+/// Whether a set of limits is relaxed for some documents or callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relax {
+    /// The same limits as everyone.
+    No,
+    /// Without the limits the document text alone decides.
+    DocumentLimits,
+}
+
+impl LimitProfiles {
+    pub fn new(standard: Limits, reviewed: Relax, keyed: Relax) -> LimitProfiles {
+        let relax = |relax: Relax| match relax {
+            Relax::No => standard.clone(),
+            Relax::DocumentLimits => standard.without_document_limits(),
+        };
+        let keyed = match keyed {
+            Relax::No => Limits {
+                depth: standard.depth.map(|d| d.max(INTROSPECTION_DEPTH)),
+                ..standard.clone()
             },
+            Relax::DocumentLimits => relax(Relax::DocumentLimits),
+        };
+        LimitProfiles {
+            reviewed: relax(reviewed),
+            keyed: Limits {
+                introspection: Introspection::Allow,
+                ..keyed
+            },
+            standard,
+        }
+    }
+
+    /// The limits for everyone.
+    pub fn standard(&self) -> &Limits {
+        &self.standard
+    }
+
+    /// The limits for a document: `reviewed` (in the manifest), asked for by a caller that holds
+    /// a client key or not.
+    pub fn select(&self, reviewed: bool, keyed: bool) -> &Limits {
+        match (keyed, reviewed) {
+            (true, _) => &self.keyed,
+            (false, true) => &self.reviewed,
+            (false, false) => &self.standard,
         }
     }
 }
@@ -148,22 +213,38 @@ impl Modes {
     }
 }
 
-impl Default for Modes {
-    fn default() -> Modes {
-        Modes {
-            default: Mode::Enforce,
-            overrides: Vec::new(),
-        }
-    }
-}
-
 /// One broken rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Violation {
     pub rule: Rule,
     pub limit: u64,
     pub actual: u64,
-    pub mode: Mode,
+}
+
+/// The rules broken by one operation, a batch or a budget check, split by mode: the enforced ones
+/// refuse the request, the monitored ones are logged and counted, and the request goes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub enforced: Vec<Violation>,
+    pub monitored: Vec<Violation>,
+}
+
+impl Verdict {
+    /// Splits `violations` by the mode of their rule: the one place where monitor mode is applied.
+    pub fn split(violations: impl IntoIterator<Item = Violation>, modes: &Modes) -> Verdict {
+        let (enforced, monitored) = violations
+            .into_iter()
+            .partition(|violation| modes.of(violation.rule) == Mode::Enforce);
+        Verdict {
+            enforced,
+            monitored,
+        }
+    }
+
+    /// Nothing refuses the request.
+    pub fn allows(&self) -> bool {
+        self.enforced.is_empty()
+    }
 }
 
 /// What one operation measured, as the policy sees it.
@@ -175,8 +256,8 @@ pub struct Measured<'a> {
     pub variables: &'a VariableMetrics,
 }
 
-/// Every rule `measured` breaks (empty: allowed), in [`Rule::ALL`] order.
-pub fn check(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Vec<Violation> {
+/// Judges one operation: every rule `measured` breaks, in [`Rule::ALL`] order, split by mode.
+pub fn judge(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Verdict {
     // Destructured so that a new metric cannot go unchecked: the compiler names the missing field.
     let Metrics {
         depth,
@@ -194,7 +275,7 @@ pub fn check(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Vec<Vio
         bytes: variable_bytes,
     } = *measured.variables;
     let variable_limits = &limits.variables;
-    // Batch cost spans operations: `check_batch_cost` checks it.
+    // Batch cost spans operations: `judge_batch_cost` checks it.
     let candidates: [(Rule, Option<u64>, u64); 13] = [
         (
             Rule::Tokens,
@@ -217,14 +298,11 @@ pub fn check(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Vec<Vio
         (Rule::Cost, limits.cost, measured.cost),
         (
             Rule::Introspection,
-            limits.block_introspection.then_some(0),
+            (limits.introspection == Introspection::Block).then_some(0),
             introspection_fields.into(),
         ),
-        (
-            Rule::Schema,
-            limits.schema_validation.then_some(0),
-            unknown_schema_names.into(),
-        ),
+        // Unknown names are only counted when there is a schema to check them against.
+        (Rule::Schema, Some(0), unknown_schema_names.into()),
         (
             Rule::Variables,
             variable_limits.count.map(u64::from),
@@ -242,34 +320,61 @@ pub fn check(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Vec<Vio
         ),
         (Rule::Variables, variable_limits.bytes, variable_bytes),
     ];
-    candidates
-        .into_iter()
-        .filter_map(|(rule, limit, actual)| {
-            let limit = limit?;
-            (actual > limit).then(|| Violation {
-                rule,
-                limit,
-                actual,
-                mode: modes.of(rule),
-            })
+    let broken = candidates.into_iter().filter_map(|(rule, limit, actual)| {
+        let limit = limit?;
+        (actual > limit).then_some(Violation {
+            rule,
+            limit,
+            actual,
         })
-        .collect()
+    });
+    Verdict::split(broken, modes)
 }
 
-/// The batch-wide cost rule: the sum of the members' costs.
-pub fn check_batch_cost(total: u64, limits: &Limits, modes: &Modes) -> Option<Violation> {
-    let limit = limits.batch_cost?;
-    (total > limit).then(|| Violation {
-        rule: Rule::BatchCost,
-        limit,
-        actual: total,
-        mode: modes.of(Rule::BatchCost),
-    })
+/// Judges a batch: the sum of its members' costs against the batch cost limit.
+pub fn judge_batch_cost(total: u64, limits: &Limits, modes: &Modes) -> Verdict {
+    let broken = limits
+        .batch_cost
+        .filter(|&limit| total > limit)
+        .map(|limit| Violation {
+            rule: Rule::BatchCost,
+            limit,
+            actual: total,
+        });
+    Verdict::split(broken, modes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped defaults (README's table), written out: tests state the limits they judge by.
+    fn limits() -> Limits {
+        Limits {
+            tokens: Some(15_000),
+            depth: Some(10),
+            aliases: Some(15),
+            root_fields: Some(20),
+            directives: Some(50),
+            fields: Some(3_500),
+            cost: Some(5_000),
+            batch_cost: Some(10_000),
+            introspection: Introspection::Block,
+            variables: VariableLimits {
+                count: Some(100),
+                depth: Some(16),
+                longest_list: Some(1_000),
+                bytes: Some(256 * 1024),
+            },
+        }
+    }
+
+    fn enforce() -> Modes {
+        Modes {
+            default: Mode::Enforce,
+            overrides: Vec::new(),
+        }
+    }
 
     fn measured<'a>(
         metrics: &'a Metrics,
@@ -285,6 +390,13 @@ mod tests {
         }
     }
 
+    fn summary(violations: &[Violation]) -> Vec<(Rule, u64, u64)> {
+        violations
+            .iter()
+            .map(|v| (v.rule, v.limit, v.actual))
+            .collect()
+    }
+
     #[test]
     fn an_operation_within_every_limit_breaks_nothing() {
         let metrics = Metrics {
@@ -296,12 +408,13 @@ mod tests {
             ..Metrics::default()
         };
         let variables = VariableMetrics::default();
-        let found = check(
+        let verdict = judge(
             &measured(&metrics, &variables, 15_000, 5_000),
-            &Limits::default(),
-            &Modes::default(),
+            &limits(),
+            &enforce(),
         );
-        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(verdict, Verdict::default());
+        assert!(verdict.allows());
     }
 
     #[test]
@@ -310,29 +423,30 @@ mod tests {
             depth: 11,
             aliases: 16,
             introspection_fields: 1,
+            unknown_schema_names: 2,
             ..Metrics::default()
         };
         let variables = VariableMetrics {
             longest_list: 5_000,
             ..VariableMetrics::default()
         };
-        let found = check(
+        let verdict = judge(
             &measured(&metrics, &variables, 10, 5_001),
-            &Limits::default(),
-            &Modes::default(),
+            &limits(),
+            &enforce(),
         );
-        let summary: Vec<(Rule, u64, u64)> =
-            found.iter().map(|v| (v.rule, v.limit, v.actual)).collect();
         assert_eq!(
-            summary,
+            summary(&verdict.enforced),
             vec![
                 (Rule::Depth, 10, 11),
                 (Rule::Aliases, 15, 16),
                 (Rule::Cost, 5_000, 5_001),
                 (Rule::Introspection, 0, 1),
+                (Rule::Schema, 0, 2),
                 (Rule::Variables, 1_000, 5_000),
             ]
         );
+        assert!(verdict.monitored.is_empty());
     }
 
     #[test]
@@ -344,22 +458,15 @@ mod tests {
         };
         let limits = Limits {
             depth: None,
-            block_introspection: false,
-            ..Limits::default()
+            introspection: Introspection::Allow,
+            ..limits()
         };
         let variables = VariableMetrics::default();
-        assert!(
-            check(
-                &measured(&metrics, &variables, 1, 0),
-                &limits,
-                &Modes::default()
-            )
-            .is_empty()
-        );
+        assert!(judge(&measured(&metrics, &variables, 1, 0), &limits, &enforce()).allows());
     }
 
     #[test]
-    fn per_rule_overrides_pick_the_mode() {
+    fn per_rule_overrides_split_the_verdict() {
         let modes = Modes {
             default: Mode::Enforce,
             overrides: vec![(Rule::Cost, Mode::Monitor)],
@@ -369,26 +476,48 @@ mod tests {
             ..Metrics::default()
         };
         let variables = VariableMetrics::default();
-        let found = check(
+        let verdict = judge(
             &measured(&metrics, &variables, 1, 1_000_000),
-            &Limits::default(),
+            &limits(),
             &modes,
         );
-        let modes: Vec<(Rule, Mode)> = found.iter().map(|v| (v.rule, v.mode)).collect();
+        assert_eq!(summary(&verdict.enforced), vec![(Rule::Depth, 10, 11)]);
         assert_eq!(
-            modes,
-            vec![(Rule::Depth, Mode::Enforce), (Rule::Cost, Mode::Monitor)]
+            summary(&verdict.monitored),
+            vec![(Rule::Cost, 5_000, 1_000_000)]
         );
     }
 
     #[test]
     fn batch_cost_is_the_sum() {
-        let limits = Limits::default();
-        assert_eq!(check_batch_cost(10_000, &limits, &Modes::default()), None);
+        assert!(judge_batch_cost(10_000, &limits(), &enforce()).allows());
         assert_eq!(
-            check_batch_cost(10_001, &limits, &Modes::default()).map(|v| (v.limit, v.actual)),
-            Some((10_000, 10_001))
+            summary(&judge_batch_cost(10_001, &limits(), &enforce()).enforced),
+            vec![(Rule::BatchCost, 10_000, 10_001)]
         );
+    }
+
+    #[test]
+    fn reviewed_documents_skip_only_the_document_limits() {
+        let profiles = LimitProfiles::new(limits(), Relax::DocumentLimits, Relax::No);
+        let reviewed = profiles.select(true, false);
+        assert_eq!(reviewed.depth, None);
+        assert_eq!(reviewed.cost, None);
+        assert_eq!(reviewed.introspection, Introspection::Block);
+        assert_eq!(reviewed.variables, limits().variables);
+        assert_eq!(reviewed.batch_cost, limits().batch_cost);
+        assert_eq!(profiles.select(false, false), &limits());
+    }
+
+    #[test]
+    fn keyed_callers_may_introspect_with_the_depth_it_needs() {
+        let profiles = LimitProfiles::new(limits(), Relax::No, Relax::No);
+        let keyed = profiles.select(false, true);
+        assert_eq!(keyed.introspection, Introspection::Allow);
+        assert_eq!(keyed.depth, Some(INTROSPECTION_DEPTH));
+        assert_eq!(keyed.aliases, limits().aliases);
+        let relaxed = LimitProfiles::new(limits(), Relax::No, Relax::DocumentLimits);
+        assert_eq!(relaxed.select(true, true).depth, None);
     }
 
     #[test]

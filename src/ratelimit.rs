@@ -28,7 +28,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
@@ -43,89 +42,6 @@ use sha2::{Digest, Sha256};
 
 /// Shared buckets for clients that arrive while the store is full (one per value of a key byte).
 pub const OVERFLOW_SLOTS: usize = 256;
-
-/// A budget: `amount` per `period`, with a burst of `burst` (default: `amount`).
-///
-/// Written `<amount>/<unit>[:burst=<n>]`, unit `s`, `min` or `h` (also `sec`, `second`, `minute`,
-/// `hour`): `100/s`, `6000/min`, `50000/min`, `10/h`, `100/s:burst=200`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Units allowed per `period`.
-    pub amount: NonZeroU32,
-    /// 1 s, 1 min or 1 h.
-    pub period: Duration,
-    /// Bucket size; `None` means `amount`.
-    pub burst: Option<NonZeroU32>,
-}
-
-/// Why a rate could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RateError {
-    /// The text does not follow the syntax.
-    #[error(
-        "invalid rate {0:?}: expected <amount>/<unit>[:burst=<n>] with a positive amount and unit s, min or h (e.g. 100/s, 6000/min, 10/h, 100/s:burst=200)"
-    )]
-    Syntax(String),
-    /// More than one unit per nanosecond, or a burst whose refill time does not fit governor's clock.
-    #[error(
-        "rate {0:?} is out of range: at most one unit per nanosecond, and burst × interval under 290 years"
-    )]
-    OutOfRange(String),
-}
-
-impl FromStr for Rate {
-    type Err = RateError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let syntax = || RateError::Syntax(text.to_owned());
-        let trimmed = text.trim();
-        let (rate, burst) = match trimmed.split_once(':') {
-            Some((rate, options)) => {
-                let (name, value) = options.split_once('=').ok_or_else(syntax)?;
-                if name.trim() != "burst" {
-                    return Err(syntax());
-                }
-                (
-                    rate,
-                    Some(value.trim().parse::<NonZeroU32>().map_err(|_| syntax())?),
-                )
-            }
-            None => (trimmed, None),
-        };
-        let (amount, unit) = rate.split_once('/').ok_or_else(syntax)?;
-        let amount = amount.trim().parse::<NonZeroU32>().map_err(|_| syntax())?;
-        let period = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return Err(syntax()),
-        };
-        let parsed = Rate {
-            amount,
-            period,
-            burst,
-        };
-        parsed
-            .quota()
-            .map_err(|_| RateError::OutOfRange(text.to_owned()))?;
-        Ok(parsed)
-    }
-}
-
-impl Rate {
-    fn quota(&self) -> Result<governor::Quota, RateError> {
-        let out_of_range = || RateError::OutOfRange(format!("{self:?}"));
-        let interval = self.period / self.amount.get();
-        let burst = self.burst.unwrap_or(self.amount);
-        // governor multiplies interval × burst in u64 nanoseconds; keep a factor 2 of headroom.
-        if interval.as_nanos() * u128::from(burst.get()) > u128::from(u64::MAX / 2) {
-            return Err(out_of_range());
-        }
-        governor::Quota::with_period(interval)
-            .map(|quota| quota.allow_burst(burst))
-            .ok_or_else(out_of_range)
-    }
-}
 
 /// A client identity: 16 bytes of SHA-256, so that raw API keys and addresses are never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,7 +109,12 @@ pub enum Decision {
     /// Within budget.
     Allowed(Quota),
     /// Over budget: answer 429 with `Retry-After` = `retry_after` rounded up to seconds.
-    Limited { retry_after: Duration, quota: Quota },
+    /// `over_by`: how many units the check asked for beyond what the bucket held.
+    Limited {
+        retry_after: Duration,
+        quota: Quota,
+        over_by: u64,
+    },
 }
 
 type Keyed<C> = RateLimiter<ClientKey, CappedStore, C, StateInformationMiddleware>;
@@ -216,10 +137,10 @@ pub struct Limiter<C: Clock = DefaultClock> {
 impl Limiter {
     /// Budgets on the real clock; `None` disables that budget. `max_tracked_keys` applies to each.
     pub fn new(
-        requests: Option<Rate>,
-        cost: Option<Rate>,
+        requests: Option<governor::Quota>,
+        cost: Option<governor::Quota>,
         max_tracked_keys: usize,
-    ) -> Result<Self, RateError> {
+    ) -> Self {
         Self::with_clock(requests, cost, max_tracked_keys, DefaultClock::default())
     }
 }
@@ -227,29 +148,21 @@ impl Limiter {
 impl<C: Clock + Clone> Limiter<C> {
     /// Like [`Limiter::new`] on a given clock (tests use governor's `FakeRelativeClock`).
     pub fn with_clock(
-        requests: Option<Rate>,
-        cost: Option<Rate>,
+        requests: Option<governor::Quota>,
+        cost: Option<governor::Quota>,
         max_tracked_keys: usize,
         clock: C,
-    ) -> Result<Self, RateError> {
-        let build = |rate: Option<Rate>| -> Result<Option<Budget<C>>, RateError> {
-            rate.map(|rate| {
-                let quota = rate.quota()?;
-                Ok(Budget {
-                    limiter: RateLimiter::new(
-                        quota,
-                        CappedStore::new(max_tracked_keys),
-                        clock.clone(),
-                    ),
-                    quota,
-                })
+    ) -> Self {
+        let build = |quota: Option<governor::Quota>| {
+            quota.map(|quota| Budget {
+                limiter: RateLimiter::new(quota, CappedStore::new(max_tracked_keys), clock.clone()),
+                quota,
             })
-            .transpose()
         };
-        Ok(Self {
-            requests: build(requests)?,
-            cost: build(cost)?,
-        })
+        Self {
+            requests: build(requests),
+            cost: build(cost),
+        }
     }
 
     /// Counts one request of `key`.
@@ -290,6 +203,7 @@ impl<C: Clock + Clone> Limiter<C> {
                         remaining: 0,
                         reset: refill,
                     },
+                    over_by: u64::from(points - limit),
                 }
             }
         }
@@ -335,7 +249,12 @@ fn decide<C: Clock>(
             let quota = not_until.quota();
             let limit = quota.burst_size().get();
             let retry_after = not_until.wait_time_from(limiter.clock().now());
+            // The wait is the time to replenish the missing units, one interval each.
+            let interval = quota.replenish_interval().as_nanos().max(1);
+            let over_by =
+                u64::try_from(retry_after.as_nanos().div_ceil(interval)).unwrap_or(u64::MAX);
             Decision::Limited {
+                over_by,
                 retry_after,
                 quota: Quota {
                     limit,

@@ -1,5 +1,5 @@
-//! Serving the traffic router: one listener in tests ([`serve`]), or per-core workers in the
-//! binary ([`serve_workers`]), each with graceful shutdown bounded by a grace period.
+//! Serving the traffic router that `lib.rs` built: one listener in tests ([`serve`]), or per-core
+//! workers in the binary ([`serve_workers`]), each with graceful shutdown bounded by a grace period.
 //!
 //! Each worker is a single-threaded runtime that owns its connections, their upstream exchanges
 //! included, so a request is served without waking another core. Connections are handed to the
@@ -23,9 +23,6 @@ use axum::serve::{Listener, ListenerExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tower_http::catch_panic::CatchPanicLayer;
-
-use crate::http;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish for
 /// at most `grace`. Connection info is attached so handlers know the client address.
@@ -55,12 +52,6 @@ where
     F: FnMut(&mut L::Io) + Send + 'static,
 {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // Layers wrap from the inside out: the panic guard sits inside the request-id layer, so a
-    // panic becomes a 500 that still carries (and is logged with) the request id, and the process
-    // keeps serving every other request.
-    let app = app
-        .layer(CatchPanicLayer::custom(http::panic_response))
-        .layer(http::request_id::RequestIdLayer);
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

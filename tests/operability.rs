@@ -203,6 +203,45 @@ async fn manifest_operations_are_labelled_by_their_manifest_name() {
     );
 }
 
+#[tokio::test]
+async fn a_budget_in_monitor_mode_is_counted_and_shown_in_the_verdict() {
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_RATE_LIMIT", "1/h"),
+        ("GRAPHQL_FIREWALL_COST_BUDGET", "5/h"),
+        (
+            "GRAPHQL_FIREWALL_RULE_MODES",
+            "rate_limit:monitor,cost_budget:monitor",
+        ),
+    ])
+    .await;
+    // The first request fits both budgets; the next two are over both, and still forwarded.
+    let costs_four = r#"{"query":"{ users(first: 4) { id } }"}"#;
+    for _ in 0..3 {
+        assert_eq!(harness.post_json(costs_four).await.status(), 200);
+    }
+    assert_eq!(harness.upstream_requests(), 3);
+    let metrics = scrape(&harness).await;
+    let requests = "graphql_firewall_requests_total";
+    assert_eq!(
+        metrics[&series(requests, &[("verdict", "allowed"), ("code", "none")])],
+        1.0
+    );
+    assert_eq!(
+        metrics[&series(requests, &[("verdict", "monitored"), ("code", "none")])],
+        2.0
+    );
+    let monitored = "graphql_firewall_monitored_violations_total";
+    assert_eq!(metrics[&series(monitored, &[("rule", "rate_limit")])], 2.0);
+    assert_eq!(metrics[&series(monitored, &[("rule", "cost_budget")])], 2.0);
+    assert!(
+        !metrics.contains_key(&series(
+            "graphql_firewall_rate_limited_total",
+            &[("rule", "rate_limit")]
+        )),
+        "nothing was refused"
+    );
+}
+
 async fn buggy_handler() -> &'static str {
     panic!("a bug")
 }
@@ -220,10 +259,12 @@ async fn a_panic_answers_500_and_the_server_keeps_serving() {
         graphql_firewall::config::Profile::Serve,
     )
     .unwrap();
-    // A route that panics stands for a bug anywhere in request handling.
-    let app = graphql_firewall::build_app(&config)
-        .unwrap()
-        .route("/test-panic", axum::routing::get(buggy_handler));
+    // A route that panics stands for a bug anywhere in request handling; it gets the layers every
+    // traffic route gets, next to the firewall's own routes.
+    let app = graphql_firewall::edge_layers(
+        axum::Router::new().route("/test-panic", axum::routing::get(buggy_handler)),
+    )
+    .merge(graphql_firewall::build(&config).unwrap().traffic);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(graphql_firewall::serve(
@@ -368,7 +409,7 @@ fn check_accepts_the_demo_configuration_and_redacts_secrets() {
     let (code, stdout, stderr) = run(&["check"], &DEMO_CONFIG, None);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("configuration is valid") && stdout.contains("max_depth"),
+        stdout.contains("configuration is valid") && stdout.contains("GRAPHQL_FIREWALL_MAX_DEPTH"),
         "{stdout}"
     );
     assert!(!stdout.contains("hunter2"), "{stdout}");
@@ -478,7 +519,7 @@ fn the_kubernetes_example_sets_only_known_variables() {
     assert!(names.len() >= 5, "{names:?}");
     for name in names {
         assert!(
-            graphql_firewall::config::KNOWN.contains(&name),
+            graphql_firewall::config::variable(name).is_some(),
             "{name} is not a known variable"
         );
     }

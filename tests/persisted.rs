@@ -442,7 +442,7 @@ async fn build_error(manifest: &str) -> String {
         graphql_firewall::config::Profile::Serve,
     )
     .unwrap();
-    graphql_firewall::build_app(&config)
+    graphql_firewall::build(&config)
         .expect_err("start-up fails")
         .to_string()
 }

@@ -42,12 +42,13 @@ fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bu
     const CAP: usize = 10_000;
     let clock = FakeRelativeClock::default();
     let limiter = Limiter::with_clock(
-        Some("2/s".parse().expect("valid rate")),
+        Some(governor::Quota::per_second(
+            std::num::NonZeroU32::new(2).expect("non-zero"),
+        )),
         None,
         CAP,
         clock.clone(),
-    )
-    .expect("valid budget");
+    );
     let regular = ClientKey::from_api_key("regular");
     assert!(matches!(
         limiter.check_request(&regular),

@@ -8,8 +8,8 @@
 //! and depth limits, arena `ir`) → `document` checks (unique names, defined spreads, cycles)
 //! → `cost` plan (schema types, `@cost`/`@listSize`) → `metrics` (memoised fragment
 //! summaries). Everything is pure: no I/O, no logging, no variables, so the result of
-//! [`analyse`] can be cached by [`document_hash`]; [`Operation::cost`] finishes the cost with the
-//! request's variables.
+//! [`analyse`] can be cached by the SHA-256 of the text; [`Operation::cost`] finishes the cost
+//! with the request's variables.
 //!
 //! Input is `&str`: invalid UTF-8 never gets here (the HTTP layer decodes JSON or query strings,
 //! which are UTF-8 by definition, and rejects the rest as `INVALID_REQUEST`).
@@ -25,8 +25,6 @@ mod schema;
 mod variables;
 
 use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
 
 pub use schema::{Schema, SchemaError};
 pub use variables::{VariableMetrics, measure_variables};
@@ -254,8 +252,8 @@ impl Operation {
     }
 }
 
-/// Analyse a document. Pure and variable-free, so the result can be cached by
-/// [`document_hash`].
+/// Analyse a document. Pure and variable-free, so the result can be cached by the SHA-256 of the
+/// text.
 pub fn analyse(document: &str, settings: &Settings) -> Result<Document, AnalysisError> {
     if u32::try_from(document.len()).is_err() {
         return Err(AnalysisError::TooLarge);
@@ -304,18 +302,21 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
     })
 }
 
-/// SHA-256 of the exact document text: the analysis cache key and the persisted-query id.
-pub fn document_hash(document: &str) -> [u8; 32] {
-    Sha256::digest(document.as_bytes()).into()
-}
+/// Longest excerpt of a client-supplied name that errors and logs carry.
+pub const EXCERPT_BYTES: usize = 64;
 
-/// At most 64 bytes of a client-supplied name, cut on a character boundary.
-fn truncate(name: &str) -> String {
-    let mut end = name.len().min(64);
+/// At most [`EXCERPT_BYTES`] of a client-supplied name, cut on a character boundary (JSON and log
+/// encoders escape it when it is written).
+pub fn excerpt(name: &str) -> &str {
+    let mut end = name.len().min(EXCERPT_BYTES);
     while !name.is_char_boundary(end) {
         end -= 1;
     }
-    name.get(..end).unwrap_or_default().to_owned()
+    name.get(..end).unwrap_or_default()
+}
+
+fn truncate(name: &str) -> String {
+    excerpt(name).to_owned()
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::policy::{Mode, Rule};
-
 /// `30s`, `500ms`, `2m`, `1h`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const ACCEPTED: &str = "a duration such as 500ms, 30s, 2m or 1h";
@@ -56,14 +54,6 @@ pub fn parse_limit(text: &str) -> Result<Option<u64>, String> {
     }
 }
 
-/// A positive limit below 2^32, or `off`.
-pub(super) fn parse_small_limit(text: &str) -> Result<Option<u32>, String> {
-    parse_limit(text)?
-        .map(u32::try_from)
-        .transpose()
-        .map_err(|_| "a positive integer below 2^32 or off".to_owned())
-}
-
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
 pub fn parse_switch(text: &str) -> Result<bool, String> {
     match text.to_ascii_lowercase().as_str() {
@@ -73,42 +63,13 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
-pub(super) fn parse_mode(text: &str) -> Result<Mode, String> {
-    match text {
-        "enforce" => Ok(Mode::Enforce),
-        "monitor" => Ok(Mode::Monitor),
-        _ => Err("enforce or monitor".to_owned()),
-    }
-}
-
-/// `cost:monitor,depth:enforce`.
-pub(super) fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> {
-    let accepted = || {
-        let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
-        format!(
-            "a list of rule:mode pairs such as cost:monitor, with rules {} and modes enforce or monitor",
-            rules.join(", ")
-        )
-    };
-    text.split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (rule, mode) = pair.split_once(':').ok_or_else(accepted)?;
-            let rule = Rule::from_name(rule.trim()).ok_or_else(accepted)?;
-            let mode = parse_mode(mode.trim()).map_err(|_| accepted())?;
-            Ok((rule, mode))
-        })
-        .collect()
-}
-
 /// The CPUs this process may use (cgroup quotas and affinity included); 1 if unknown.
 pub fn available_cpus() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 /// `auto` (one worker per available CPU) or a positive number of worker threads.
-pub(super) fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
+pub fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
     let accepted = || "auto or a positive integer up to 1024".to_owned();
     match text {
         "auto" => Ok(available_cpus()),
@@ -120,7 +81,7 @@ pub(super) fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
 }
 
 /// A positive count that fits in u32.
-pub(super) fn parse_count(text: &str) -> Result<u32, String> {
+pub fn parse_count(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
         Ok(0) | Err(_) => Err("a positive integer".to_owned()),
         Ok(n) => Ok(n),
@@ -128,13 +89,13 @@ pub(super) fn parse_count(text: &str) -> Result<u32, String> {
 }
 
 /// A non-negative integer weight or size.
-pub(super) fn parse_weight(text: &str) -> Result<u64, String> {
+pub fn parse_weight(text: &str) -> Result<u64, String> {
     text.parse::<u64>()
         .map_err(|_| "a non-negative integer".to_owned())
 }
 
 /// A comma-separated list of GraphQL names.
-pub(super) fn parse_names(text: &str) -> Result<Vec<String>, String> {
+pub fn parse_names(text: &str) -> Result<Vec<String>, String> {
     let names: Vec<String> = text
         .split(',')
         .map(|name| name.trim().to_owned())
@@ -153,7 +114,7 @@ pub(super) fn parse_names(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
-pub(super) fn parse_upstream_url(text: &str) -> Result<Url, String> {
+pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
     const ACCEPTED: &str = "an http:// or https:// URL such as http://127.0.0.1:4000/graphql";
     let url = Url::parse(text).map_err(|_| ACCEPTED.to_owned())?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -162,7 +123,7 @@ pub(super) fn parse_upstream_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-pub(super) fn parse_path(text: &str) -> Result<String, String> {
+pub fn parse_path(text: &str) -> Result<String, String> {
     let valid = text.starts_with('/')
         && text
             .bytes()
@@ -174,24 +135,22 @@ pub(super) fn parse_path(text: &str) -> Result<String, String> {
     }
 }
 
-pub(super) fn parse_header_names(text: &str) -> Result<Vec<String>, String> {
-    let names: Vec<String> = text
+/// A comma-separated list of HTTP header names (stored lower-case, as HTTP/2 sends them).
+pub fn parse_header_names(text: &str) -> Result<Vec<http::HeaderName>, String> {
+    let names = text
         .split(',')
-        .map(|name| name.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|name| !name.is_empty())
-        .collect();
-    let valid = !names.is_empty()
-        && names
-            .iter()
-            .all(|name| http::HeaderName::from_bytes(name.as_bytes()).is_ok());
-    if valid {
-        Ok(names)
-    } else {
-        Err("a comma-separated list of HTTP header names".to_owned())
+        .map(|name| http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "a comma-separated list of HTTP header names".to_owned())?;
+    if names.is_empty() {
+        return Err("a comma-separated list of HTTP header names".to_owned());
     }
+    Ok(names)
 }
 
-pub(super) fn split_number(text: &str) -> (&str, &str) {
+pub fn split_number(text: &str) -> (&str, &str) {
     let end = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());

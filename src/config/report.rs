@@ -1,147 +1,85 @@
-//! What the configuration amounts to, for people: the effective settings (secrets redacted) and a
-//! warning for each choice that weakens protection.
+//! What the configuration amounts to, for people: every variable with the value in force (secrets
+//! redacted), and a warning for each choice that weakens protection.
 
-use std::collections::BTreeMap;
+use super::table::*;
+use super::values::{Introspection, MaskErrors, Mode};
+use super::{Config, ConfigError, Source};
 
-use super::*;
-use crate::policy::Mode;
-use crate::sanitise::MaskMode;
+/// One variable and the value in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// As written (or the default), with secrets redacted; `None`: unset, no default.
+    pub value: Option<String>,
+    /// The value is the table's default (the operator did not set it).
+    pub default: bool,
+}
 
-/// Effective settings for the start-up banner and `graphql-firewall check`, secrets redacted.
-pub fn describe(config: &Config) -> BTreeMap<&'static str, String> {
-    let limit = |value: Option<u64>| value.map_or_else(|| "off".to_owned(), |n| n.to_string());
-    let small = |value: Option<u32>| limit(value.map(u64::from));
-    let switch = |on: bool| if on { "on" } else { "off" }.to_owned();
-    let mut upstream = config.upstream.url.clone();
-    if upstream.password().is_some() {
-        let _ = upstream.set_password(Some("REDACTED"));
-    }
-    let rules: Vec<String> = config
-        .modes
-        .overrides
+/// Every variable of the table with its value in `source`, in table order.
+pub fn settings(source: &dyn Source) -> Result<Vec<Setting>, ConfigError> {
+    VARIABLES
         .iter()
-        .map(|(rule, mode)| format!("{}:{}", rule.as_str(), mode_name(*mode)))
-        .collect();
-    let limits = &config.limits;
-    BTreeMap::from([
-        ("listen", config.listen.to_string()),
-        ("workers", config.workers.to_string()),
-        (
-            "metrics_listen",
-            config
-                .metrics_listen
-                .map_or_else(|| "off".to_owned(), |a| a.to_string()),
-        ),
-        ("upstream", upstream.to_string()),
-        ("mode", mode_name(config.modes.default).to_owned()),
-        ("rule_modes", rules.join(",")),
-        ("max_body_bytes", config.max_body_bytes.to_string()),
-        ("max_batch", limit(config.max_batch.map(|n| n as u64))),
-        ("max_tokens", small(limits.tokens)),
-        ("max_depth", small(limits.depth)),
-        ("max_aliases", small(limits.aliases)),
-        ("max_root_fields", small(limits.root_fields)),
-        ("max_directives", small(limits.directives)),
-        ("max_fields", small(limits.fields)),
-        ("max_cost", limit(limits.cost)),
-        ("max_batch_cost", limit(limits.batch_cost)),
-        (
-            "introspection",
-            if limits.block_introspection {
-                "block"
-            } else {
-                "allow"
-            }
-            .to_owned(),
-        ),
-        ("csrf", switch(config.csrf.enabled)),
-        (
-            "block_field_suggestions",
-            switch(config.sanitise.rules.block_suggestions),
-        ),
-        (
-            "mask_errors",
-            format!("{:?}", config.sanitise.rules.mask).to_lowercase(),
-        ),
-        (
-            "rate_limit",
-            config
-                .clients
-                .rate_limit
-                .map_or_else(|| "off".to_owned(), |r| format!("{r:?}")),
-        ),
-        (
-            "cost_budget",
-            config
-                .clients
-                .cost_budget
-                .map_or_else(|| "off".to_owned(), |r| format!("{r:?}")),
-        ),
-        (
-            "persisted_queries",
-            format!("{:?}", config.persisted.mode).to_lowercase(),
-        ),
-        (
-            "persisted_queries_dir",
-            config.persisted.dir.display().to_string(),
-        ),
-        (
-            "trusted_clients",
-            config.persisted.trusted_client_header.as_ref().map_or_else(
-                || "off".to_owned(),
-                |h| {
-                    format!(
-                        "header {h}, {} key hash(es) (redacted)",
-                        config.persisted.trusted_client_key_hashes.len()
-                    )
-                },
-            ),
-        ),
-        (
-            "schema",
-            match &config.schema {
-                None => "none".to_owned(),
-                Some(SchemaSource::Demo) => "built-in demo schema".to_owned(),
-                Some(SchemaSource::Path(path)) => path.display().to_string(),
-            },
-        ),
-    ])
+        .map(|variable| {
+            let set = source
+                .get(variable.name)?
+                .map(|raw| raw.trim().to_owned())
+                .filter(|value| !value.is_empty());
+            let default = set.is_none();
+            let value = set.or_else(|| variable.default.map(str::to_owned));
+            Ok(Setting {
+                name: variable.name,
+                value: value.map(|value| redact(variable.name, value)),
+                default,
+            })
+        })
+        .collect()
 }
 
-pub(super) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Enforce => "enforce",
-        Mode::Monitor => "monitor",
+/// The upstream URL's password and the client key hashes never reach a log or a terminal.
+fn redact(name: &str, value: String) -> String {
+    match name {
+        UPSTREAM_URL => match url::Url::parse(&value) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("REDACTED"));
+                url.to_string()
+            }
+            _ => value,
+        },
+        TRUSTED_CLIENT_KEY_HASHES => {
+            let count = value.split(',').filter(|h| !h.trim().is_empty()).count();
+            format!("{count} key hash(es), redacted")
+        }
+        _ => value,
     }
 }
 
-/// Settings that weaken protection, for a warning each at start-up.
+/// Settings that weaken protection, for a warning each at start-up and in `check`.
 pub fn insecure_choices(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     let limits = &config.limits;
-    if !limits.block_introspection {
+    if limits.introspection == Introspection::Allow {
         warnings.push(format!(
             "{INTROSPECTION}=allow: anyone can read the whole schema"
         ));
     }
-    if !config.sanitise.rules.block_suggestions {
+    if !config.hardening.block_suggestions {
         warnings.push(format!(
             "{BLOCK_FIELD_SUGGESTIONS}=off: \"Did you mean …?\" leaks field names"
         ));
     }
-    if config.sanitise.rules.mask == MaskMode::Off {
+    if config.hardening.mask == MaskErrors::Off {
         warnings.push(format!(
             "{MASK_ERRORS}=off: upstream stack traces reach clients"
         ));
     }
-    if config.modes.default == Mode::Monitor {
+    if limits.mode == Mode::Monitor {
         warnings.push(format!(
             "{MODE}=monitor: violations are logged, not refused"
         ));
     }
-    for (rule, mode) in &config.modes.overrides {
+    for (rule, mode) in &limits.rule_modes.0 {
         if *mode == Mode::Monitor {
-            warnings.push(format!("{RULE_MODES}: {} is only monitored", rule.as_str()));
+            warnings.push(format!("{RULE_MODES}: {rule} is only monitored"));
         }
     }
     let off: Vec<&str> = [
@@ -152,7 +90,7 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
         (MAX_DIRECTIVES, limits.directives.is_none()),
         (MAX_FIELDS, limits.fields.is_none()),
         (MAX_COST, limits.cost.is_none()),
-        (MAX_BATCH, config.max_batch.is_none()),
+        (MAX_BATCH, config.requests.max_batch.is_none()),
     ]
     .into_iter()
     .filter_map(|(name, is_off)| is_off.then_some(name))
@@ -160,12 +98,16 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
     if !off.is_empty() {
         warnings.push(format!("limits switched off: {}", off.join(", ")));
     }
-    if !config.csrf.enabled {
+    if config.requests.csrf_required_headers.is_none() {
         warnings.push(format!(
             "{CSRF_PROTECTION}=off: browsers can send cross-site requests with cookies"
         ));
     }
-    if config.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) {
+    if config
+        .server
+        .metrics_listen
+        .is_some_and(|a| !a.ip().is_loopback())
+    {
         warnings.push(format!(
             "{METRICS_LISTEN} is not a loopback address: keep /metrics off the internet"
         ));

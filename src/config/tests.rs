@@ -1,5 +1,7 @@
+use std::time::Duration;
+
+use super::parse::*;
 use super::*;
-use crate::policy::{Mode, Rule};
 
 fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<&str, &str> = vars.iter().copied().collect();
@@ -9,12 +11,16 @@ fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 #[test]
 fn defaults_are_secure_and_documented() {
     let config = load(&[(UPSTREAM_URL, "http://127.0.0.1:4000/graphql")]).unwrap();
-    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!(config.max_body_bytes, 1 << 20);
-    assert_eq!(config.upstream.timeout, Duration::from_secs(30));
-    assert_eq!(config.max_batch, Some(5));
-    assert!(config.csrf.enabled);
-    assert_eq!(config.reject_status, RejectStatus::BadRequest);
+    assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.requests.max_body_bytes, 1 << 20);
+    assert_eq!(config.server.upstream.timeout, Duration::from_secs(30));
+    assert_eq!(config.requests.max_batch, Some(5));
+    assert!(config.requests.csrf_required_headers.is_some());
+    assert_eq!(config.limits.reject_status, RejectStatus::BadRequest);
+    assert_eq!(config.limits.introspection, Introspection::Block);
+    assert_eq!(config.hardening.mask, MaskErrors::Details);
+    assert_eq!(config.limits.depth, Some(10));
+    assert_eq!(config.clients.rate_limit, None);
 }
 
 #[test]
@@ -119,9 +125,9 @@ fn limits_and_modes_are_configurable() {
     .unwrap();
     assert_eq!(config.limits.depth, None);
     assert_eq!(config.limits.cost, Some(20_000));
-    assert!(!config.limits.block_introspection);
-    assert_eq!(config.modes.of(Rule::Cost), Mode::Enforce);
-    assert_eq!(config.modes.of(Rule::Aliases), Mode::Monitor);
+    assert_eq!(config.limits.introspection, Introspection::Allow);
+    assert_eq!(config.limits.mode_of("cost"), Mode::Enforce);
+    assert_eq!(config.limits.mode_of("aliases"), Mode::Monitor);
 }
 
 #[test]
@@ -144,22 +150,32 @@ fn csrf_header_list_is_lower_cased() {
         ),
     ])
     .unwrap();
-    assert_eq!(
-        config.csrf.required_headers,
-        vec!["x-requested-with", "apollo-require-preflight"]
-    );
+    let headers: Vec<&str> = config
+        .requests
+        .csrf_required_headers
+        .iter()
+        .flatten()
+        .map(http::HeaderName::as_str)
+        .collect();
+    assert_eq!(headers, ["x-requested-with", "apollo-require-preflight"]);
 }
 
 #[test]
 fn schema_off_means_none_even_in_demo() {
     let map: HashMap<&str, &str> = [(SCHEMA, "off")].into_iter().collect();
     assert_eq!(
-        Config::from_source(&map, Profile::Demo).unwrap().schema,
+        Config::from_source(&map, Profile::Demo)
+            .unwrap()
+            .limits
+            .schema,
         None
     );
     let map: HashMap<&str, &str> = HashMap::new();
     assert_eq!(
-        Config::from_source(&map, Profile::Demo).unwrap().schema,
+        Config::from_source(&map, Profile::Demo)
+            .unwrap()
+            .limits
+            .schema,
         Some(SchemaSource::Demo)
     );
 }
@@ -167,12 +183,19 @@ fn schema_off_means_none_even_in_demo() {
 #[test]
 fn workers_default_to_the_available_cpus_and_accept_a_count() {
     let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
-    assert_eq!(load(&[upstream]).unwrap().workers, available_cpus());
+    assert_eq!(load(&[upstream]).unwrap().server.workers, available_cpus());
     assert_eq!(
-        load(&[upstream, (WORKERS, "auto")]).unwrap().workers,
+        load(&[upstream, (WORKERS, "auto")]).unwrap().server.workers,
         available_cpus()
     );
-    assert_eq!(load(&[upstream, (WORKERS, "3")]).unwrap().workers.get(), 3);
+    assert_eq!(
+        load(&[upstream, (WORKERS, "3")])
+            .unwrap()
+            .server
+            .workers
+            .get(),
+        3
+    );
     for bad in ["0", "-1", "many", "1025"] {
         let err = load(&[upstream, (WORKERS, bad)]).unwrap_err().to_string();
         assert!(
@@ -180,4 +203,60 @@ fn workers_default_to_the_available_cpus_and_accept_a_count() {
             "{bad}: {err}"
         );
     }
+}
+
+#[test]
+fn every_default_in_the_table_parses() {
+    // An empty source takes every default through its variable's own parser.
+    let map: HashMap<&str, &str> = HashMap::new();
+    let config = Config::from_source(&map, Profile::Offline).unwrap();
+    assert_eq!(config.settings.len(), VARIABLES.len());
+    assert!(config.settings.iter().all(|s| s.default));
+}
+
+#[test]
+fn settings_show_what_was_set_and_redact_secrets() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://user:hunter2@127.0.0.1:4000/graphql"),
+        (MAX_DEPTH, "7"),
+        (TRUSTED_CLIENT_HEADER, "x-firewall-key"),
+        (
+            TRUSTED_CLIENT_KEY_HASHES,
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    ])
+    .unwrap();
+    let find = |name: &str| config.settings.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(find(MAX_DEPTH).value.as_deref(), Some("7"));
+    assert!(!find(MAX_DEPTH).default);
+    assert_eq!(find(MAX_ALIASES).value.as_deref(), Some("15"));
+    assert!(find(MAX_ALIASES).default);
+    let upstream = find(UPSTREAM_URL).value.clone().unwrap();
+    assert!(
+        !upstream.contains("hunter2") && upstream.contains("REDACTED"),
+        "{upstream}"
+    );
+    assert_eq!(
+        find(TRUSTED_CLIENT_KEY_HASHES).value.as_deref(),
+        Some("1 key hash(es), redacted")
+    );
+}
+
+#[test]
+fn a_named_manifest_directory_is_required_the_default_is_not() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    assert!(!load(&[upstream]).unwrap().persisted.dir_required);
+    assert!(
+        load(&[upstream, (PERSISTED_QUERIES_DIR, "/srv/manifests")])
+            .unwrap()
+            .persisted
+            .dir_required
+    );
+}
+
+#[test]
+fn client_key_header_and_hashes_are_set_together() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let err = load(&[upstream, (TRUSTED_CLIENT_HEADER, "x-key")]).unwrap_err();
+    assert!(err.to_string().contains(TRUSTED_CLIENT_KEY_HASHES), "{err}");
 }

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 
+use crate::admission::Client;
+use crate::inspect::{Inspection, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
 };
+use crate::persisted::Origin;
 use crate::policy::Violation;
 
 use super::harden::Hardened;
 use super::reject::{RejectCode, Rejection};
-use crate::admission::Client;
-use crate::inspect::{Inspection, OperationReport, Persisted};
 
 /// What one request did, filled in by the pipeline stages.
 #[derive(Debug, Default)]
@@ -28,6 +29,8 @@ pub struct Record {
     pub batch: usize,
     pub rejection: Option<Rejection>,
     pub inspection: Inspection,
+    /// Rules broken in monitor mode (limits and budgets), with their operation's batch position.
+    pub monitored: Vec<(usize, Violation)>,
     pub upstream: Option<Duration>,
     pub upstream_status: Option<StatusCode>,
     pub hardened: Option<Hardened>,
@@ -68,7 +71,7 @@ impl Sampler {
 
 /// Writes the audit events and the metrics of one request.
 pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
-    let monitored = !record.inspection.monitored.is_empty();
+    let monitored = !record.monitored.is_empty();
     let verdict = match (&record.rejection, monitored) {
         (Some(_), _) => "rejected",
         (None, true) => "monitored",
@@ -76,7 +79,7 @@ pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler
     };
     let code = record.rejection.as_ref().map(Rejection::code);
     record_metrics(record, outcome, metrics, verdict, code);
-    for (index, violation) in &record.inspection.monitored {
+    for (index, violation) in &record.monitored {
         log_monitored(outcome.request_id, *index, violation);
     }
     match &record.rejection {
@@ -140,7 +143,7 @@ fn record_metrics(
             })
             .inc();
     }
-    for violation in record.inspection.monitored.iter().map(|(_, v)| v) {
+    for violation in record.monitored.iter().map(|(_, v)| v) {
         metrics
             .monitored
             .get_or_create(&RuleLabels {
@@ -156,14 +159,14 @@ fn record_metrics(
             .operations
             .get_or_create(&OperationLabels {
                 operation_type: report.kind_str(),
-                persisted: report.persisted.as_str(),
+                persisted: report.origin.as_str(),
             })
             .inc();
         metrics.operation_cost.observe(report.cost as f64);
         metrics
             .operation_depth
             .observe(f64::from(report.metrics.depth));
-        if let (Persisted::Manifest, Some(name)) = (report.persisted, &report.manifest_name) {
+        if let (Origin::Manifest, Some(name)) = (report.origin, &report.manifest_name) {
             metrics
                 .persisted_operations
                 .get_or_create(&ManifestOperationLabels {
@@ -188,7 +191,7 @@ fn log_operation(
     let operation_type = report.map(OperationReport::kind_str);
     let operation_name = report.and_then(|r| r.name.as_deref());
     let hash = report.map(|r| hex::encode(r.hash));
-    let persisted = report.map(|r| r.persisted.as_str());
+    let persisted = report.map(|r| r.origin.as_str());
     let metrics = report.map(|r| r.metrics);
     let depth = metrics.map(|m| m.depth);
     let aliases = metrics.map(|m| m.aliases);

@@ -12,72 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// One GraphQL request of a (possibly batched) HTTP request.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GraphqlRequest {
-    pub query: Option<String>,
-    pub operation_name: Option<String>,
-    pub variables: Option<Map<String, Value>>,
-    pub extensions: Option<Map<String, Value>>,
-    pub document_id: Option<String>,
-}
-
-impl GraphqlRequest {
-    /// `extensions.persistedQuery`, the Automatic Persisted Queries member.
-    pub fn persisted_query(&self) -> Option<&Value> {
-        self.extensions.as_ref()?.get("persistedQuery")
-    }
-
-    /// The request as a JSON object (what is forwarded when the firewall had to rewrite it).
-    fn to_json(&self) -> Value {
-        let mut object = Map::new();
-        let members = [
-            ("query", self.query.clone().map(Value::String)),
-            (
-                "operationName",
-                self.operation_name.clone().map(Value::String),
-            ),
-            ("variables", self.variables.clone().map(Value::Object)),
-            (
-                "extensions",
-                self.extensions
-                    .clone()
-                    .filter(|e| !e.is_empty())
-                    .map(Value::Object),
-            ),
-            ("documentId", self.document_id.clone().map(Value::String)),
-        ];
-        for (key, value) in members {
-            if let Some(value) = value {
-                object.insert(key.to_owned(), value);
-            }
-        }
-        Value::Object(object)
-    }
-}
-
-/// Encodes requests as a POST body: one object, or an array for a batch.
-pub fn encode_body(requests: &[GraphqlRequest], batch: bool) -> Vec<u8> {
-    let value = match (batch, requests) {
-        (false, [one]) => one.to_json(),
-        _ => Value::Array(requests.iter().map(GraphqlRequest::to_json).collect()),
-    };
-    value.to_string().into_bytes()
-}
-
-/// Encodes a request as a GET query string (the JSON members JSON-encoded).
-pub fn encode_query_string(request: &GraphqlRequest) -> String {
-    let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-    if let Value::Object(members) = request.to_json() {
-        for (key, value) in members {
-            match value {
-                Value::String(text) => serializer.append_pair(&key, &text),
-                other => serializer.append_pair(&key, &other.to_string()),
-            };
-        }
-    }
-    serializer.finish()
-}
+use crate::inspect::GraphqlRequest;
 
 /// Why a request is not a well-formed GraphQL-over-HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +35,8 @@ pub enum DecodeError {
     ParameterNotJson(&'static str),
     #[error("a `query` (or a persisted query id) is required")]
     MissingQuery,
+    #[error("the query string exceeds {limit} bytes")]
+    QueryStringTooLarge { limit: usize },
 }
 
 /// Decodes a POST body. `max_batch` caps the array length (`None` = unbounded).
@@ -141,8 +78,14 @@ pub fn decode_body(
 }
 
 /// Decodes the URL query of a GET request (`query`, `operationName`, `variables`, `extensions`,
-/// `documentId`; the JSON ones JSON-encoded; an empty value means absent).
-pub fn decode_query_string(query_string: &str) -> Result<GraphqlRequest, DecodeError> {
+/// `documentId`; the JSON ones JSON-encoded; an empty value means absent), at most `limit` bytes.
+pub fn decode_query_string(
+    query_string: &str,
+    limit: usize,
+) -> Result<GraphqlRequest, DecodeError> {
+    if query_string.len() > limit {
+        return Err(DecodeError::QueryStringTooLarge { limit });
+    }
     let mut raw = RawRequest::default();
     for (key, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
         let Some(name) = Member::from_key(&key) else {
@@ -370,6 +313,8 @@ impl<'de> Visitor<'de> for RequestVisitor {
 mod tests {
     use super::*;
 
+    const LIMIT: usize = 1 << 20;
+
     fn one(body: &str) -> Result<GraphqlRequest, DecodeError> {
         decode_body(body.as_bytes(), Some(5)).map(|(mut requests, batch)| {
             assert!(!batch);
@@ -467,6 +412,7 @@ mod tests {
     fn query_string_decodes_json_parameters() {
         let request = decode_query_string(
             "query=query%20Q(%24n%3AInt)%7Ba%7D&operationName=Q&variables=%7B%22n%22%3A3%7D&extensions=",
+            LIMIT,
         )
         .unwrap();
         assert_eq!(request.query.as_deref(), Some("query Q($n:Int){a}"));
@@ -477,18 +423,21 @@ mod tests {
     #[test]
     fn query_string_refuses_pollution_and_bad_json() {
         assert_eq!(
-            decode_query_string("query=%7Ba%7D&query=%7Bb%7D"),
+            decode_query_string("query=%7Ba%7D&query=%7Bb%7D", LIMIT),
             Err(DecodeError::Duplicate("query"))
         );
         assert_eq!(
-            decode_query_string("query=%7Ba%7D&variables=%7Bnope"),
+            decode_query_string("query=%7Ba%7D&variables=%7Bnope", LIMIT),
             Err(DecodeError::ParameterNotJson("variables"))
         );
         assert_eq!(
-            decode_query_string("query=%7Ba%7D&variables=%5B%5D"),
+            decode_query_string("query=%7Ba%7D&variables=%5B%5D", LIMIT),
             Err(DecodeError::WrongType("variables", "an object or null"))
         );
-        assert_eq!(decode_query_string(""), Err(DecodeError::MissingQuery));
+        assert_eq!(
+            decode_query_string("", LIMIT),
+            Err(DecodeError::MissingQuery)
+        );
     }
 
     #[test]
@@ -501,25 +450,11 @@ mod tests {
     }
 
     #[test]
-    fn encoding_round_trips_through_decoding() {
-        let request = GraphqlRequest {
-            query: Some("query Q($n: Int) { a(n: $n) }".to_owned()),
-            operation_name: Some("Q".to_owned()),
-            variables: serde_json::json!({"n": 3}).as_object().cloned(),
-            extensions: None,
-            document_id: None,
-        };
-        let (decoded, batch) =
-            decode_body(&encode_body(std::slice::from_ref(&request), false), None).unwrap();
-        assert!(!batch);
-        assert_eq!(decoded, vec![request.clone()]);
-        let (decoded, batch) =
-            decode_body(&encode_body(std::slice::from_ref(&request), true), None).unwrap();
-        assert!(batch);
-        assert_eq!(decoded, vec![request.clone()]);
+    fn a_query_string_over_the_limit_is_refused_before_it_is_read() {
+        let long = format!("query={}", "a".repeat(100));
         assert_eq!(
-            decode_query_string(&encode_query_string(&request)).unwrap(),
-            request
+            decode_query_string(&long, 64),
+            Err(DecodeError::QueryStringTooLarge { limit: 64 })
         );
     }
 }

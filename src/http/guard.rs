@@ -1,4 +1,5 @@
-//! CSRF guard: refuse requests a browser could send cross-site without a CORS preflight.
+//! The guard at the door: the method, the content type and the CSRF rule, checked before the
+//! body is read.
 //!
 //! # Threats
 //! A page on another origin can make the victim's browser send a "simple" request — GET, or a POST
@@ -8,14 +9,77 @@
 //! (Apollo Router and Apollo Server use the same rule; see the Fetch standard's "CORS-safelisted
 //! request-header" and "CORS-safelisted content type").
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, Method, header};
+
+use crate::inspect::Transport;
+
+/// Why a request is refused at the door.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("only GET and POST are supported")]
+    Method,
+    /// A request a browser could have sent cross-site without a preflight.
+    #[error("{}", csrf_message(*.get, .required))]
+    Csrf { get: bool, required: String },
+    #[error("POST requests must have Content-Type: application/json (UTF-8)")]
+    ContentType,
+}
+
+fn csrf_message(get: bool, required: &str) -> String {
+    if get {
+        format!(
+            "a GET request must carry one of these headers (a browser sends them only after a CORS preflight): {required}"
+        )
+    } else {
+        format!(
+            "this request has a content type a browser may send cross-site; send Content-Type: application/json or one of these headers: {required}"
+        )
+    }
+}
+
+/// The guard's settings.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// Any one of these (non-empty) proves a preflight; `None`: the CSRF guard is off.
+    pub csrf_required_headers: Option<Vec<HeaderName>>,
+}
+
+impl Guard {
+    /// The transport of an acceptable request (`OPTIONS` is not a GraphQL request: `None`).
+    pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<Transport, GuardError> {
+        let transport = match *method {
+            Method::GET => Transport::Get,
+            Method::POST => Transport::Post,
+            _ => return Err(GuardError::Method),
+        };
+        if let Some(required) = &self.csrf_required_headers
+            && !is_preflighted(headers, required)
+        {
+            let names: Vec<&str> = required.iter().map(HeaderName::as_str).collect();
+            return Err(GuardError::Csrf {
+                get: transport == Transport::Get,
+                required: names.join(", "),
+            });
+        }
+        if transport == Transport::Post && !is_json_post(headers) {
+            return Err(GuardError::ContentType);
+        }
+        Ok(transport)
+    }
+}
+
+/// The media type of a `Content-Type`-like value, without its parameters (`text/plain` of
+/// `TEXT/PLAIN; charset=utf-8`), as written: compare it case-insensitively.
+pub fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or_default().trim()
+}
 
 /// True when the request cannot have been sent by a browser without a CORS preflight.
-pub fn is_preflighted(headers: &HeaderMap, required_headers: &[String]) -> bool {
+pub fn is_preflighted(headers: &HeaderMap, required_headers: &[HeaderName]) -> bool {
     !has_simple_content_type(headers)
         || required_headers.iter().any(|name| {
             headers
-                .get(name.as_str())
+                .get(name)
                 .is_some_and(|value| !value.as_bytes().trim_ascii().is_empty())
         })
 }
@@ -33,7 +97,7 @@ fn has_simple_content_type(headers: &HeaderMap) -> bool {
     let Ok(value) = value.to_str() else {
         return true;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = media_type(value);
     essence.is_empty()
         || [
             "text/plain",
@@ -44,15 +108,34 @@ fn has_simple_content_type(headers: &HeaderMap) -> bool {
         .any(|simple| essence.eq_ignore_ascii_case(simple))
 }
 
+/// POST bodies must be JSON; `text/plain` or no type is read as JSON only once the CSRF guard
+/// has established the request was preflighted (non-browser clients such as curl send those).
+fn is_json_post(headers: &HeaderMap) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let charset_ok = content_type.split(';').skip(1).all(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    let essence = media_type(content_type);
+    let json_like = ["application/json", "text/plain", ""]
+        .iter()
+        .any(|accepted| essence.eq_ignore_ascii_case(accepted));
+    json_like && charset_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn required() -> Vec<String> {
+    fn required() -> Vec<HeaderName> {
         vec![
-            "apollo-require-preflight".to_owned(),
-            "graphql-preflight".to_owned(),
+            HeaderName::from_static("apollo-require-preflight"),
+            HeaderName::from_static("graphql-preflight"),
         ]
     }
 
@@ -115,5 +198,54 @@ mod tests {
             ("content-type", "text/plain"),
         ]);
         assert!(!is_preflighted(&map, &required()));
+    }
+
+    #[test]
+    fn the_guard_names_the_transport_and_refuses_other_methods_and_types() {
+        let guard = Guard {
+            csrf_required_headers: Some(required()),
+        };
+        let json = headers(&[("content-type", "application/json")]);
+        assert_eq!(guard.check(&Method::POST, &json), Ok(Transport::Post));
+        assert_eq!(guard.check(&Method::PUT, &json), Err(GuardError::Method));
+        let xml = headers(&[
+            ("content-type", "application/xml"),
+            ("graphql-preflight", "1"),
+        ]);
+        assert_eq!(
+            guard.check(&Method::POST, &xml),
+            Err(GuardError::ContentType)
+        );
+        let latin1 = headers(&[("content-type", "application/json; charset=latin1")]);
+        assert_eq!(
+            guard.check(&Method::POST, &latin1),
+            Err(GuardError::ContentType)
+        );
+        let preflighted_get = headers(&[("graphql-preflight", "1")]);
+        assert_eq!(
+            guard.check(&Method::GET, &preflighted_get),
+            Ok(Transport::Get)
+        );
+    }
+
+    #[test]
+    fn a_get_without_a_preflight_header_is_told_which_headers_to_send() {
+        let guard = Guard {
+            csrf_required_headers: Some(required()),
+        };
+        let error = guard.check(&Method::GET, &HeaderMap::new()).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("GET") && message.contains("graphql-preflight"),
+            "{message}"
+        );
+        assert!(!message.contains("content type"), "{message}");
+        let off = Guard {
+            csrf_required_headers: None,
+        };
+        assert_eq!(
+            off.check(&Method::GET, &HeaderMap::new()),
+            Ok(Transport::Get)
+        );
     }
 }

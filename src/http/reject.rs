@@ -1,22 +1,29 @@
-//! The firewall's own refusals: every failure becomes a GraphQL-shaped body with a stable
-//! `extensions.code` and the right HTTP status, built here and nowhere else.
+//! The firewall's own refusals: every failure of every stage becomes a GraphQL-shaped body with a
+//! stable `extensions.code` and the right HTTP status, here and nowhere else. Each stage returns its
+//! own error type; `From` turns it into a [`Rejection`], so a handler's `?` is the only conversion.
 //!
 //! # Threats
 //! An error path that echoes client input is a reflection channel, and one that returns plain text
 //! or a 500 breaks clients and monitoring. Messages are fixed strings plus numbers; a piece of
-//! client input, where useful, is cut to [`EXCERPT_BYTES`] and JSON-escaped by serde.
+//! client input, where useful, is cut to 64 bytes and JSON-escaped by serde. A rejection never
+//! names a schema field: a prober learns one bit per request, not the name it guessed.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::config::RejectStatus;
-use crate::policy::Rule;
+use super::body::BodyError;
+use super::decode::DecodeError;
+use super::guard::GuardError;
+use crate::admission::Refusal;
+use crate::analysis::AnalysisError;
+use crate::inspect::{InspectError, Reason};
+use crate::persisted::ResolveError;
+use crate::policy::{Rule, Violation};
+use crate::ratelimit::Quota;
+use crate::upstream::UpstreamError;
 
-/// Longest excerpt of client input a message may carry.
-pub const EXCERPT_BYTES: usize = 64;
-
-/// DESIGN.md's rejection table, as code.
+/// The table of rejection codes (README's "Error codes"), as code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectCode {
     InvalidRequest,
@@ -45,6 +52,7 @@ pub enum RejectCode {
     PersistedQueryRequired,
     UpstreamUnavailable,
     UpstreamTimeout,
+    InternalError,
 }
 
 impl From<Rule> for RejectCode {
@@ -95,15 +103,12 @@ impl RejectCode {
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            RejectCode::InternalError => "INTERNAL_ERROR",
         }
     }
 
-    /// HTTP status; rule rejections follow the operator's `REJECT_STATUS`.
-    fn status(self, rule_status: RejectStatus) -> StatusCode {
-        let rule = match rule_status {
-            RejectStatus::BadRequest => StatusCode::BAD_REQUEST,
-            RejectStatus::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
-        };
+    /// HTTP status; rule rejections take the operator's `REJECT_STATUS`.
+    fn status(self, rule_status: StatusCode) -> StatusCode {
         match self {
             RejectCode::InvalidRequest
             | RejectCode::CsrfBlocked
@@ -129,9 +134,10 @@ impl RejectCode {
             | RejectCode::FieldLimitExceeded
             | RejectCode::CostLimitExceeded
             | RejectCode::VariablesLimitExceeded
-            | RejectCode::FragmentCycle => rule,
+            | RejectCode::FragmentCycle => rule_status,
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RejectCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -147,6 +153,17 @@ pub struct RejectError {
     pub batch_index: Option<usize>,
 }
 
+impl RejectError {
+    fn new(code: RejectCode, message: impl Into<String>) -> RejectError {
+        RejectError {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            batch_index: None,
+        }
+    }
+}
+
 /// A refusal: one or more errors (one per offending batch member), the status of the first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
@@ -158,18 +175,13 @@ pub struct Rejection {
 impl Rejection {
     pub fn new(code: RejectCode, message: impl Into<String>) -> Rejection {
         Rejection {
-            errors: vec![RejectError {
-                code,
-                message: message.into(),
-                details: Vec::new(),
-                batch_index: None,
-            }],
+            errors: vec![RejectError::new(code, message)],
             headers: HeaderMap::new(),
         }
     }
 
     /// A 405 with the `Allow` header RFC 9110 requires.
-    pub fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Rejection {
+    fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> Rejection {
         let mut rejection = Rejection::new(RejectCode::MethodNotAllowed, message);
         rejection
             .headers
@@ -177,7 +189,7 @@ impl Rejection {
         rejection
     }
 
-    pub fn with_detail(mut self, name: &'static str, value: u64) -> Rejection {
+    fn with_detail(mut self, name: &'static str, value: u64) -> Rejection {
         if let Some(first) = self.errors.first_mut() {
             first.details.push((name, value));
         }
@@ -191,9 +203,9 @@ impl Rejection {
             .map_or(RejectCode::InvalidRequest, |e| e.code)
     }
 
-    /// Builds the response for a client whose `Accept` header is `accept`.
-    pub fn into_response(self, render: &Render, accept: &HeaderMap) -> Response {
-        let status = self.code().status(render.reject_status);
+    /// Builds the response for a client whose request carried `request_headers` (`Accept`).
+    pub fn into_response(self, render: &Render, request_headers: &HeaderMap) -> Response {
+        let status = self.code().status(render.rule_status);
         let errors: Vec<Value> = self
             .errors
             .iter()
@@ -214,7 +226,10 @@ impl Rejection {
         let body = json!({ "errors": errors }).to_string();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, response_content_type(accept));
+        headers.insert(
+            header::CONTENT_TYPE,
+            response_content_type(request_headers.get_all(header::ACCEPT).iter()),
+        );
         headers.extend(self.headers);
         response
     }
@@ -223,17 +238,18 @@ impl Rejection {
 /// What the operator decided about rendering rejections.
 #[derive(Debug, Clone, Copy)]
 pub struct Render {
-    pub reject_status: RejectStatus,
+    /// Status of rule rejections (`REJECT_STATUS`: 400 or 422).
+    pub rule_status: StatusCode,
+    /// Show `limit` / `actual` (`EXPOSE_LIMITS`).
     pub expose_limits: bool,
 }
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// `application/graphql-response+json` when the client accepts it, else `application/json` (legacy clients).
-fn response_content_type(accept: &HeaderMap) -> HeaderValue {
+/// `application/graphql-response+json` when the client accepts it, else `application/json`
+/// (legacy clients).
+fn response_content_type<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> HeaderValue {
     let accepts_graphql_response = accept
-        .get_all(header::ACCEPT)
-        .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|media| {
@@ -253,25 +269,220 @@ fn response_content_type(accept: &HeaderMap) -> HeaderValue {
     }
 }
 
-/// A short excerpt of client input, cut on a character boundary (serde escapes it when serialised).
-pub fn excerpt(input: &str) -> &str {
-    if input.len() <= EXCERPT_BYTES {
-        return input;
+/// The answer to a request whose handler panicked: a GraphQL-shaped 500 that reveals nothing
+/// about the panic but the request id to quote.
+pub fn internal_error(request_id: &str, accept: Option<&HeaderValue>) -> Response {
+    let render = Render {
+        rule_status: StatusCode::BAD_REQUEST,
+        expose_limits: false,
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(accept) = accept {
+        headers.insert(header::ACCEPT, accept.clone());
     }
-    let mut end = EXCERPT_BYTES;
-    while !input.is_char_boundary(end) {
-        end -= 1;
+    Rejection::new(
+        RejectCode::InternalError,
+        format!("internal error (request id: {request_id})"),
+    )
+    .into_response(&render, &headers)
+}
+
+/// IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (seconds, rounded up).
+pub fn quota_headers(quota: &Quota) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("ratelimit-limit", HeaderValue::from(quota.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(quota.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(seconds(quota.reset)));
+    headers
+}
+
+/// Whole seconds, rounded up, at least 1 (a `Retry-After: 0` invites an immediate retry).
+fn seconds(duration: std::time::Duration) -> u64 {
+    (duration.as_secs() + u64::from(duration.subsec_nanos() > 0)).max(1)
+}
+
+// === From each stage's error ===
+
+impl From<GuardError> for Rejection {
+    fn from(error: GuardError) -> Rejection {
+        match error {
+            GuardError::Method => {
+                Rejection::method_not_allowed(error.to_string(), super::ALLOWED_METHODS)
+            }
+            GuardError::Csrf { .. } => Rejection::new(RejectCode::CsrfBlocked, error.to_string()),
+            GuardError::ContentType => {
+                Rejection::new(RejectCode::UnsupportedMediaType, error.to_string())
+            }
+        }
     }
-    input.get(..end).unwrap_or_default()
+}
+
+impl From<BodyError> for Rejection {
+    fn from(error: BodyError) -> Rejection {
+        match error {
+            BodyError::TooLarge { limit } => too_large(limit),
+            BodyError::UnsupportedEncoding => Rejection::new(
+                RejectCode::UnsupportedMediaType,
+                "Content-Encoding must be gzip, br, deflate, zstd or identity",
+            ),
+            BodyError::Unreadable => Rejection::new(RejectCode::InvalidRequest, error.to_string()),
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        RejectCode::PayloadTooLarge,
+        format!("the request exceeds {limit} bytes"),
+    )
+    .with_detail("limit", limit as u64)
+}
+
+impl From<DecodeError> for Rejection {
+    fn from(error: DecodeError) -> Rejection {
+        match error {
+            DecodeError::BatchTooLarge { limit, actual } => {
+                Rejection::new(RejectCode::BatchLimitExceeded, error.to_string())
+                    .with_detail("limit", limit as u64)
+                    .with_detail("actual", actual as u64)
+            }
+            DecodeError::QueryStringTooLarge { limit } => too_large(limit),
+            _ => Rejection::new(RejectCode::InvalidRequest, error.to_string()),
+        }
+    }
+}
+
+impl From<InspectError> for Rejection {
+    fn from(error: InspectError) -> Rejection {
+        let mut headers = HeaderMap::new();
+        let errors = error
+            .errors
+            .into_iter()
+            .map(|refused| {
+                if refused.reason == Reason::NotAllowedOverGet {
+                    headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+                }
+                RejectError {
+                    batch_index: refused.batch_index,
+                    ..operation_error(&refused.reason)
+                }
+            })
+            .collect();
+        Rejection { errors, headers }
+    }
+}
+
+fn operation_error(reason: &Reason) -> RejectError {
+    let message = reason.to_string();
+    match reason {
+        Reason::OperationNameTooLong => RejectError::new(RejectCode::InvalidRequest, message),
+        Reason::NotAllowedOverGet => RejectError::new(RejectCode::MethodNotAllowed, message),
+        Reason::Resolve(error) => RejectError::new(
+            match error {
+                ResolveError::MalformedExtension => RejectCode::InvalidRequest,
+                ResolveError::HashMismatch => RejectCode::PersistedQueryHashMismatch,
+                ResolveError::NotFound => RejectCode::PersistedQueryNotFound,
+                ResolveError::Required => RejectCode::PersistedQueryRequired,
+            },
+            message,
+        ),
+        Reason::Analysis(error) => analysis_error(error, reason.is_validation_failure()),
+        Reason::Violation(violation) => violation_error(violation),
+    }
+}
+
+fn violation_error(violation: &Violation) -> RejectError {
+    let code = RejectCode::from(violation.rule);
+    let (message, details) = match violation.rule {
+        Rule::Introspection => ("introspection is disabled".to_owned(), Vec::new()),
+        // One generic answer whatever the unknown names were: a schema prober learns one bit.
+        Rule::Schema => (
+            "the operation is not valid for this API".to_owned(),
+            Vec::new(),
+        ),
+        rule => (
+            format!(
+                "the operation exceeds the {} limit",
+                rule.as_str().replace('_', " ")
+            ),
+            vec![("limit", violation.limit), ("actual", violation.actual)],
+        ),
+    };
+    RejectError {
+        details,
+        ..RejectError::new(code, message)
+    }
+}
+
+fn analysis_error(error: &AnalysisError, validation: bool) -> RejectError {
+    let message = error.to_string();
+    let (code, details) = match error {
+        AnalysisError::Syntax { .. }
+        | AnalysisError::TooLarge
+        | AnalysisError::NotExecutable { .. } => (RejectCode::GraphqlParseFailed, Vec::new()),
+        AnalysisError::TokenLimit { limit, at_least } => (
+            RejectCode::TokenLimitExceeded,
+            vec![
+                ("limit", u64::from(*limit)),
+                ("actual", u64::from(*at_least)),
+            ],
+        ),
+        AnalysisError::DepthLimit { limit, at_least } => (
+            RejectCode::DepthLimitExceeded,
+            vec![
+                ("limit", u64::from(*limit)),
+                ("actual", u64::from(*at_least)),
+            ],
+        ),
+        AnalysisError::ValueNestingLimit { limit } => (
+            RejectCode::DepthLimitExceeded,
+            vec![("limit", u64::from(*limit))],
+        ),
+        AnalysisError::FragmentCycle { .. } => (RejectCode::FragmentCycle, Vec::new()),
+        AnalysisError::OperationNotFound { .. } => (RejectCode::OperationNotFound, Vec::new()),
+        _ if validation => (RejectCode::GraphqlValidationFailed, Vec::new()),
+        _ => (RejectCode::GraphqlParseFailed, Vec::new()),
+    };
+    RejectError {
+        details,
+        ..RejectError::new(code, message)
+    }
+}
+
+impl From<Refusal> for Rejection {
+    fn from(refusal: Refusal) -> Rejection {
+        let retry_after = seconds(refusal.retry_after());
+        let mut rejection = Rejection::new(RejectCode::RateLimited, refusal.to_string());
+        rejection
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        if let Some(quota) = refusal.quota() {
+            rejection.headers.extend(quota_headers(&quota));
+        }
+        rejection.with_detail("retryAfter", retry_after)
+    }
+}
+
+impl From<UpstreamError> for Rejection {
+    fn from(error: UpstreamError) -> Rejection {
+        let code = match error {
+            UpstreamError::Unavailable => RejectCode::UpstreamUnavailable,
+            UpstreamError::Timeout => RejectCode::UpstreamTimeout,
+        };
+        Rejection::new(code, error.to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::inspect::OperationError;
 
     fn render() -> Render {
         Render {
-            reject_status: RejectStatus::BadRequest,
+            rule_status: StatusCode::BAD_REQUEST,
             expose_limits: true,
         }
     }
@@ -280,6 +491,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
         headers
+    }
+
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     #[test]
@@ -315,17 +533,9 @@ mod tests {
     }
 
     #[test]
-    fn method_not_allowed_carries_allow() {
-        let response = Rejection::method_not_allowed("no", "GET, POST")
-            .into_response(&render(), &HeaderMap::new());
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
-    }
-
-    #[test]
     fn rule_rejections_follow_the_configured_status() {
         let render = Render {
-            reject_status: RejectStatus::UnprocessableEntity,
+            rule_status: StatusCode::UNPROCESSABLE_ENTITY,
             expose_limits: true,
         };
         let response = Rejection::new(RejectCode::BatchLimitExceeded, "too many")
@@ -336,12 +546,94 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 
+    #[tokio::test]
+    async fn a_refused_batch_names_each_member_and_a_get_mutation_sets_allow() {
+        let error = InspectError {
+            errors: vec![
+                OperationError {
+                    batch_index: Some(1),
+                    reason: Reason::Violation(Violation {
+                        rule: Rule::Depth,
+                        limit: 10,
+                        actual: 12,
+                    }),
+                },
+                OperationError {
+                    batch_index: Some(2),
+                    reason: Reason::NotAllowedOverGet,
+                },
+            ],
+        };
+        let response = Rejection::from(error).into_response(&render(), &HeaderMap::new());
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+        let body = body(response).await;
+        assert_eq!(
+            body["errors"][0]["extensions"],
+            json!({"code": "DEPTH_LIMIT_EXCEEDED", "limit": 10, "actual": 12, "batchIndex": 1})
+        );
+        assert_eq!(
+            body["errors"][1]["extensions"]["code"],
+            "METHOD_NOT_ALLOWED"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_schema_names_get_one_generic_error_naming_nothing() {
+        let error = InspectError {
+            errors: vec![OperationError {
+                batch_index: None,
+                reason: Reason::Violation(Violation {
+                    rule: Rule::Schema,
+                    limit: 0,
+                    actual: 3,
+                }),
+            }],
+        };
+        let body = body(Rejection::from(error).into_response(&render(), &HeaderMap::new())).await;
+        assert_eq!(
+            body,
+            json!({"errors": [{"message": "the operation is not valid for this API",
+                "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]})
+        );
+    }
+
     #[test]
-    fn excerpt_is_bounded_and_cut_on_a_char_boundary() {
-        let long = "é".repeat(100);
-        let cut = excerpt(&long);
-        assert!(cut.len() <= EXCERPT_BYTES);
-        assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(excerpt("short"), "short");
+    fn a_budget_refusal_says_when_to_retry() {
+        let refusal = Refusal::OverBudget {
+            rule: Rule::RateLimit,
+            retry_after: Duration::from_millis(1_200),
+            quota: Quota {
+                limit: 5,
+                remaining: 0,
+                reset: Duration::from_secs(3),
+            },
+        };
+        let response = Rejection::from(refusal).into_response(&render(), &HeaderMap::new());
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()["ratelimit-limit"], "5");
+        assert_eq!(response.headers()["ratelimit-reset"], "3");
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_carries_the_request_id_and_nothing_else() {
+        let accept = HeaderValue::from_static("application/graphql-response+json");
+        let response = internal_error("req-7", Some(&accept));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(GRAPHQL_RESPONSE_JSON)
+        );
+        let body = body(response).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL_ERROR");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("req-7")
+        );
     }
 }

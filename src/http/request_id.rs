@@ -14,8 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::HeaderName;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
@@ -71,10 +70,24 @@ impl RequestId {
     }
 }
 
-/// A caught panic's message, put in the 500's extensions by the panic guard (inside this layer)
-/// so that it is logged here, with the request id (the panicking handler never got to log).
+/// A caught panic's message, put in the 500's extensions by [`caught_panic`] (the panic guard,
+/// inside this layer) so that it is logged here with the request id, and the answer is rendered
+/// for the client's `Accept` (the panicking handler never got to do either).
 #[derive(Debug, Clone)]
-pub struct Panicked(pub String);
+struct Panicked(String);
+
+/// The panic guard's answer (`CatchPanicLayer::custom`): this layer turns it into a GraphQL-shaped
+/// `INTERNAL_ERROR` that names the request id and nothing about the panic.
+pub fn caught_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let mut response = Response::new(axum::body::Body::empty());
+    response.extensions_mut().insert(Panicked(message));
+    response
+}
 
 /// Gives every request a [`RequestId`], echoes it in `X-Request-Id`, logs caught panics with it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,9 +122,12 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let id = RequestId::decide(request.headers());
         request.extensions_mut().insert(id.clone());
+        // Kept for the rare panic's answer; a header value shares the request's buffer.
+        let accept = request.headers().get(header::ACCEPT).cloned();
         ResponseFuture {
             inner: self.inner.call(request),
             id,
+            accept,
         }
     }
 }
@@ -122,6 +138,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         id: RequestId,
+        accept: Option<HeaderValue>,
     }
 }
 
@@ -141,6 +158,7 @@ where
         if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
             let id = this.id.as_str();
             tracing::error!(request_id = %id, panic = %message, "panic while handling a request");
+            response = super::reject::internal_error(id, this.accept.as_ref());
         }
         response
             .headers_mut()

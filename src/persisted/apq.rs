@@ -73,6 +73,14 @@ impl ApqStore {
     }
 }
 
+impl std::fmt::Debug for ApqStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApqStore")
+            .field("documents", &self.cache.entry_count())
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

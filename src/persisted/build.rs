@@ -1,5 +1,6 @@
-//! The pure part of `graphql-firewall manifest build <dir>`: reads a client's `.graphql`/`.gql`
-//! files and writes the Apollo persisted-query manifest that allowlists exactly their operations.
+//! `graphql-firewall manifest build <dir>`: reads a client's `.graphql`/`.gql` files
+//! ([`collect_sources`]) and composes the Apollo persisted-query manifest that allowlists exactly
+//! their operations ([`build_manifest`], pure).
 //!
 //! Like client build tools, it treats all files as one pool of definitions: each named operation
 //! becomes one entry whose body is the operation followed by every fragment it uses, directly or
@@ -38,6 +39,7 @@ use serde::Serialize;
 
 use super::hash_document;
 use super::manifest::{APOLLO_FORMAT, APOLLO_VERSION};
+use crate::files::{Depth, list};
 
 /// Why a manifest could not be built. Each message names the file(s) involved.
 #[derive(Debug, thiserror::Error)]
@@ -79,33 +81,21 @@ pub enum BuildError {
 /// `/` separators, text), sorted by path. Symbolic links to directories are not followed, so a
 /// link cycle cannot make this loop.
 pub fn collect_sources(dir: &Path) -> Result<Vec<(String, String)>, BuildError> {
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| BuildError::Io { path, source }
-    };
-    let mut sources = Vec::new();
-    // An explicit stack of directories still to list, rather than recursion.
-    let mut pending = vec![dir.to_owned()];
-    while let Some(current) = pending.pop() {
-        for item in fs::read_dir(&current).map_err(io_error(&current))? {
-            let item = item.map_err(io_error(&current))?;
-            let path = item.path();
-            if item.file_type().map_err(io_error(&path))?.is_dir() {
-                pending.push(path);
-            } else if is_graphql_file(&path) {
-                let text = fs::read_to_string(&path).map_err(io_error(&path))?;
-                sources.push((relative_name(dir, &path), text));
-            }
-        }
-    }
-    sources.sort();
-    Ok(sources)
-}
-
-fn is_graphql_file(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|ext| ext == "graphql" || ext == "gql")
-        && path.is_file()
+    let files =
+        list(dir, &["graphql", "gql"], Depth::Recursive).map_err(|error| BuildError::Io {
+            path: error.path,
+            source: error.source,
+        })?;
+    files
+        .into_iter()
+        .map(|path| {
+            let text = fs::read_to_string(&path).map_err(|source| BuildError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((relative_name(dir, &path), text))
+        })
+        .collect()
 }
 
 fn relative_name(dir: &Path, path: &Path) -> String {

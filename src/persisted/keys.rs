@@ -1,5 +1,6 @@
-//! Trusted clients: requests carrying a configured secret may bypass the persisted-query allowlist
-//! and the introspection block (internal tooling, schema registries).
+//! Client keys: a caller presenting one of the configured secrets may bypass the persisted-query
+//! allowlist and the introspection block (internal tooling, schema registries;
+//! `TRUSTED_CLIENT_HEADER`, `TRUSTED_CLIENT_KEY_HASHES`).
 //!
 //! # Threats
 //! The secret is a bearer credential for the schema: only its SHA-256 is configured (a leaked
@@ -13,18 +14,18 @@ use subtle::ConstantTimeEq;
 
 /// The header and the accepted key hashes.
 #[derive(Debug, Clone)]
-pub struct TrustedClients {
+pub struct ClientKeys {
     header: HeaderName,
     key_hashes: Vec<[u8; 32]>,
 }
 
-impl TrustedClients {
-    pub fn new(header: HeaderName, key_hashes: Vec<[u8; 32]>) -> TrustedClients {
-        TrustedClients { header, key_hashes }
+impl ClientKeys {
+    pub fn new(header: HeaderName, key_hashes: Vec<[u8; 32]>) -> ClientKeys {
+        ClientKeys { header, key_hashes }
     }
 
-    /// True when the request presents an accepted key.
-    pub fn is_trusted(&self, headers: &HeaderMap) -> bool {
+    /// True when `headers` present an accepted key.
+    pub fn presented_by(&self, headers: &HeaderMap) -> bool {
         let Some(presented) = headers.get(&self.header) else {
             return false;
         };
@@ -44,9 +45,9 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn clients() -> TrustedClients {
+    fn keys() -> ClientKeys {
         let hash: [u8; 32] = Sha256::digest(b"s3cret-key").into();
-        TrustedClients::new(
+        ClientKeys::new(
             HeaderName::from_static("x-firewall-key"),
             vec![[7; 32], hash],
         )
@@ -59,14 +60,14 @@ mod tests {
     }
 
     #[test]
-    fn the_right_key_is_trusted() {
-        assert!(clients().is_trusted(&with_key("s3cret-key")));
+    fn the_right_key_is_accepted() {
+        assert!(keys().presented_by(&with_key("s3cret-key")));
     }
 
     #[test]
-    fn a_wrong_or_missing_key_is_not() {
-        assert!(!clients().is_trusted(&with_key("s3cret-kez")));
-        assert!(!clients().is_trusted(&with_key("")));
-        assert!(!clients().is_trusted(&HeaderMap::new()));
+    fn a_wrong_or_missing_key_is_not_accepted() {
+        assert!(!keys().presented_by(&with_key("s3cret-kez")));
+        assert!(!keys().presented_by(&with_key("")));
+        assert!(!keys().presented_by(&HeaderMap::new()));
     }
 }

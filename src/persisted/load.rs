@@ -1,18 +1,20 @@
-//! Builds the persisted-query allowlist from the manifest directory: manifests verified (ids are
-//! SHA-256 of their bodies), every document analysed once, every operation checked against the
+//! Loads the persisted-query allowlist from the manifest directory: manifests verified (ids are
+//! SHA-256 of their bodies), every document analysed once, every operation judged against the
 //! configured limits; and reloads it, atomically, on SIGHUP or when the directory changes.
 //!
-//! # Why a separate step
-//! `persisted` knows manifests and ids, `analysis` measures documents, `policy` judges them; this
-//! is the one place that combines the three, for start-up, hot reload and `manifest check` alike.
+//! # Why one place
+//! The manifest formats, `analysis` (measures documents) and `policy` (judges them) meet here, for
+//! start-up, hot reload and `manifest check` alike, so the three can never disagree on what a
+//! manifest entry is allowed to be.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::{self, VariableMetrics};
+use crate::files::Depth;
 use crate::metrics::Metrics;
 use crate::persisted::{self, Manifest, ManifestError, Registry, StoreError};
-use crate::policy::{self, Mode};
+use crate::policy;
 
 /// Everything needed to (re)build the allowlist.
 #[derive(Debug, Clone)]
@@ -23,8 +25,17 @@ pub struct Source {
     pub analysis: analysis::Settings,
     pub limits: policy::Limits,
     pub modes: policy::Modes,
-    /// Entries breaking enforced limits fail the load (else they are reported as warnings).
-    pub limit_violations_fatal: bool,
+    /// What an entry breaking an enforced limit does to the load.
+    pub on_violation: OnViolation,
+}
+
+/// `PERSISTED_LIMIT_VIOLATIONS`: what a manifest entry that breaks an enforced limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnViolation {
+    /// The whole set is refused (at start-up: the process stops; on reload: the old set stays).
+    Error,
+    /// The set is loaded and each problem is logged.
+    Warn,
 }
 
 /// A loaded allowlist and the limit problems found in it (when not fatal).
@@ -67,11 +78,11 @@ impl Source {
         };
         let manifest = Manifest::from_entries(entries, |text| analysis::analyse(text, &unlimited))?;
         let mut problems = Vec::new();
-        for trusted in manifest.sorted() {
-            for operation in trusted.document.operations() {
-                let violations = policy::check(
+        for reviewed in manifest.sorted() {
+            for operation in reviewed.document.operations() {
+                let verdict = policy::judge(
                     &policy::Measured {
-                        tokens: trusted.document.tokens(),
+                        tokens: reviewed.document.tokens(),
                         metrics: operation.metrics(),
                         cost: operation.cost(None),
                         variables: &VariableMetrics::default(),
@@ -79,10 +90,10 @@ impl Source {
                     &self.limits,
                     &self.modes,
                 );
-                for violation in violations.iter().filter(|v| v.mode == Mode::Enforce) {
+                for violation in &verdict.enforced {
                     problems.push(format!(
                         "{} ({}): {} {} > limit {}",
-                        trusted.source,
+                        reviewed.source,
                         operation.name().unwrap_or("anonymous"),
                         violation.rule.as_str(),
                         violation.actual,
@@ -91,7 +102,7 @@ impl Source {
                 }
             }
         }
-        if self.limit_violations_fatal && !problems.is_empty() {
+        if self.on_violation == OnViolation::Error && !problems.is_empty() {
             return Err(StoreError::Limits(problems.join("\n")));
         }
         Ok(Loaded {
@@ -129,19 +140,14 @@ impl Source {
 
     /// A cheap summary of the directory (names, sizes, modification times) to notice changes.
     pub fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<(PathBuf, u64, Option<SystemTime>)> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|ext| ext == "json"))
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                Some((e.path(), meta.len(), meta.modified().ok()))
-            })
-            .collect();
-        files.sort();
+        let files = crate::files::list(&self.dir, &["json"], Depth::Shallow).unwrap_or_default();
         files
+            .into_iter()
+            .filter_map(|path| {
+                let meta = std::fs::metadata(&path).ok()?;
+                Some((path, meta.len(), meta.modified().ok()))
+            })
+            .collect()
     }
 }
 

@@ -25,6 +25,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::{DocumentHash, SHA256_PREFIX, hash_document, id_excerpt};
+use crate::files::Depth;
 
 /// The `format` value of an Apollo persisted-query manifest.
 pub(super) const APOLLO_FORMAT: &str = "apollo-persisted-query-manifest";
@@ -93,28 +94,18 @@ fn describe_entry(entry: &Entry) -> String {
 /// `.graphql` files can sit next to the manifest), in file-name order, and merges them. The same
 /// document in several files is kept once.
 pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, ManifestError> {
-    let io_error = |source| ManifestError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(ManifestError::DirMissing {
+    let files = crate::files::list(dir, &["json"], Depth::Shallow).map_err(|error| {
+        if error.path == dir && error.source.kind() == io::ErrorKind::NotFound {
+            ManifestError::DirMissing {
                 dir: dir.to_owned(),
-            });
+            }
+        } else {
+            ManifestError::Io {
+                path: error.path,
+                source: error.source,
+            }
         }
-        Err(e) => return Err(io_error(e)),
-    };
-    let mut files = Vec::new();
-    for item in listing {
-        let path = item.map_err(io_error)?.path();
-        if path.extension().is_some_and(|ext| ext == "json") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-
+    })?;
     let mut merged = Merged::default();
     for file in files {
         for entry in load_file(&file)? {

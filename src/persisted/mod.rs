@@ -24,12 +24,15 @@ pub mod build;
 pub mod keys;
 pub mod load;
 pub mod manifest;
+pub mod resolve;
 pub mod store;
 
 pub use apq::{ApqStore, HashMismatch};
 pub use build::BuildError;
+pub use keys::ClientKeys;
 pub use manifest::{Entry, ManifestError};
-pub use store::{Manifest, Registry, StoreError, Trusted};
+pub use resolve::{Claim, Origin, ResolveError, Resolved, Resolver};
+pub use store::{Manifest, Registry, Reviewed, StoreError};
 
 /// `GRAPHQL_FIREWALL_PERSISTED_QUERIES`: what happens to documents that are not in a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +112,8 @@ mod tests {
     fn hashes_documents_as_the_trusted_documents_appendix_does() {
         assert_eq!(parse_hash(SPACED_ID), Some(hash_document(SPACED)));
         assert_eq!(parse_hash(COMPACT_ID), Some(hash_document(COMPACT)));
+        // The exact bytes: one more blank is another document.
+        assert_ne!(hash_document("{ a }"), hash_document("{ a } "));
     }
 
     #[test]

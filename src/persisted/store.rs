@@ -16,9 +16,9 @@ use crate::analysis::{AnalysisError, Document};
 
 use super::{DocumentHash, Entry, ManifestError};
 
-/// A reviewed document.
+/// A reviewed document: a manifest entry with its analysis.
 #[derive(Debug)]
-pub struct Trusted {
+pub struct Reviewed {
     pub hash: DocumentHash,
     pub body: Arc<str>,
     pub name: Option<String>,
@@ -43,7 +43,7 @@ pub enum StoreError {
 /// One loaded set of manifest documents, by hash.
 #[derive(Debug, Default)]
 pub struct Manifest {
-    by_hash: HashMap<DocumentHash, Arc<Trusted>>,
+    by_hash: HashMap<DocumentHash, Arc<Reviewed>>,
 }
 
 impl Manifest {
@@ -60,7 +60,7 @@ impl Manifest {
             })?;
             by_hash.insert(
                 entry.hash,
-                Arc::new(Trusted {
+                Arc::new(Reviewed {
                     hash: entry.hash,
                     body: Arc::from(entry.body),
                     name: entry.name,
@@ -72,7 +72,7 @@ impl Manifest {
         Ok(Manifest { by_hash })
     }
 
-    pub fn get(&self, hash: &DocumentHash) -> Option<&Arc<Trusted>> {
+    pub fn get(&self, hash: &DocumentHash) -> Option<&Arc<Reviewed>> {
         self.by_hash.get(hash)
     }
 
@@ -85,8 +85,8 @@ impl Manifest {
     }
 
     /// Documents sorted by name then hash (stable output for `manifest check` and logs).
-    pub fn sorted(&self) -> Vec<&Arc<Trusted>> {
-        let mut all: Vec<&Arc<Trusted>> = self.by_hash.values().collect();
+    pub fn sorted(&self) -> Vec<&Arc<Reviewed>> {
+        let mut all: Vec<&Arc<Reviewed>> = self.by_hash.values().collect();
         all.sort_by(|a, b| (&a.name, a.hash).cmp(&(&b.name, b.hash)));
         all
     }
@@ -155,8 +155,11 @@ mod tests {
     #[test]
     fn documents_are_found_by_hash_with_their_analysis() {
         let manifest = Manifest::from_entries(vec![entry("{ a { b } }")], analyse).unwrap();
-        let trusted = manifest.get(&hash_document("{ a { b } }")).unwrap();
-        assert_eq!(trusted.document.operation(None).unwrap().metrics().depth, 2);
+        let reviewed = manifest.get(&hash_document("{ a { b } }")).unwrap();
+        assert_eq!(
+            reviewed.document.operation(None).unwrap().metrics().depth,
+            2
+        );
         assert!(manifest.get(&hash_document("{ a }")).is_none());
     }
 

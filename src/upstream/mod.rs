@@ -1,5 +1,6 @@
-//! Forwards admitted requests to the real GraphQL server over one pooled keep-alive client, with
-//! header hygiene, `X-Forwarded-*` / `X-Request-Id`, and connect and total timeouts.
+//! Forwards admitted requests to the real GraphQL server over keep-alive connections pooled per
+//! worker thread, with header hygiene, `X-Forwarded-*` / `X-Request-Id`, and connect and total
+//! timeouts.
 //!
 //! Connections are HTTP/1.1 (over TLS for `https://` upstreams), kept alive in per-thread pools
 //! ([`pool`]). HTTP/1.1 is what reverse proxies speak to their upstreams (nginx does too), and one
@@ -31,7 +32,7 @@ use url::Url;
 
 use pool::{ExchangeError, Pool};
 
-/// Upstream settings, from `config::UpstreamConfig`.
+/// Where the upstream is and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub url: Url,
@@ -75,12 +76,10 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
-/// Why the upstream client could not be built.
+/// The upstream URL cannot be connected to.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("the upstream URL is not a valid HTTP URI with a host")]
-    Uri,
-}
+#[error("the upstream URL is not a valid HTTP URI with a host")]
+pub struct UrlError;
 
 /// Where the upstream is and the connections to it.
 #[derive(Debug, Clone)]
@@ -98,7 +97,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Prepares the per-thread connection pools; connections are opened on demand.
-    pub fn new(settings: &Settings) -> Result<Upstream, ClientError> {
+    pub fn new(settings: &Settings) -> Result<Upstream, UrlError> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(settings.connect_timeout));
         http.set_nodelay(true);
@@ -110,17 +109,17 @@ impl Upstream {
             .wrap_connector(http);
         let url = &settings.url;
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return Err(ClientError::Uri);
+            return Err(UrlError);
         };
         let host_header = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        let parse = |text: &str| text.parse::<Uri>().map_err(|_| ClientError::Uri);
+        let parse = |text: &str| text.parse::<Uri>().map_err(|_| UrlError);
         Ok(Upstream {
             pool: Arc::new(Pool::new(connector)),
             authority: parse(&format!("{}://{host}:{port}", url.scheme()))?,
-            host: HeaderValue::from_str(&host_header).map_err(|_| ClientError::Uri)?,
+            host: HeaderValue::from_str(&host_header).map_err(|_| UrlError)?,
             target: parse(&url[url::Position::BeforePath..url::Position::AfterQuery])?,
             url: url.clone(),
             timeout: settings.timeout,

@@ -1,4 +1,4 @@
-//! Test harness: the real firewall (`build_app`, served on an ephemeral port) in front of the real
+//! Test harness: the real firewall (`build`, served on an ephemeral port) in front of the real
 //! demo backend (on another ephemeral port), spoken to over real HTTP.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
@@ -113,7 +113,7 @@ pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harne
         Duration::from_secs(1),
     ));
     Harness {
-        url: format!("http://{addr}{}", config.path),
+        url: format!("http://{addr}{}", config.server.path),
         base: format!("http://{addr}"),
         metrics_url,
         backend: None,

@@ -1,0 +1,157 @@
+//! `serve` and `demo`: run the firewall until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use graphql_firewall::config::{self, Config, Profile};
+use tokio::net::TcpListener;
+
+pub fn run(config: Config, profile: Profile) -> ExitCode {
+    // The control plane (signals, the metrics listener, manifest reloads, housekeeping and the
+    // demo backend); traffic is served by the workers of `serve_workers`.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("graphql-firewall: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, profile)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Build(error)) => super::config_error("serve", error),
+        Err(Failure::Run(error)) => {
+            eprintln!("graphql-firewall: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why serving stopped or never started.
+enum Failure {
+    /// The configuration could not be turned into a firewall (schema, manifests, upstream URL).
+    Build(graphql_firewall::BuildError),
+    Run(Box<dyn std::error::Error>),
+}
+
+impl<E: Into<Box<dyn std::error::Error>>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure::Run(error.into())
+    }
+}
+
+async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
+    if profile == Profile::Demo {
+        let backend = graphql_firewall::demo::spawn(TcpListener::bind("127.0.0.1:0").await?)?;
+        config.server.upstream.url = backend.url();
+    }
+    let app = graphql_firewall::build(&config).map_err(Failure::Build)?;
+    let server = &config.server;
+    let listener = std::net::TcpListener::bind(server.listen).map_err(|e| {
+        format!(
+            "cannot listen on {} ({}): {e}",
+            server.listen,
+            config::LISTEN
+        )
+    })?;
+    let address = listener.local_addr()?;
+    let admin_address = match server.metrics_listen {
+        None => None,
+        Some(admin) => {
+            let admin_listener = TcpListener::bind(admin).await.map_err(|e| {
+                format!("cannot listen on {admin} ({}): {e}", config::METRICS_LISTEN)
+            })?;
+            let admin_address = admin_listener.local_addr()?;
+            let admin_router = app.admin;
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(admin_listener, admin_router).await {
+                    tracing::error!(%error, "metrics listener stopped");
+                }
+            });
+            Some(admin_address)
+        }
+    };
+    let settings: Vec<String> = config
+        .settings
+        .iter()
+        .filter(|setting| !setting.default)
+        .map(|setting| {
+            let name = setting.name.trim_start_matches(config::PREFIX);
+            format!("{name}={}", setting.value.as_deref().unwrap_or_default())
+        })
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %address,
+        metrics_listen = admin_address.map(|a| a.to_string()),
+        manifest_operations = app.manifest_operations,
+        settings = %settings.join(" "),
+        "graphql-firewall started"
+    );
+    for warning in config::insecure_choices(&config) {
+        tracing::warn!(%warning, "insecure setting");
+    }
+    if profile == Profile::Demo {
+        print_demo_help(&format!("http://{address}{}", server.path));
+    }
+    graphql_firewall::serve_workers(
+        listener,
+        app.traffic,
+        server.workers,
+        shutdown_signal(),
+        server.shutdown_timeout,
+    )
+    .await?;
+    tracing::info!("graphql-firewall stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler at start-up");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+fn print_demo_help(endpoint: &str) {
+    println!(
+        r#"
+graphql-firewall demo: the firewall listens on {endpoint}
+in front of an embedded async-graphql backend. Try:
+
+  # a query
+  curl -s {endpoint} -H 'content-type: application/json' \
+    -d '{{"query":"{{ users(first: 3) {{ id name posts(first: 2) {{ title }} }} }}"}}'
+
+  # a mutation
+  curl -s {endpoint} -H 'content-type: application/json' \
+    -d '{{"query":"mutation {{ createPost(authorId: \"u1\", title: \"Hi\", body: \"...\") {{ id }} }}"}}'
+
+  # GET needs a preflight-forcing header (CSRF guard)
+  curl -s -G {endpoint} -H 'graphql-preflight: 1' --data-urlencode 'query={{ user(id: "u2") {{ name }} }}'
+
+  # a persisted operation by id (from persisted-queries/manifest.json)
+  curl -s {endpoint} -H 'content-type: application/json' \
+    -d '{{"documentId":"sha256:45ad4a28d26cfa9cf2be23a9177fb3e35bd022bbb463071ca26322d959a4369f","variables":{{"first":2}}}}'
+
+  # refused: introspection is blocked (INTROSPECTION_DISABLED)
+  curl -s {endpoint} -H 'content-type: application/json' -d '{{"query":"{{ __schema {{ types {{ name }} }} }}"}}'
+
+  # a browser-style simple request is refused (CSRF_BLOCKED)
+  curl -s {endpoint} -H 'content-type: text/plain' -d '{{"query":"{{ users {{ id }} }}"}}'
+
+Stop with Ctrl-C.
+"#
+    );
+}

@@ -1,0 +1,112 @@
+//! Persisted queries, APQ and client keys.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::clients::one_header_name;
+use super::parse::{parse_duration, parse_size, parse_switch};
+use super::table::*;
+use super::values::{LimitViolations, PersistedQueries};
+use super::{ConfigError, Reader};
+
+/// Persisted-query settings.
+#[derive(Debug, Clone)]
+pub struct PersistedConfig {
+    /// `PERSISTED_QUERIES`.
+    pub mode: PersistedQueries,
+    /// `PERSISTED_QUERIES_DIR`.
+    pub dir: PathBuf,
+    /// The operator named the directory, so it must exist (the default may be absent: no manifest).
+    pub dir_required: bool,
+    /// `PERSISTED_REQUIRE_ID`: in allowlist mode, refuse manifest documents sent as text.
+    pub require_id: bool,
+    /// `PERSISTED_SKIP_LIMITS`: manifest documents skip the document limits.
+    pub skip_limits: bool,
+    /// `PERSISTED_LIMIT_VIOLATIONS`.
+    pub limit_violations: LimitViolations,
+    /// `PERSISTED_PASS_THROUGH`: keep `extensions.persistedQuery` / `documentId` upstream.
+    pub pass_through: bool,
+    /// `PERSISTED_RELOAD_INTERVAL`, or `None` (`off`: SIGHUP only).
+    pub reload_interval: Option<Duration>,
+    /// `APQ_CACHE_BYTES`.
+    pub apq_cache_bytes: u64,
+    /// `APQ_TTL`.
+    pub apq_ttl: Duration,
+    /// `TRUSTED_CLIENT_HEADER` and `TRUSTED_CLIENT_KEY_HASHES`, set together.
+    pub client_keys: Option<ClientKeysConfig>,
+    /// `TRUSTED_CLIENT_SKIP_LIMITS`: callers holding a client key skip the document limits too.
+    pub client_keys_skip_limits: bool,
+}
+
+/// The header carrying a client key and the SHA-256 of every accepted key.
+#[derive(Debug, Clone)]
+pub struct ClientKeysConfig {
+    pub header: http::HeaderName,
+    pub hashes: Vec<[u8; 32]>,
+}
+
+impl PersistedConfig {
+    pub(super) fn read(read: &Reader<'_>) -> Result<PersistedConfig, ConfigError> {
+        let header = read.optional(TRUSTED_CLIENT_HEADER, one_header_name)?;
+        let hashes = read.optional(TRUSTED_CLIENT_KEY_HASHES, parse_key_hashes)?;
+        let client_keys = match (header, hashes) {
+            (Some(header), Some(hashes)) => Some(ClientKeysConfig { header, hashes }),
+            (None, None) => None,
+            (header, _) => {
+                return Err(ConfigError::Missing {
+                    name: if header.is_some() {
+                        TRUSTED_CLIENT_KEY_HASHES
+                    } else {
+                        TRUSTED_CLIENT_HEADER
+                    }
+                    .to_owned(),
+                    accepted: format!(
+                        "{TRUSTED_CLIENT_HEADER} and {TRUSTED_CLIENT_KEY_HASHES} are set together"
+                    ),
+                });
+            }
+        };
+        Ok(PersistedConfig {
+            mode: read.value(PERSISTED_QUERIES, str::parse)?,
+            dir: read.value(PERSISTED_QUERIES_DIR, |v| Ok(PathBuf::from(v)))?,
+            dir_required: read.is_set(PERSISTED_QUERIES_DIR)?,
+            require_id: read.value(PERSISTED_REQUIRE_ID, parse_switch)?,
+            skip_limits: read.value(PERSISTED_SKIP_LIMITS, parse_switch)?,
+            limit_violations: read.value(PERSISTED_LIMIT_VIOLATIONS, str::parse)?,
+            pass_through: read.value(PERSISTED_PASS_THROUGH, parse_switch)?,
+            reload_interval: read.value(PERSISTED_RELOAD_INTERVAL, |v| {
+                if v.eq_ignore_ascii_case("off") {
+                    Ok(None)
+                } else {
+                    parse_duration(v).map(Some)
+                }
+            })?,
+            apq_cache_bytes: read.value(APQ_CACHE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
+            apq_ttl: read.value(APQ_TTL, parse_duration)?,
+            client_keys,
+            client_keys_skip_limits: read.value(TRUSTED_CLIENT_SKIP_LIMITS, parse_switch)?,
+        })
+    }
+}
+
+/// SHA-256 hex digests (optionally `sha256:`-prefixed), comma-separated; at least one.
+fn parse_key_hashes(text: &str) -> Result<Vec<[u8; 32]>, String> {
+    let accepted = || {
+        "a comma-separated list of SHA-256 hashes (64 hex digits) of the accepted keys, e.g. from `printf %s KEY | sha256sum`".to_owned()
+    };
+    let hashes: Vec<[u8; 32]> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(h.strip_prefix("sha256:").unwrap_or(h), &mut hash)
+                .map(|()| hash)
+                .map_err(|_| accepted())
+        })
+        .collect::<Result<_, _>>()?;
+    if hashes.is_empty() {
+        return Err(accepted());
+    }
+    Ok(hashes)
+}

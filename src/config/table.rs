@@ -1,0 +1,161 @@
+//! The one table of every `GRAPHQL_FIREWALL_*` variable: its name, its default (as the text an
+//! operator would write, parsed by the same parser as a value that was set) and what it means.
+//!
+//! The unknown-name check, the defaults, `graphql-firewall check`'s listing and the test that
+//! holds README.md's tables to this one all read it, so a variable cannot be added, renamed or
+//! given another default in one place only.
+
+/// One configuration variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    /// The full name, `GRAPHQL_FIREWALL_…`.
+    pub name: &'static str,
+    /// The value in force when the variable is unset; `None`: unset means "none", or the value is
+    /// required (`UPSTREAM_URL`), or depends on the command (`SCHEMA` in `demo`).
+    pub default: Option<&'static str>,
+    /// What it does, in one line.
+    pub doc: &'static str,
+    pub section: Section,
+}
+
+/// The README section a variable is documented in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Server,
+    Requests,
+    Limits,
+    Clients,
+    Hardening,
+    Persisted,
+}
+
+impl Section {
+    /// The README heading.
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::Server => "Server and upstream",
+            Section::Requests => "Request shape",
+            Section::Limits => "Document limits and policy",
+            Section::Clients => "Clients and budgets",
+            Section::Hardening => "Response hardening",
+            Section::Persisted => "Persisted queries and trusted clients",
+        }
+    }
+}
+
+/// Prefix shared by every variable.
+pub const PREFIX: &str = "GRAPHQL_FIREWALL_";
+
+macro_rules! variables {
+    ($( $section:ident { $( $name:ident = $default:expr, $doc:literal; )* } )*) => {
+        $( $(
+            #[doc = $doc]
+            pub const $name: &str = concat!("GRAPHQL_FIREWALL_", stringify!($name));
+        )* )*
+
+        /// Every variable this build understands, in README order.
+        pub const VARIABLES: &[Variable] = &[
+            $( $( Variable { name: $name, default: $default, doc: $doc, section: Section::$section }, )* )*
+        ];
+    };
+}
+
+variables! {
+    Server {
+        UPSTREAM_URL = None, "The GraphQL endpoint requests are forwarded to (http:// or https://); required by serve.";
+        LISTEN = Some("127.0.0.1:8080"), "Address and port of the traffic listener.";
+        PATH = Some("/graphql"), "Path of the GraphQL endpoint.";
+        METRICS_LISTEN = Some("127.0.0.1:9090"), "Admin listener serving /metrics, or off.";
+        UPSTREAM_TIMEOUT = Some("30s"), "Total time for one upstream exchange.";
+        UPSTREAM_CONNECT_TIMEOUT = Some("5s"), "Time to establish a new upstream connection.";
+        READY_TIMEOUT = Some("2s"), "How long /readyz waits for the upstream.";
+        SHUTDOWN_TIMEOUT = Some("30s"), "After SIGTERM/SIGINT, how long in-flight requests may finish.";
+        WORKERS = Some("auto"), "Threads serving traffic (auto: one per available CPU).";
+        LOG = Some("info"), "Log filter (tracing EnvFilter syntax).";
+        LOG_FORMAT = Some("pretty"), "pretty or json.";
+        LOG_SAMPLE = Some("1"), "Share (0-1) of allowed operations written to the audit log.";
+    }
+    Requests {
+        MAX_BODY_BYTES = Some("1MiB"), "Largest request body after decompression (and GET query string).";
+        MAX_BATCH = Some("5"), "Most operations in one JSON-array batch, or off.";
+        CSRF_PROTECTION = Some("on"), "Refuse requests a browser could send cross-site without a preflight.";
+        CSRF_REQUIRED_HEADERS = Some("x-apollo-operation-name,apollo-require-preflight,graphql-preflight"), "Headers any one of which proves a preflight.";
+        MAX_VARIABLES = Some("100"), "Most variables per operation.";
+        MAX_VARIABLE_DEPTH = Some("16"), "Deepest list/object nesting inside the variables.";
+        MAX_VARIABLE_LIST = Some("1000"), "Longest list anywhere in the variables.";
+        MAX_VARIABLES_BYTES = Some("256KiB"), "Size of the variables JSON, or off.";
+    }
+    Limits {
+        MAX_TOKENS = Some("15000"), "Lexical tokens of the document.";
+        MAX_DEPTH = Some("10"), "Field depth.";
+        MAX_ALIASES = Some("15"), "Aliased fields.";
+        MAX_ROOT_FIELDS = Some("20"), "Root fields.";
+        MAX_DIRECTIVES = Some("50"), "Directive usages.";
+        MAX_FIELDS = Some("3500"), "Fields with fragments expanded.";
+        MAX_COST = Some("5000"), "Static cost of one operation.";
+        MAX_BATCH_COST = Some("10000"), "Sum of the static costs of a batch.";
+        MAX_VALUE_NESTING = Some("32"), "List/object nesting inside a document's values (a parser bound).";
+        INTROSPECTION = Some("block"), "block or allow __schema/__type.";
+        MODE = Some("enforce"), "enforce refuses; monitor logs every violation and forwards.";
+        RULE_MODES = None, "Per-rule mode overrides, e.g. cost:monitor.";
+        EXPOSE_LIMITS = Some("on"), "Include limit and actual in rejections.";
+        REJECT_STATUS = Some("400"), "HTTP status of rule rejections: 400 or 422.";
+        ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
+        SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
+        DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";
+        SLICING_ARGUMENTS = Some("first,last,limit,pageSize"), "Schema-less mode: arguments whose value is a list's size.";
+        COST_OBJECT_WEIGHT = Some("1"), "Cost of a composite field.";
+        COST_SCALAR_WEIGHT = Some("0"), "Cost of a scalar or enum field.";
+        COST_MUTATION_WEIGHT = Some("10"), "Cost of a mutation's root field.";
+    }
+    Clients {
+        CLIENT_KEY_HEADER = None, "Header identifying a client (e.g. x-api-key); else the client IP.";
+        TRUSTED_PROXIES = None, "CIDR list of peers whose X-Forwarded-For/Forwarded is believed.";
+        RATE_LIMIT = Some("off"), "Requests per client, e.g. 100/s.";
+        COST_BUDGET = Some("off"), "Cost points per client, e.g. 50000/min.";
+        RATE_LIMIT_HEADERS = Some("on"), "RateLimit-* headers on forwarded responses too.";
+        RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget.";
+        PROBE_LIMIT = Some("10"), "Schema-validation refusals per client per minute before a cool-down, or off.";
+        PROBE_COOLDOWN = Some("60s"), "How long a probing client is refused.";
+    }
+    Hardening {
+        BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";
+        MASK_ERRORS = Some("details"), "off, details or all.";
+        MASK_KEEP_CODES = Some("GRAPHQL_PARSE_FAILED,GRAPHQL_VALIDATION_FAILED,BAD_USER_INPUT,UNAUTHENTICATED,FORBIDDEN,PERSISTED_QUERY_NOT_FOUND,PERSISTED_QUERY_NOT_SUPPORTED"), "Codes whose message survives MASK_ERRORS=all.";
+        SANITISE_MAX_BYTES = Some("8MiB"), "Larger (decoded) responses pass unchanged.";
+    }
+    Persisted {
+        PERSISTED_QUERIES = Some("off"), "off, apq, audit or allowlist.";
+        PERSISTED_QUERIES_DIR = Some("persisted-queries"), "Directory of manifests (*.json).";
+        PERSISTED_REQUIRE_ID = Some("off"), "In allowlist mode, refuse manifest text sent inline.";
+        PERSISTED_SKIP_LIMITS = Some("on"), "Manifest documents skip the document limits.";
+        PERSISTED_LIMIT_VIOLATIONS = Some("error"), "A manifest entry breaking an enforced limit: error or warn.";
+        PERSISTED_PASS_THROUGH = Some("off"), "Keep persisted-query members for an APQ-aware upstream.";
+        PERSISTED_RELOAD_INTERVAL = Some("5s"), "How often the manifest directory is checked for changes, or off.";
+        APQ_CACHE_BYTES = Some("16MiB"), "Memory bound of the APQ registrations.";
+        APQ_TTL = Some("24h"), "Lifetime of an APQ registration.";
+        TRUSTED_CLIENT_HEADER = None, "Header carrying a client key.";
+        TRUSTED_CLIENT_KEY_HASHES = None, "Comma-separated SHA-256 hex of the accepted client keys.";
+        TRUSTED_CLIENT_SKIP_LIMITS = Some("off"), "Callers holding a client key skip the document limits.";
+    }
+}
+
+/// The table entry of `name`.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|variable| variable.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), VARIABLES.len());
+        assert!(names.iter().all(|name| name.starts_with(PREFIX)));
+        assert_eq!(variable(MAX_DEPTH).and_then(|v| v.default), Some("10"));
+    }
+}

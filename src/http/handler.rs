@@ -1,0 +1,223 @@
+//! The GraphQL endpoint: the pipeline, one call per stage, in order. A stage that refuses returns
+//! its own error, which `?` turns into a [`Rejection`] (see [`super::reject`]); the audit record
+//! is written once, whatever happened.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
+use axum::http::request::Parts;
+use axum::response::Response;
+use bytes::Bytes;
+
+use super::audit::{self, Record};
+use super::decode::{decode_body, decode_query_string};
+use super::reject::{Rejection, quota_headers};
+use super::request_id::RequestId;
+use super::{Firewall, body, client_ip, encode, harden};
+use crate::admission::Client;
+use crate::inspect::{Caller, Transport};
+use crate::metrics::count;
+use crate::ratelimit::Quota;
+use crate::upstream::{Outgoing, UpstreamError};
+
+/// The GraphQL endpoint.
+pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    // Set by `RequestIdLayer`; a router served without it still gets an id.
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId::decide(&parts.headers));
+    let peer = peer_ip(&parts);
+    let mut record = Record::default();
+    let response = match firewall
+        .handle(&parts, body, &request_id, peer, &mut record)
+        .await
+    {
+        Ok(response) => response,
+        Err(rejection) => {
+            let response = rejection
+                .clone()
+                .into_response(&firewall.settings.render, &parts.headers);
+            record.rejection = Some(rejection);
+            response
+        }
+    };
+    let outcome = audit::Outcome {
+        request_id: request_id.as_str(),
+        method: &parts.method,
+        peer,
+        status: response.status(),
+        total: started.elapsed(),
+        response_bytes: http_body::Body::size_hint(response.body()).exact(),
+    };
+    audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
+    response
+}
+
+impl Firewall {
+    async fn handle(
+        &self,
+        parts: &Parts,
+        body: Body,
+        request_id: &RequestId,
+        peer: IpAddr,
+        record: &mut Record,
+    ) -> Result<Response, Rejection> {
+        let client = self.identify(parts, peer);
+        record.client = Some(client.clone());
+        if parts.method == Method::OPTIONS {
+            // The upstream's CORS answer; nothing GraphQL to inspect.
+            return self
+                .forward(
+                    parts,
+                    Bytes::new(),
+                    parts.uri.query(),
+                    request_id,
+                    &client,
+                    record,
+                )
+                .await;
+        }
+        let transport = self.settings.guard.check(&parts.method, &parts.headers)?;
+        let admitted = self.budgets.admit_request(&client)?;
+        record.monitored.extend(admitted.monitored.map(|v| (0, v)));
+        let (requests, batch, body) = match transport {
+            Transport::Get => {
+                let query = parts.uri.query().unwrap_or_default();
+                let request = decode_query_string(query, self.settings.max_body_bytes)?;
+                (vec![request], false, Bytes::new())
+            }
+            Transport::Post => {
+                let bytes =
+                    body::read_limited(&parts.headers, body, self.settings.max_body_bytes).await?;
+                let (requests, batch) = decode_body(&bytes, self.settings.max_batch)?;
+                (requests, batch, bytes)
+            }
+        };
+        record.batch = requests.len();
+        let caller = Caller {
+            holds_client_key: self
+                .settings
+                .client_keys
+                .as_ref()
+                .is_some_and(|keys| keys.presented_by(&parts.headers)),
+        };
+        record.inspection = self
+            .inspector
+            .inspect(&requests, transport, batch, caller)
+            .inspect_err(|error| {
+                if error.probes_schema() {
+                    self.budgets.record_probe(&client);
+                }
+            })?;
+        record
+            .monitored
+            .extend(record.inspection.monitored.iter().copied());
+        let spent = self
+            .budgets
+            .admit_cost(&client, record.inspection.total_cost())?;
+        record.monitored.extend(spent.monitored.map(|v| (0, v)));
+        let forwarded = encode::forwarded(
+            &requests,
+            batch,
+            transport,
+            body,
+            parts.uri.query(),
+            &record.inspection,
+            self.settings.pass_through,
+        );
+        let mut response = self
+            .forward(
+                parts,
+                forwarded.body,
+                forwarded.query_string.as_deref(),
+                request_id,
+                &client,
+                record,
+            )
+            .await?;
+        // The request budget's quota is what clients pace themselves by; the cost budget's
+        // headers would overwrite it, so they are sent only when no request rate is configured.
+        if let Some(quota) = admitted.quota.or(spent.quota) {
+            self.add_quota_headers(&mut response, &quota);
+        }
+        Ok(response)
+    }
+
+    /// The client: its address (forwarding headers believed only from trusted proxies) and the
+    /// key header, if configured.
+    fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
+        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
+        let api_key = self
+            .settings
+            .client_key_header
+            .as_ref()
+            .and_then(|name| parts.headers.get(name))
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty());
+        self.budgets.identify(ip, api_key)
+    }
+
+    async fn forward(
+        &self,
+        parts: &Parts,
+        body: Bytes,
+        query_string: Option<&str>,
+        request_id: &RequestId,
+        client: &Client,
+        record: &mut Record,
+    ) -> Result<Response, Rejection> {
+        let outgoing = Outgoing {
+            method: parts.method.clone(),
+            query_string,
+            headers: &parts.headers,
+            body,
+            client_ip: client.ip,
+            request_id: request_id.header(),
+        };
+        let answer = self.upstream.forward(outgoing).await.inspect_err(|error| {
+            let kind = match error {
+                UpstreamError::Unavailable => "unavailable",
+                UpstreamError::Timeout => "timeout",
+            };
+            count(&self.metrics.upstream_errors, kind);
+        })?;
+        record.upstream = Some(answer.elapsed);
+        record.upstream_status = Some(answer.status);
+        let (mut headers, mut body) = (answer.headers, answer.body);
+        record.hardened = Some(
+            harden::harden(
+                &self.settings.harden,
+                &mut headers,
+                &mut body,
+                request_id.as_str(),
+            )
+            .await,
+        );
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = headers;
+        Ok(response)
+    }
+
+    fn add_quota_headers(&self, response: &mut Response, quota: &Quota) {
+        if self.settings.rate_limit_headers {
+            response.headers_mut().extend(quota_headers(quota));
+        }
+    }
+}
+
+fn peer_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
