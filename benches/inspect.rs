@@ -21,15 +21,15 @@ const REALISTIC: &str = include_str!("../tests/corpus/valid_github_realistic.gra
 fn inspector() -> Inspector {
     let config = Config::from_source(&HashMap::<&str, &str>::new(), Profile::Offline)
         .expect("the defaults are valid");
-    let limits = graphql_firewall::policy::Limits {
+    let limits = graphql_firewall::rules::Limits {
         cost: None,
-        ..graphql_firewall::policy_limits(&config)
+        ..config.limits.limits.clone()
     };
     Inspector::new(
         Settings {
             analysis: graphql_firewall::analysis_settings(&config).expect("no schema to load"),
             profiles: LimitProfiles::new(limits, Relax::DocumentLimits, Relax::No),
-            modes: graphql_firewall::policy_modes(&config),
+            modes: config.limits.modes.clone(),
             cache_bytes: 64 << 20,
             resolver: Resolver {
                 mode: Mode::Off,

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 
 use crate::metrics::{Metrics, RuleLabels};
-use crate::policy::{self, Modes, Rule, Violation};
+use crate::policy::{self, Violation};
 use crate::ratelimit::{ClientKey, Decision, Limiter, Quota};
+use crate::rules::{Modes, Rule};
 
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
@@ -244,7 +245,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::policy::Mode;
+    use crate::rules::Mode;
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 

@@ -32,6 +32,7 @@ pub mod net;
 pub mod persisted;
 pub mod policy;
 pub mod ratelimit;
+pub mod rules;
 pub mod sanitise;
 mod server;
 pub mod upstream;
@@ -82,23 +83,22 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let persisted = &config.persisted;
-    let limits = policy_limits(config);
     let firewall = Arc::new(http::Firewall {
         settings: http_settings(config),
         budgets: admission::Budgets::new(
             &budget_settings(config),
-            policy_modes(config),
+            config.limits.modes.clone(),
             metrics.clone(),
         ),
         inspector: inspect::Inspector::new(
             inspect::Settings {
                 analysis,
                 profiles: policy::LimitProfiles::new(
-                    limits,
+                    config.limits.limits.clone(),
                     relax(persisted.skip_limits),
                     relax(persisted.client_keys_skip_limits),
                 ),
-                modes: policy_modes(config),
+                modes: config.limits.modes.clone(),
                 cache_bytes: config.limits.analysis_cache_bytes,
                 resolver: persisted::Resolver {
                     mode: persisted_mode(persisted.mode),
@@ -241,50 +241,6 @@ fn quota(rate: &config::Rate) -> governor::Quota {
         .allow_burst(rate.burst())
 }
 
-/// The policy's limits for everyone (the request-shape limits on variables included).
-pub fn policy_limits(config: &Config) -> policy::Limits {
-    let limits = &config.limits;
-    let requests = &config.requests;
-    policy::Limits {
-        tokens: limits.tokens,
-        depth: limits.depth,
-        aliases: limits.aliases,
-        root_fields: limits.root_fields,
-        directives: limits.directives,
-        fields: limits.fields,
-        cost: limits.cost,
-        batch_cost: limits.batch_cost,
-        introspection: match limits.introspection {
-            config::Introspection::Block => policy::Introspection::Block,
-            config::Introspection::Allow => policy::Introspection::Allow,
-        },
-        variables: policy::VariableLimits {
-            count: requests.max_variables,
-            depth: requests.max_variable_depth,
-            longest_list: requests.max_variable_list,
-            bytes: requests.max_variables_bytes,
-        },
-    }
-}
-
-/// The mode of every rule (`MODE`, `RULE_MODES`).
-pub fn policy_modes(config: &Config) -> policy::Modes {
-    let mode = |mode: config::Mode| match mode {
-        config::Mode::Enforce => policy::Mode::Enforce,
-        config::Mode::Monitor => policy::Mode::Monitor,
-    };
-    policy::Modes {
-        default: mode(config.limits.mode),
-        overrides: config
-            .limits
-            .rule_modes
-            .0
-            .iter()
-            .filter_map(|(name, m)| policy::Rule::from_name(name).map(|rule| (rule, mode(*m))))
-            .collect(),
-    }
-}
-
 fn relax(skip: bool) -> policy::Relax {
     if skip {
         policy::Relax::DocumentLimits
@@ -309,8 +265,8 @@ pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persis
         dir: persisted.dir.clone(),
         dir_required: persisted.dir_required,
         analysis: analysis.clone(),
-        limits: policy_limits(config),
-        modes: policy_modes(config),
+        limits: config.limits.limits.clone(),
+        modes: config.limits.modes.clone(),
         on_violation: match persisted.limit_violations {
             config::LimitViolations::Error => persisted::load::OnViolation::Error,
             config::LimitViolations::Warn => persisted::load::OnViolation::Warn,
@@ -322,7 +278,7 @@ pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persis
 /// must measure, not stop the parse), plus cost weights and the schema.
 pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
     let limits = &config.limits;
-    let enforced = |rule: &str| limits.mode_of(rule) == config::Mode::Enforce;
+    let enforced = |rule: rules::Rule| limits.modes.of(rule) == rules::Mode::Enforce;
     let schema = match &limits.schema {
         None => None,
         Some(config::SchemaSource::Demo) => Some(Arc::new(
@@ -336,8 +292,11 @@ pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildErr
     let cost = &limits.cost_settings;
     Ok(analysis::Settings {
         limits: analysis::Limits {
-            max_tokens: limits.tokens.filter(|_| enforced("tokens")),
-            max_depth: limits.depth.filter(|_| enforced("depth")),
+            max_tokens: limits
+                .limits
+                .tokens
+                .filter(|_| enforced(rules::Rule::Tokens)),
+            max_depth: limits.limits.depth.filter(|_| enforced(rules::Rule::Depth)),
             max_value_nesting: limits.max_value_nesting,
         },
         cost: analysis::CostSettings {
@@ -375,15 +334,4 @@ fn load_schema(path: &std::path::Path) -> Result<analysis::Schema, BuildError> {
         sdl.push('\n');
     }
     analysis::Schema::from_sdl(&sdl).map_err(|e| fail(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_configurable_rule_name_is_a_policy_rule() {
-        let names: Vec<&str> = policy::Rule::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names, config::RULES);
-    }
 }

@@ -62,8 +62,8 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
             cost,
             variables: &analysis::VariableMetrics::default(),
         },
-        &graphql_firewall::policy_limits(config),
-        &graphql_firewall::policy_modes(config),
+        &config.limits.limits,
+        &config.limits.modes,
     );
     let violations = [
         ("enforce", &verdict.enforced),

@@ -1,6 +1,6 @@
 //! What the firewall removes from the upstream's answers.
 
-use super::parse::{parse_size, parse_switch};
+use super::parse::{choice, parse_size, parse_switch};
 use super::table::*;
 use super::values::MaskErrors;
 use super::{ConfigError, Reader};
@@ -22,7 +22,7 @@ impl HardeningConfig {
     pub(super) fn read(read: &Reader<'_>) -> Result<HardeningConfig, ConfigError> {
         Ok(HardeningConfig {
             block_suggestions: read.value(BLOCK_FIELD_SUGGESTIONS, parse_switch)?,
-            mask: read.value(MASK_ERRORS, str::parse)?,
+            mask: read.value(MASK_ERRORS, |v| choice(v, MaskErrors::CHOICES))?,
             keep_codes: read.value(MASK_KEEP_CODES, |v| {
                 let codes: Vec<String> = v
                     .split(',')

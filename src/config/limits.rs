@@ -1,41 +1,26 @@
-//! The document limits, the policy's modes, how rejections are rendered, the schema and the static
-//! cost settings.
+//! The rules: the document and variable limits, introspection, each rule's mode; how rejections
+//! are rendered; the schema and the static cost settings.
 
 use std::path::PathBuf;
 
-use super::parse::{parse_count, parse_limit, parse_names, parse_size, parse_switch, parse_weight};
-use super::requests::parse_count_limit;
+use crate::rules::{Introspection, Limits, Mode, Modes, Rule, VariableLimits};
+
+use super::parse::{
+    choice, parse_count, parse_limit, parse_names, parse_size, parse_switch, parse_weight,
+};
 use super::table::*;
-use super::values::{Introspection, Mode, RejectStatus, RuleModes};
+use super::values::RejectStatus;
 use super::{ConfigError, Profile, Reader};
 
-/// Document limits and the policy.
+/// The rules and what goes with them.
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
-    /// `MAX_TOKENS`.
-    pub tokens: Option<u32>,
-    /// `MAX_DEPTH`.
-    pub depth: Option<u32>,
-    /// `MAX_ALIASES`.
-    pub aliases: Option<u32>,
-    /// `MAX_ROOT_FIELDS`.
-    pub root_fields: Option<u32>,
-    /// `MAX_DIRECTIVES`.
-    pub directives: Option<u32>,
-    /// `MAX_FIELDS`.
-    pub fields: Option<u32>,
-    /// `MAX_COST`.
-    pub cost: Option<u64>,
-    /// `MAX_BATCH_COST`.
-    pub batch_cost: Option<u64>,
+    /// `MAX_TOKENS` … `MAX_BATCH_COST`, `INTROSPECTION` and the `MAX_VARIABLE*` limits.
+    pub limits: Limits,
+    /// `MODE` and `RULE_MODES`.
+    pub modes: Modes,
     /// `MAX_VALUE_NESTING`: list/object nesting inside a document's values (always enforced).
     pub max_value_nesting: u32,
-    /// `INTROSPECTION`.
-    pub introspection: Introspection,
-    /// `MODE`.
-    pub mode: Mode,
-    /// `RULE_MODES`.
-    pub rule_modes: RuleModes,
     /// `EXPOSE_LIMITS`: `limit`/`actual` in rejections.
     pub expose_limits: bool,
     /// `REJECT_STATUS`.
@@ -85,20 +70,38 @@ impl LimitsConfig {
             None => None,
         };
         Ok(LimitsConfig {
-            tokens: count(MAX_TOKENS)?,
-            depth: count(MAX_DEPTH)?,
-            aliases: count(MAX_ALIASES)?,
-            root_fields: count(MAX_ROOT_FIELDS)?,
-            directives: count(MAX_DIRECTIVES)?,
-            fields: count(MAX_FIELDS)?,
-            cost: wide(MAX_COST)?,
-            batch_cost: wide(MAX_BATCH_COST)?,
+            limits: Limits {
+                tokens: count(MAX_TOKENS)?,
+                depth: count(MAX_DEPTH)?,
+                aliases: count(MAX_ALIASES)?,
+                root_fields: count(MAX_ROOT_FIELDS)?,
+                directives: count(MAX_DIRECTIVES)?,
+                fields: count(MAX_FIELDS)?,
+                cost: wide(MAX_COST)?,
+                batch_cost: wide(MAX_BATCH_COST)?,
+                introspection: read.value(INTROSPECTION, |v| choice(v, Introspection::CHOICES))?,
+                variables: VariableLimits {
+                    count: count(MAX_VARIABLES)?,
+                    depth: count(MAX_VARIABLE_DEPTH)?,
+                    longest_list: count(MAX_VARIABLE_LIST)?,
+                    bytes: read.value(MAX_VARIABLES_BYTES, |v| {
+                        if v.eq_ignore_ascii_case("off") {
+                            Ok(None)
+                        } else {
+                            parse_size(v).map(|n| Some(n as u64))
+                        }
+                    })?,
+                },
+            },
+            modes: Modes {
+                default: read.value(MODE, |v| choice(v, Mode::CHOICES))?,
+                overrides: read
+                    .optional(RULE_MODES, parse_rule_modes)?
+                    .unwrap_or_default(),
+            },
             max_value_nesting: read.value(MAX_VALUE_NESTING, parse_count)?,
-            introspection: read.value(INTROSPECTION, str::parse)?,
-            mode: read.value(MODE, str::parse)?,
-            rule_modes: read.optional(RULE_MODES, str::parse)?.unwrap_or_default(),
             expose_limits: read.value(EXPOSE_LIMITS, parse_switch)?,
-            reject_status: read.value(REJECT_STATUS, str::parse)?,
+            reject_status: read.value(REJECT_STATUS, |v| choice(v, RejectStatus::CHOICES))?,
             analysis_cache_bytes: read
                 .value(ANALYSIS_CACHE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
             schema,
@@ -111,13 +114,36 @@ impl LimitsConfig {
             },
         })
     }
+}
 
-    /// The mode of the rule named `rule` (one of [`super::RULES`]).
-    pub fn mode_of(&self, rule: &str) -> Mode {
-        self.rule_modes
-            .0
-            .iter()
-            .find(|(name, _)| *name == rule)
-            .map_or(self.mode, |(_, mode)| *mode)
+/// A positive limit below 2^32, or `off`.
+fn parse_count_limit(text: &str) -> Result<Option<u32>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
     }
+    parse_count(text)
+        .map(Some)
+        .map_err(|_| "a positive integer below 2^32, or off".to_owned())
+}
+
+/// `cost:monitor,depth:enforce`: rule names as `Rule::as_str` writes them, any case.
+fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> {
+    let rules: Vec<(&str, Rule)> = Rule::ALL.iter().map(|r| (r.as_str(), *r)).collect();
+    let accepted = || {
+        let names: Vec<&str> = rules.iter().map(|(name, _)| *name).collect();
+        format!(
+            "a list of rule:mode pairs such as cost:monitor, with modes enforce or monitor and rules {}",
+            names.join(", ")
+        )
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (rule, mode) = pair.split_once(':').ok_or_else(accepted)?;
+            let rule = choice(rule, &rules).map_err(|_| accepted())?;
+            let mode = choice(mode, Mode::CHOICES).map_err(|_| accepted())?;
+            Ok((rule, mode))
+        })
+        .collect()
 }

@@ -63,6 +63,22 @@ pub fn parse_switch(text: &str) -> Result<bool, String> {
     }
 }
 
+/// One of `choices`, by name, any case; the error lists the names (`off, apq, audit or allowlist`).
+pub fn choice<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
+        .map(|(_, value)| *value)
+        .ok_or_else(|| match choices {
+            [] => String::new(),
+            [only] => only.0.to_owned(),
+            [first @ .., last] => {
+                let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+                format!("{} or {}", names.join(", "), last.0)
+            }
+        })
+}
+
 /// The CPUs this process may use (cgroup quotas and affinity included); 1 if unknown.
 pub fn available_cpus() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)

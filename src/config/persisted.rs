@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::clients::one_header_name;
-use super::parse::{parse_duration, parse_size, parse_switch};
+use super::parse::{choice, parse_duration, parse_size, parse_switch};
 use super::table::*;
 use super::values::{LimitViolations, PersistedQueries};
 use super::{ConfigError, Reader};
@@ -67,12 +67,14 @@ impl PersistedConfig {
             }
         };
         Ok(PersistedConfig {
-            mode: read.value(PERSISTED_QUERIES, str::parse)?,
+            mode: read.value(PERSISTED_QUERIES, |v| choice(v, PersistedQueries::CHOICES))?,
             dir: read.value(PERSISTED_QUERIES_DIR, |v| Ok(PathBuf::from(v)))?,
             dir_required: read.is_set(PERSISTED_QUERIES_DIR)?,
             require_id: read.value(PERSISTED_REQUIRE_ID, parse_switch)?,
             skip_limits: read.value(PERSISTED_SKIP_LIMITS, parse_switch)?,
-            limit_violations: read.value(PERSISTED_LIMIT_VIOLATIONS, str::parse)?,
+            limit_violations: read.value(PERSISTED_LIMIT_VIOLATIONS, |v| {
+                choice(v, LimitViolations::CHOICES)
+            })?,
             pass_through: read.value(PERSISTED_PASS_THROUGH, parse_switch)?,
             reload_interval: read.value(PERSISTED_RELOAD_INTERVAL, |v| {
                 if v.eq_ignore_ascii_case("off") {

@@ -2,8 +2,9 @@
 //! redacted), and a warning for each choice that weakens protection.
 
 use super::table::*;
-use super::values::{Introspection, MaskErrors, Mode};
+use super::values::MaskErrors;
 use super::{Config, ConfigError, Source};
+use crate::rules::{Introspection, Mode};
 
 /// One variable and the value in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +57,7 @@ fn redact(name: &str, value: String) -> String {
 /// Settings that weaken protection, for a warning each at start-up and in `check`.
 pub fn insecure_choices(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
-    let limits = &config.limits;
+    let limits = &config.limits.limits;
     if limits.introspection == Introspection::Allow {
         warnings.push(format!(
             "{INTROSPECTION}=allow: anyone can read the whole schema"
@@ -72,14 +73,14 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
             "{MASK_ERRORS}=off: upstream stack traces reach clients"
         ));
     }
-    if limits.mode == Mode::Monitor {
+    if config.limits.modes.default == Mode::Monitor {
         warnings.push(format!(
             "{MODE}=monitor: violations are logged, not refused"
         ));
     }
-    for (rule, mode) in &limits.rule_modes.0 {
+    for (rule, mode) in &config.limits.modes.overrides {
         if *mode == Mode::Monitor {
-            warnings.push(format!("{RULE_MODES}: {rule} is only monitored"));
+            warnings.push(format!("{RULE_MODES}: {} is only monitored", rule.as_str()));
         }
     }
     let off: Vec<&str> = [

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::parse::{parse_duration, parse_path, parse_upstream_url, parse_workers};
+use super::parse::{choice, parse_duration, parse_path, parse_upstream_url, parse_workers};
 use super::table::*;
 use super::values::LogFormat;
 use super::{ConfigError, Profile, Reader};
@@ -102,7 +102,7 @@ impl ServerConfig {
                             .to_owned()
                     })
             })?,
-            log_format: read.value(LOG_FORMAT, str::parse)?,
+            log_format: read.value(LOG_FORMAT, |v| choice(v, LogFormat::CHOICES))?,
             log_sample: read.value(LOG_SAMPLE, |v| match v.parse::<f64>() {
                 Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
                 _ => Err("a number from 0 to 1, such as 0.1".to_owned()),

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::parse::*;
 use super::*;
+use crate::rules::{Introspection, Mode, Rule};
 
 fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<&str, &str> = vars.iter().copied().collect();
@@ -17,9 +18,9 @@ fn defaults_are_secure_and_documented() {
     assert_eq!(config.requests.max_batch, Some(5));
     assert!(config.requests.csrf_required_headers.is_some());
     assert_eq!(config.limits.reject_status, RejectStatus::BadRequest);
-    assert_eq!(config.limits.introspection, Introspection::Block);
+    assert_eq!(config.limits.limits.introspection, Introspection::Block);
     assert_eq!(config.hardening.mask, MaskErrors::Details);
-    assert_eq!(config.limits.depth, Some(10));
+    assert_eq!(config.limits.limits.depth, Some(10));
     assert_eq!(config.clients.rate_limit, None);
 }
 
@@ -123,11 +124,12 @@ fn limits_and_modes_are_configurable() {
         (RULE_MODES, "cost:enforce, depth:monitor"),
     ])
     .unwrap();
-    assert_eq!(config.limits.depth, None);
-    assert_eq!(config.limits.cost, Some(20_000));
-    assert_eq!(config.limits.introspection, Introspection::Allow);
-    assert_eq!(config.limits.mode_of("cost"), Mode::Enforce);
-    assert_eq!(config.limits.mode_of("aliases"), Mode::Monitor);
+    let limits = &config.limits.limits;
+    assert_eq!(limits.depth, None);
+    assert_eq!(limits.cost, Some(20_000));
+    assert_eq!(limits.introspection, Introspection::Allow);
+    assert_eq!(config.limits.modes.of(Rule::Cost), Mode::Enforce);
+    assert_eq!(config.limits.modes.of(Rule::Aliases), Mode::Monitor);
 }
 
 #[test]

@@ -3,88 +3,11 @@
 //! case-insensitive.
 //!
 //! These types belong to the configuration; `lib.rs` turns them into each module's own settings,
-//! so that no module depends on how its settings are spelt.
+//! so that no module depends on how its settings are spelt. (The rules' own vocabulary — limits,
+//! modes, rule names — is `crate::rules`, shared with the policy.)
 
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// Enforce (refuse) or monitor (log and forward).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Enforce,
-    Monitor,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Monitor => "monitor",
-        }
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Mode, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "enforce" => Ok(Mode::Enforce),
-            "monitor" => Ok(Mode::Monitor),
-            _ => Err("enforce or monitor".to_owned()),
-        }
-    }
-}
-
-/// The rules a mode can be set for (`RULE_MODES`), by their configuration names.
-pub const RULES: [&str; 13] = [
-    "tokens",
-    "depth",
-    "aliases",
-    "root_fields",
-    "directives",
-    "fields",
-    "cost",
-    "batch_cost",
-    "introspection",
-    "schema",
-    "variables",
-    "rate_limit",
-    "cost_budget",
-];
-
-/// `RULE_MODES`: `cost:monitor,depth:enforce`; each rule is one of [`RULES`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleModes(pub Vec<(&'static str, Mode)>);
-
-impl FromStr for RuleModes {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<RuleModes, String> {
-        let accepted = || {
-            format!(
-                "a list of rule:mode pairs such as cost:monitor, with rules {} and modes enforce or monitor",
-                RULES.join(", ")
-            )
-        };
-        text.split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (rule, mode) = pair.split_once(':').ok_or_else(accepted)?;
-                let rule = rule.trim().to_ascii_lowercase();
-                let rule = RULES
-                    .into_iter()
-                    .find(|known| *known == rule)
-                    .ok_or_else(accepted)?;
-                let mode = mode.trim().parse().map_err(|_| accepted())?;
-                Ok((rule, mode))
-            })
-            .collect::<Result<_, String>>()
-            .map(RuleModes)
-    }
-}
 
 /// A budget: `amount` per `period`, with a burst of `burst` (default: `amount`), or `off`.
 ///
@@ -177,16 +100,9 @@ pub enum LogFormat {
     Json,
 }
 
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<LogFormat, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "pretty" => Ok(LogFormat::Pretty),
-            "json" => Ok(LogFormat::Json),
-            _ => Err("pretty or json".to_owned()),
-        }
-    }
+impl LogFormat {
+    pub const CHOICES: &[(&str, LogFormat)] =
+        &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)];
 }
 
 /// `REJECT_STATUS`: the HTTP status of a rule rejection (limits, validation).
@@ -198,35 +114,11 @@ pub enum RejectStatus {
     UnprocessableEntity,
 }
 
-impl FromStr for RejectStatus {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<RejectStatus, String> {
-        match text {
-            "400" => Ok(RejectStatus::BadRequest),
-            "422" => Ok(RejectStatus::UnprocessableEntity),
-            _ => Err("400 or 422".to_owned()),
-        }
-    }
-}
-
-/// `INTROSPECTION`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Introspection {
-    Block,
-    Allow,
-}
-
-impl FromStr for Introspection {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Introspection, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "block" => Ok(Introspection::Block),
-            "allow" => Ok(Introspection::Allow),
-            _ => Err("block or allow".to_owned()),
-        }
-    }
+impl RejectStatus {
+    pub const CHOICES: &[(&str, RejectStatus)] = &[
+        ("400", RejectStatus::BadRequest),
+        ("422", RejectStatus::UnprocessableEntity),
+    ];
 }
 
 /// `PERSISTED_QUERIES`.
@@ -238,18 +130,13 @@ pub enum PersistedQueries {
     Allowlist,
 }
 
-impl FromStr for PersistedQueries {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<PersistedQueries, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "off" => Ok(PersistedQueries::Off),
-            "apq" => Ok(PersistedQueries::Apq),
-            "audit" => Ok(PersistedQueries::Audit),
-            "allowlist" => Ok(PersistedQueries::Allowlist),
-            _ => Err("off, apq, audit or allowlist".to_owned()),
-        }
-    }
+impl PersistedQueries {
+    pub const CHOICES: &[(&str, PersistedQueries)] = &[
+        ("off", PersistedQueries::Off),
+        ("apq", PersistedQueries::Apq),
+        ("audit", PersistedQueries::Audit),
+        ("allowlist", PersistedQueries::Allowlist),
+    ];
 }
 
 /// `PERSISTED_LIMIT_VIOLATIONS`.
@@ -259,16 +146,11 @@ pub enum LimitViolations {
     Warn,
 }
 
-impl FromStr for LimitViolations {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<LimitViolations, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "error" => Ok(LimitViolations::Error),
-            "warn" => Ok(LimitViolations::Warn),
-            _ => Err("error or warn".to_owned()),
-        }
-    }
+impl LimitViolations {
+    pub const CHOICES: &[(&str, LimitViolations)] = &[
+        ("error", LimitViolations::Error),
+        ("warn", LimitViolations::Warn),
+    ];
 }
 
 /// `MASK_ERRORS`.
@@ -279,17 +161,12 @@ pub enum MaskErrors {
     All,
 }
 
-impl FromStr for MaskErrors {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<MaskErrors, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "off" => Ok(MaskErrors::Off),
-            "details" => Ok(MaskErrors::Details),
-            "all" => Ok(MaskErrors::All),
-            _ => Err("off, details or all".to_owned()),
-        }
-    }
+impl MaskErrors {
+    pub const CHOICES: &[(&str, MaskErrors)] = &[
+        ("off", MaskErrors::Off),
+        ("details", MaskErrors::Details),
+        ("all", MaskErrors::All),
+    ];
 }
 
 #[cfg(test)]
@@ -364,26 +241,21 @@ mod tests {
     }
 
     #[test]
-    fn rule_modes_name_known_rules_in_any_case() {
+    fn enumerated_values_are_case_insensitive_and_errors_list_the_choices() {
+        use super::super::parse::choice;
+        assert_eq!(choice("JSON", LogFormat::CHOICES), Ok(LogFormat::Json));
         assert_eq!(
-            "cost:monitor, Depth:ENFORCE".parse::<RuleModes>(),
-            Ok(RuleModes(vec![
-                ("cost", Mode::Monitor),
-                ("depth", Mode::Enforce)
-            ]))
+            choice("Allowlist", PersistedQueries::CHOICES),
+            Ok(PersistedQueries::Allowlist)
         );
-        let err = "cots:monitor".parse::<RuleModes>().unwrap_err();
-        assert!(err.contains("batch_cost"), "{err}");
-        assert!("cost:watch".parse::<RuleModes>().is_err());
-    }
-
-    #[test]
-    fn enumerated_values_are_case_insensitive() {
-        assert_eq!("Monitor".parse(), Ok(Mode::Monitor));
-        assert_eq!("JSON".parse(), Ok(LogFormat::Json));
-        assert_eq!("Allowlist".parse(), Ok(PersistedQueries::Allowlist));
-        assert_eq!("ALL".parse(), Ok(MaskErrors::All));
-        assert_eq!("Block".parse(), Ok(Introspection::Block));
-        assert_eq!("WARN".parse(), Ok(LimitViolations::Warn));
+        assert_eq!(choice("ALL", MaskErrors::CHOICES), Ok(MaskErrors::All));
+        assert_eq!(
+            choice("WARN", LimitViolations::CHOICES),
+            Ok(LimitViolations::Warn)
+        );
+        assert_eq!(
+            choice("detail", MaskErrors::CHOICES),
+            Err("off, details or all".to_owned())
+        );
     }
 }

@@ -19,8 +19,9 @@ use crate::admission::Refusal;
 use crate::analysis::AnalysisError;
 use crate::inspect::{InspectError, Reason};
 use crate::persisted::ResolveError;
-use crate::policy::{Rule, Violation};
+use crate::policy::Violation;
 use crate::ratelimit::Quota;
+use crate::rules::Rule;
 use crate::upstream::UpstreamError;
 
 /// The table of rejection codes (README's "Error codes"), as code.

@@ -26,6 +26,7 @@ use crate::analysis::{self, AnalysisError, OperationKind};
 use crate::metrics::{Metrics, count};
 use crate::persisted::{self, Claim, Origin, Registry, ResolveError, Resolver};
 use crate::policy::{self, LimitProfiles, Violation};
+use crate::rules;
 
 use cache::AnalysisCache;
 pub use request::GraphqlRequest;
@@ -55,7 +56,7 @@ pub struct Caller {
 pub struct Settings {
     pub analysis: analysis::Settings,
     pub profiles: LimitProfiles,
-    pub modes: policy::Modes,
+    pub modes: rules::Modes,
     pub cache_bytes: u64,
     pub resolver: Resolver,
 }
@@ -136,7 +137,7 @@ impl Reason {
     /// schema prober's guesses produce (one generic `GRAPHQL_VALIDATION_FAILED` to the client).
     pub fn is_validation_failure(&self) -> bool {
         match self {
-            Reason::Violation(violation) => violation.rule == policy::Rule::Schema,
+            Reason::Violation(violation) => violation.rule == rules::Rule::Schema,
             Reason::Analysis(error) => matches!(
                 error,
                 AnalysisError::UnknownFragment { .. }

@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::*;
 use crate::persisted::{ApqStore, Entry, Manifest, Mode, hash_document};
-use crate::policy::{Introspection, Limits, Relax, Rule, VariableLimits};
+use crate::policy::Relax;
+use crate::rules::{self, Introspection, Limits, Rule, VariableLimits};
 
 const LISTED: &str = "query Listed { users(first: 2) { id } }";
 
@@ -30,11 +31,11 @@ fn limits() -> Limits {
     }
 }
 
-fn modes(default: policy::Mode, overrides: Vec<(Rule, policy::Mode)>) -> policy::Modes {
-    policy::Modes { default, overrides }
+fn modes(default: rules::Mode, overrides: Vec<(Rule, rules::Mode)>) -> rules::Modes {
+    rules::Modes { default, overrides }
 }
 
-fn inspector_with(mode: Mode, modes: policy::Modes) -> Inspector {
+fn inspector_with(mode: Mode, modes: rules::Modes) -> Inspector {
     let analysis = analysis::Settings::default();
     let entry = Entry {
         hash: hash_document(LISTED),
@@ -62,7 +63,7 @@ fn inspector_with(mode: Mode, modes: policy::Modes) -> Inspector {
 }
 
 fn inspector() -> Inspector {
-    inspector_with(Mode::Off, modes(policy::Mode::Enforce, Vec::new()))
+    inspector_with(Mode::Off, modes(rules::Mode::Enforce, Vec::new()))
 }
 
 fn query(text: &str) -> GraphqlRequest {
@@ -163,8 +164,8 @@ fn monitored_rules_are_reported_and_the_operation_is_allowed() {
     let inspector = inspector_with(
         Mode::Off,
         modes(
-            policy::Mode::Enforce,
-            vec![(Rule::Cost, policy::Mode::Monitor)],
+            rules::Mode::Enforce,
+            vec![(Rule::Cost, rules::Mode::Monitor)],
         ),
     );
     let inspection = inspector
@@ -223,7 +224,7 @@ fn a_manifest_id_runs_the_reviewed_text_without_its_document_limits() {
 
 #[test]
 fn the_allowlist_refuses_inline_text_unless_the_caller_holds_a_client_key() {
-    let inspector = inspector_with(Mode::Allowlist, modes(policy::Mode::Enforce, Vec::new()));
+    let inspector = inspector_with(Mode::Allowlist, modes(rules::Mode::Enforce, Vec::new()));
     let error = inspector
         .inspect(&[query("{ a }")], Transport::Post, false, Caller::default())
         .unwrap_err();

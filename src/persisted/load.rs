@@ -15,6 +15,7 @@ use crate::files::Depth;
 use crate::metrics::Metrics;
 use crate::persisted::{self, Manifest, ManifestError, Registry, StoreError};
 use crate::policy;
+use crate::rules;
 
 /// Everything needed to (re)build the allowlist.
 #[derive(Debug, Clone)]
@@ -23,8 +24,8 @@ pub struct Source {
     /// A missing directory is an error (the operator named it) rather than "no manifest".
     pub dir_required: bool,
     pub analysis: analysis::Settings,
-    pub limits: policy::Limits,
-    pub modes: policy::Modes,
+    pub limits: rules::Limits,
+    pub modes: rules::Modes,
     /// What an entry breaking an enforced limit does to the load.
     pub on_violation: OnViolation,
 }
