@@ -101,6 +101,14 @@ impl Refusal {
         }
     }
 
+    /// The `rule` label of `graphql_firewall_rate_limited_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::OverBudget { rule, .. } => rule.as_str(),
+            Refusal::CoolingDown { .. } => "probe_cooldown",
+        }
+    }
+
     /// The budget's state, when a budget refused.
     pub fn quota(&self) -> Option<Quota> {
         match *self {
@@ -153,10 +161,11 @@ impl Budgets {
             .as_ref()
             .and_then(|probing| probing.cooldowns.get(&client.key))
         {
-            self.count("probe_cooldown");
-            return Err(Refusal::CoolingDown {
+            let refusal = Refusal::CoolingDown {
                 retry_after: until.saturating_duration_since(Instant::now()),
-            });
+            };
+            self.count(&refusal);
+            return Err(refusal);
         }
         self.decide(Rule::RateLimit, self.limiter.check_request(&client.key))
     }
@@ -196,10 +205,12 @@ impl Budgets {
         }
     }
 
-    fn count(&self, rule: &'static str) {
+    fn count(&self, refusal: &Refusal) {
         self.metrics
             .rate_limited
-            .get_or_create(&RuleLabels { rule })
+            .get_or_create(&RuleLabels {
+                rule: refusal.label(),
+            })
             .inc();
     }
 
@@ -231,12 +242,13 @@ impl Budgets {
                 monitored: verdict.monitored.first().copied(),
             });
         }
-        self.count(rule.as_str());
-        Err(Refusal::OverBudget {
+        let refusal = Refusal::OverBudget {
             rule,
             retry_after,
             quota,
-        })
+        };
+        self.count(&refusal);
+        Err(refusal)
     }
 }
 

@@ -97,6 +97,17 @@ pub enum OperationKind {
     Subscription,
 }
 
+impl OperationKind {
+    /// `query`, `mutation` or `subscription`: the keyword, also a metric and log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Query => "query",
+            OperationKind::Mutation => "mutation",
+            OperationKind::Subscription => "subscription",
+        }
+    }
+}
+
 /// Measurements of one executed operation, fragments expanded (saturating).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Metrics {

@@ -42,10 +42,7 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
         "operation:            {}",
         op.name().unwrap_or("(anonymous)")
     );
-    println!(
-        "type:                 {}",
-        format!("{:?}", op.kind()).to_lowercase()
-    );
+    println!("type:                 {}", op.kind().as_str());
     println!("tokens:               {}", document.tokens());
     println!("depth:                {}", metrics.depth);
     println!("aliases:              {}", metrics.aliases);

@@ -56,7 +56,7 @@ pub fn check(config: &Config, path: &Path) -> ExitCode {
                 "{:<28} {:<12} {:<9} {:>5} {:>7} {:>5} {:>10} {:>6} {:>7}",
                 operation.name().unwrap_or("(anonymous)"),
                 hex::encode(reviewed.hash.get(..6).unwrap_or_default()),
-                format!("{:?}", operation.kind()).to_lowercase(),
+                operation.kind().as_str(),
                 metrics.depth,
                 metrics.aliases,
                 metrics.root_fields,

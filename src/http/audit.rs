@@ -158,7 +158,7 @@ fn record_metrics(
         metrics
             .operations
             .get_or_create(&OperationLabels {
-                operation_type: report.kind_str(),
+                operation_type: report.kind.as_str(),
                 persisted: report.origin.as_str(),
             })
             .inc();
@@ -188,7 +188,7 @@ fn log_operation(
     let request_id = outcome.request_id;
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
-    let operation_type = report.map(OperationReport::kind_str);
+    let operation_type = report.map(|r| r.kind.as_str());
     let operation_name = report.and_then(|r| r.name.as_deref());
     let hash = report.map(|r| hex::encode(r.hash));
     let persisted = report.map(|r| r.origin.as_str());

@@ -1,4 +1,5 @@
-//! Reads a request body: decompressed (`gzip`, `br`, `deflate`, `zstd`) and capped while streaming.
+//! Reads a body — a request's, or an upstream answer the hardening stage decodes — decompressed
+//! (`gzip`, `br`, `deflate`, `zstd`) and capped while streaming.
 //!
 //! # Threats
 //! A compressed body is a multiplier: 10 KB of gzip can inflate to gigabytes. The cap therefore

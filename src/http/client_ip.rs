@@ -20,8 +20,7 @@ use http::HeaderMap;
 use http::header::FORWARDED;
 
 use crate::net::IpNetworks;
-
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
+use crate::upstream::X_FORWARDED_FOR;
 
 /// The client address for `peer`, reading forwarding headers only when `peer` is trusted.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpNetworks) -> IpAddr {

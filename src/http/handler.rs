@@ -22,7 +22,7 @@ use crate::admission::Client;
 use crate::inspect::{Caller, Transport};
 use crate::metrics::count;
 use crate::ratelimit::Quota;
-use crate::upstream::{Outgoing, UpstreamError};
+use crate::upstream::Outgoing;
 
 /// The GraphQL endpoint.
 pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
@@ -183,13 +183,11 @@ impl Firewall {
             client_ip: client.ip,
             request_id: request_id.header(),
         };
-        let answer = self.upstream.forward(outgoing).await.inspect_err(|error| {
-            let kind = match error {
-                UpstreamError::Unavailable => "unavailable",
-                UpstreamError::Timeout => "timeout",
-            };
-            count(&self.metrics.upstream_errors, kind);
-        })?;
+        let answer = self
+            .upstream
+            .forward(outgoing)
+            .await
+            .inspect_err(|error| count(&self.metrics.upstream_errors, error.as_str()))?;
         record.upstream = Some(answer.elapsed);
         record.upstream_status = Some(answer.status);
         let (mut headers, mut body) = (answer.headers, answer.body);

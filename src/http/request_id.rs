@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::upstream::X_REQUEST_ID;
 
 /// The request's id (in the request's extensions), as text for logs and as the header value sent
 /// upstream and echoed to the client: decided and validated once.
@@ -39,7 +39,7 @@ impl RequestId {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         };
         let client = headers
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .and_then(|value| Some((value.to_str().ok().filter(sane)?, value)));
         match client {
             Some((text, value)) => RequestId {

@@ -87,17 +87,6 @@ pub struct OperationReport {
     pub cost: u64,
 }
 
-impl OperationReport {
-    /// `query`, `mutation` or `subscription`.
-    pub fn kind_str(&self) -> &'static str {
-        match self.kind {
-            OperationKind::Query => "query",
-            OperationKind::Mutation => "mutation",
-            OperationKind::Subscription => "subscription",
-        }
-    }
-}
-
 /// The outcome of a request that may be forwarded.
 #[derive(Debug, Default)]
 pub struct Inspection {
@@ -112,6 +101,27 @@ impl Inspection {
         self.operations
             .iter()
             .fold(0, |sum, op| sum.saturating_add(op.cost))
+    }
+}
+
+/// What a persisted-query lookup found (`graphql_firewall_persisted_queries_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PersistedLookup {
+    /// A manifest document.
+    Hit,
+    /// An id nobody knows.
+    Miss,
+    /// Audit mode: a document outside the manifest, forwarded.
+    UnknownInAudit,
+}
+
+impl PersistedLookup {
+    fn as_str(self) -> &'static str {
+        match self {
+            PersistedLookup::Hit => "hit",
+            PersistedLookup::Miss => "miss",
+            PersistedLookup::UnknownInAudit => "unknown_in_audit",
+        }
     }
 }
 
@@ -321,14 +331,14 @@ impl Inspector {
                 if matches!(error, ResolveError::NotFound | ResolveError::Required)
                     && request.names_an_id()
                 {
-                    count(&self.metrics.persisted, "miss");
+                    self.count_persisted(PersistedLookup::Miss);
                 }
             })?;
         if resolved.origin == Origin::Manifest {
-            count(&self.metrics.persisted, "hit");
+            self.count_persisted(PersistedLookup::Hit);
         }
         if resolved.unlisted {
-            count(&self.metrics.persisted, "unknown_in_audit");
+            self.count_persisted(PersistedLookup::UnknownInAudit);
             tracing::warn!(
                 target: "graphql_firewall::persisted",
                 hash = %hex::encode(resolved.hash),
@@ -337,6 +347,10 @@ impl Inspector {
             );
         }
         Ok(resolved)
+    }
+
+    fn count_persisted(&self, lookup: PersistedLookup) {
+        count(&self.metrics.persisted, lookup.as_str());
     }
 
     /// Current size of the analysis cache (entries, estimated bytes), for the gauges.

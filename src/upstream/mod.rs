@@ -51,6 +51,16 @@ pub enum UpstreamError {
     Timeout,
 }
 
+impl UpstreamError {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamError::Unavailable => "unavailable",
+            UpstreamError::Timeout => "timeout",
+        }
+    }
+}
+
 /// What is sent upstream for one HTTP request.
 #[derive(Debug)]
 pub struct Outgoing<'a> {
@@ -238,9 +248,11 @@ fn end_to_end(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
 }
 
 // Named once: inserting by `&str` would parse and validate the name on every request.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// The client address a proxy reports (read at the edge behind trusted proxies; set upstream).
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The request id (read from the client, set upstream and on the answer).
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that the firewall itself decides, never copied from the client.
 const REPLACED: [&str; 8] = [
