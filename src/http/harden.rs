@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::sanitise::{self, Outcome};
 
 use super::body::{BodyError, read_limited};
+use super::guard::media_type;
 
 /// Settings of the response hardening stage.
 #[derive(Debug, Clone)]
@@ -89,12 +90,85 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| media_type(v).to_ascii_lowercase())
         .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    const SUGGESTION: &str = r#"{"errors":[{"message":"Cannot query field \"nmae\" on type \"User\". Did you mean \"name\"?"}]}"#;
+
+    fn settings(max_bytes: usize) -> Settings {
+        Settings {
+            rules: sanitise::Settings::default(),
+            max_bytes,
+        }
+    }
+
+    fn json_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/graphql-response+json; charset=utf-8"),
+        );
+        headers.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_suggestion_is_removed_and_the_validator_with_it() {
+        let mut headers = json_headers();
+        let mut body = Bytes::from_static(SUGGESTION.as_bytes());
+        let outcome = harden(&settings(1 << 20), &mut headers, &mut body, "r1").await;
+        assert_eq!(outcome, Hardened::Rewritten);
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(!text.contains("Did you mean"), "{text}");
+        assert!(headers.get(header::ETAG).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_gzip_body_is_decoded_sanitised_and_sent_as_identity() {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(SUGGESTION.as_bytes()).unwrap();
+        let mut body = Bytes::from(encoder.finish().unwrap());
+        let mut headers = json_headers();
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let outcome = harden(&settings(1 << 20), &mut headers, &mut body, "r1").await;
+        assert_eq!(outcome, Hardened::Rewritten);
+        assert!(headers.get(header::CONTENT_ENCODING).is_none());
+        assert!(!std::str::from_utf8(&body).unwrap().contains("Did you mean"));
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_errors_keeps_its_bytes() {
+        let original = Bytes::from_static(br#"{"data":{"a":1}}"#);
+        let mut body = original.clone();
+        let mut headers = json_headers();
+        let outcome = harden(&settings(1 << 20), &mut headers, &mut body, "r1").await;
+        assert_eq!(outcome, Hardened::Unchanged);
+        assert_eq!(body, original);
+        assert!(headers.get(header::ETAG).is_some());
+    }
+
+    #[tokio::test]
+    async fn other_media_types_and_oversized_bodies_are_reported() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        let mut body = Bytes::from_static(SUGGESTION.as_bytes());
+        assert_eq!(
+            harden(&settings(1 << 20), &mut headers, &mut body, "r1").await,
+            Hardened::NotJson
+        );
+        let mut headers = json_headers();
+        assert_eq!(
+            harden(&settings(16), &mut headers, &mut body, "r1").await,
+            Hardened::TooLarge
+        );
+    }
 }

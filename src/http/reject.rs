@@ -254,9 +254,8 @@ fn response_content_type<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> H
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|media| {
-            let mut parts = media.split(';');
-            let essence = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
+            let essence = super::guard::media_type(media);
+            let refused = media.split(';').skip(1).any(|p| {
                 p.trim()
                     .strip_prefix("q=")
                     .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
