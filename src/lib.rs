@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod sanitise;
 mod server;
 pub mod upstream;
+pub mod ws;
 
 pub use server::{serve, serve_workers};
 
