@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Close, CloseCode, Subprotocol};
+use super::{Close, CloseCode, ResultKind, Subprotocol};
 use crate::http::decode::{DecodeError, GraphqlRequest, decode_body};
 
 /// The longest operation id accepted (graphql-ws clients send UUIDs, legacy clients counters).
@@ -218,10 +218,10 @@ impl ServerMessage {
             ServerMessage::Ping { payload } if !legacy => frame("ping", None, raw(payload)),
             ServerMessage::Pong { payload } if !legacy => frame("pong", None, raw(payload)),
             ServerMessage::Next { id, payload } => {
-                result_frame(protocol, id, super::ResultKind::Next, payload.get())
+                result_frame(protocol, id, ResultKind::Next, payload.get())
             }
             ServerMessage::Error { id, payload } => {
-                result_frame(protocol, id, super::ResultKind::Error, payload.get())
+                result_frame(protocol, id, ResultKind::Error, payload.get())
             }
             ServerMessage::Complete { id } => frame("complete", Some(id), None),
             ServerMessage::ConnectionError { .. }
@@ -237,13 +237,13 @@ impl ServerMessage {
 pub(super) fn result_frame(
     protocol: Subprotocol,
     id: &str,
-    kind: super::ResultKind,
+    kind: ResultKind,
     payload_json: &str,
 ) -> String {
     let name = match (kind, protocol) {
-        (super::ResultKind::Next, Subprotocol::GraphqlTransportWs) => "next",
-        (super::ResultKind::Next, Subprotocol::GraphqlWs) => "data",
-        (super::ResultKind::Error, _) => "error",
+        (ResultKind::Next, Subprotocol::GraphqlTransportWs) => "next",
+        (ResultKind::Next, Subprotocol::GraphqlWs) => "data",
+        (ResultKind::Error, _) => "error",
     };
     frame(name, Some(id), Some(payload_json))
 }

@@ -29,7 +29,7 @@ mod message;
 mod session;
 
 pub use message::{ClientMessage, InvalidMessage, MAX_ID_BYTES, ServerMessage};
-pub use session::{Action, Refusal, ResultKind, Session, Settings};
+pub use session::{Action, Refusal, Session, Settings};
 
 /// A GraphQL-over-WebSocket subprotocol, as named in `Sec-WebSocket-Protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +71,15 @@ impl Subprotocol {
             .into_iter()
             .find(|preferred| offered.contains(preferred))
     }
+}
+
+/// Which kind of result goes to a client for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    /// `next` (legacy `data`): one execution result.
+    Next,
+    /// `error`: the operation failed before execution; nothing follows for its id.
+    Error,
 }
 
 /// Why the firewall closes a client connection: a WebSocket close code of RFC 6455 or of the

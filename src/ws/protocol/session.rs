@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use super::message::{frame, result_frame};
-use super::{ClientMessage, Close, CloseCode, InvalidMessage, ServerMessage, Subprotocol};
+use super::{
+    ClientMessage, Close, CloseCode, InvalidMessage, ResultKind, ServerMessage, Subprotocol,
+};
 use crate::http::decode::{GraphqlRequest, encode_body};
 
 /// The limits of one connection (from the operator's configuration).
@@ -73,15 +75,6 @@ pub enum Action {
 pub enum Refusal {
     /// The connection already has `limit` operations open.
     TooManySubscriptions { limit: usize },
-}
-
-/// Which kind of result an [`Action::Harden`] carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultKind {
-    /// `next` (legacy `data`): one execution result.
-    Next,
-    /// `error`: the operation failed before execution; nothing follows for its id.
-    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
