@@ -41,15 +41,18 @@ const OTHER_FAILURES_ON_PURPOSE: &[(&str, &str)] = &[
     ),
     (
         "5A70",
-        "a GET without a preflight-forcing header is a CSRF-able simple request (CSRF_BLOCKED)",
+        "`GET ?query={ __typename }` without a preflight-forcing header is a CSRF-able simple \
+         request (CSRF_BLOCKED)",
     ),
     (
         "D6D5",
-        "a GET without a preflight-forcing header (CSRF_BLOCKED)",
+        "a GET without a preflight-forcing header (CSRF_BLOCKED); its query is also the `__type` \
+         probe, which introspection blocking refuses",
     ),
     (
         "6A70",
-        "a GET without a preflight-forcing header (CSRF_BLOCKED)",
+        "a GET without a preflight-forcing header (CSRF_BLOCKED); its query is also the `__type` \
+         probe, which introspection blocking refuses",
     ),
 ];
 
