@@ -2,18 +2,20 @@
 //! `async-graphql` with its own validation (so it really emits "Did you mean …?" suggestions and
 //! answers introspection, which the firewall must strip and block).
 
+mod subscription;
+
 use std::sync::{Arc, RwLock};
 
-use async_graphql::{
-    Context, EmptySubscription, ErrorExtensions, ID, Object, Result, Schema, Union,
-};
+use async_graphql::{Context, ErrorExtensions, ID, Object, Result, Schema, Union};
+
+pub use subscription::Subscription;
 
 /// The demo schema type.
-pub type DemoSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type DemoSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over fresh data.
 pub fn build() -> DemoSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, Subscription)
         .data(Arc::new(Store::seeded()))
         .finish()
 }
@@ -37,6 +39,8 @@ struct PostRow {
 pub struct Store {
     posts: RwLock<Vec<PostRow>>,
     next_post: std::sync::atomic::AtomicU32,
+    /// Every created post, for `Subscription.postAdded`.
+    post_added: tokio::sync::broadcast::Sender<PostRow>,
 }
 
 impl Store {
@@ -53,6 +57,7 @@ impl Store {
         Store {
             posts: RwLock::new(posts),
             next_post: std::sync::atomic::AtomicU32::new(next),
+            post_added: tokio::sync::broadcast::channel(subscription::POST_ADDED_BACKLOG).0,
         }
     }
 
@@ -269,6 +274,8 @@ impl Mutation {
             .write()
             .map_err(|_| "store unavailable")?
             .push(row.clone());
+        // Nobody listening is not a failure.
+        let _ = store.post_added.send(row.clone());
         Ok(Post(row))
     }
 
