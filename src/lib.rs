@@ -36,7 +36,6 @@ pub mod rules;
 pub mod sanitise;
 mod server;
 pub mod upstream;
-pub mod ws;
 
 pub use server::{serve, serve_workers};
 

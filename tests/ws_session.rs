@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use graphql_firewall::demo::DemoBackend;
-use graphql_firewall::ws::protocol::{Action, Session, Settings, Subprotocol};
+use graphql_firewall::http::ws::protocol::{Action, Session, Settings, Subprotocol};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -94,7 +94,7 @@ fn to_json(request: &GraphqlRequest) -> Value {
 }
 
 /// Encodes requests as a POST body: one object, or an array for a batch.
-fn encode_body(requests: &[GraphqlRequest], batch: bool) -> Vec<u8> {
+pub fn encode_body(requests: &[GraphqlRequest], batch: bool) -> Vec<u8> {
     let value = match (batch, requests) {
         (false, [one]) => to_json(one),
         _ => Value::Array(requests.iter().map(to_json).collect()),

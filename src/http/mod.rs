@@ -21,6 +21,7 @@ pub mod handler;
 pub mod harden;
 pub mod reject;
 pub mod request_id;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;

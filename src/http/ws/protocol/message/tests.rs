@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::ws::protocol::ResultKind;
+use crate::http::ws::protocol::ResultKind;
 
 const MODERN: Subprotocol = Subprotocol::GraphqlTransportWs;
 const LEGACY: Subprotocol = Subprotocol::GraphqlWs;

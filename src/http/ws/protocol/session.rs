@@ -22,7 +22,8 @@ use super::message::{frame, result_frame};
 use super::{
     ClientMessage, Close, CloseCode, InvalidMessage, ResultKind, ServerMessage, Subprotocol,
 };
-use crate::http::decode::{GraphqlRequest, encode_body};
+use crate::http::encode::encode_body;
+use crate::inspect::GraphqlRequest;
 
 /// The limits of one connection (from the operator's configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{Close, CloseCode, ResultKind, Subprotocol};
-use crate::http::decode::{DecodeError, GraphqlRequest, decode_body};
+use crate::http::decode::{DecodeError, decode_body};
+use crate::inspect::GraphqlRequest;
 
 /// The longest operation id accepted (graphql-ws clients send UUIDs, legacy clients counters).
 pub const MAX_ID_BYTES: usize = 128;
