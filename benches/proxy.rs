@@ -405,13 +405,28 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
             .expect("static URL"),
         timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
+        max_concurrent: 1024,
+        queue_timeout: Duration::from_secs(1),
     })
     .expect("upstream client");
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     let port = listener.local_addr().expect("bound").port();
-    let app = axum::Router::new()
-        .route("/graphql", axum::routing::post(forward))
-        .with_state(std::sync::Arc::new(upstream));
+    // The firewall's own layers and connection handling, without its inspection.
+    let traffic = graphql_firewall::Traffic {
+        router: graphql_firewall::edge_layers(
+            axum::Router::new()
+                .route("/graphql", axum::routing::post(forward))
+                .with_state(std::sync::Arc::new(upstream)),
+        ),
+        limits: graphql_firewall::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: None,
+            exempt: graphql_firewall::net::IpNetworks::default(),
+        },
+        metrics: std::sync::Arc::new(graphql_firewall::metrics::Metrics::new()),
+    };
     let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
     std::thread::spawn(move || {
         let control = tokio::runtime::Builder::new_current_thread()
@@ -421,7 +436,7 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
         let forever = std::future::pending::<()>();
         let _ = control.block_on(graphql_firewall::serve_workers(
             listener,
-            app,
+            traffic,
             workers,
             forever,
             Duration::ZERO,

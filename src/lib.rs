@@ -37,7 +37,7 @@ pub mod sanitise;
 mod server;
 pub mod upstream;
 
-pub use server::{serve, serve_workers};
+pub use server::{ConnectionLimits, Traffic, serve, serve_workers};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,11 +62,11 @@ pub enum BuildError {
     Persisted(#[from] persisted::StoreError),
 }
 
-/// The firewall's two faces: the traffic router and the admin router (`/metrics`), which is
-/// served on its own listener so that it never faces the internet.
+/// The firewall's two faces: the traffic router (with its connection limits) and the admin router
+/// (`/metrics`), which is served on its own listener so that it never faces the internet.
 #[derive(Debug)]
 pub struct App {
-    pub traffic: Router,
+    pub traffic: Traffic,
     pub admin: Router,
     /// Persisted documents loaded at start-up.
     pub manifest_operations: usize,
@@ -113,6 +113,8 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             url: config.server.upstream.url.clone(),
             timeout: config.server.upstream.timeout,
             connect_timeout: config.server.upstream.connect_timeout,
+            max_concurrent: config.server.max_concurrent_upstream,
+            queue_timeout: config.server.queue_timeout,
         })?,
         metrics: metrics.clone(),
         sampler: http::audit::Sampler::new(config.server.log_sample),
@@ -130,7 +132,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let admin = Router::new()
         .route("/metrics", get(http::metrics))
         .with_state(firewall.clone());
-    let traffic = edge_layers(
+    let router = edge_layers(
         Router::new()
             .route(&config.server.path, any(http::graphql))
             .route("/healthz", get(http::healthz))
@@ -138,6 +140,18 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             .fallback(http::not_found)
             .with_state(firewall),
     );
+    let server = &config.server;
+    let traffic = Traffic {
+        router,
+        limits: ConnectionLimits {
+            header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+            max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
+            exempt: config.clients.trusted_proxies.clone(),
+        },
+        metrics,
+    };
     Ok(App {
         traffic,
         admin,
@@ -196,6 +210,7 @@ fn http_settings(config: &Config) -> http::Settings {
         pass_through: config.persisted.pass_through,
         rate_limit_headers: config.clients.rate_limit_headers,
         ready_timeout: config.server.ready_timeout,
+        body_read_timeout: config.server.body_read_timeout,
         render: Render {
             rule_status: match config.limits.reject_status {
                 config::RejectStatus::BadRequest => StatusCode::BAD_REQUEST,

@@ -78,6 +78,10 @@ pub struct Metrics {
     pub manifest_reload_timestamp: Gauge<f64, AtomicU64>,
     /// `success`, `failure`.
     pub manifest_reloads: Family<OutcomeLabels, Counter>,
+    /// New connections closed at once: `max_connections`, `max_connections_per_ip`.
+    pub connections_refused: Family<OutcomeLabels, Counter>,
+    /// Connections closed because a head did not arrive in time or they sat idle.
+    pub connections_timed_out: Counter,
 }
 
 impl Default for Metrics {
@@ -112,6 +116,8 @@ impl Metrics {
             manifest_operations: Gauge::default(),
             manifest_reload_timestamp: Gauge::default(),
             manifest_reloads: Family::default(),
+            connections_refused: Family::default(),
+            connections_timed_out: Counter::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -208,6 +214,16 @@ impl Metrics {
             "manifest_reloads",
             "Manifest loads by result",
             metrics.manifest_reloads.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "New connections closed at once by a connection cap",
+            metrics.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed for a late request head or idleness",
+            metrics.connections_timed_out.clone(),
         );
         metrics
     }

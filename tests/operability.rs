@@ -261,10 +261,11 @@ async fn a_panic_answers_500_and_the_server_keeps_serving() {
     .unwrap();
     // A route that panics stands for a bug anywhere in request handling; it gets the layers every
     // traffic route gets, next to the firewall's own routes.
-    let app = graphql_firewall::edge_layers(
+    let mut app = graphql_firewall::build(&config).unwrap().traffic;
+    app.router = graphql_firewall::edge_layers(
         axum::Router::new().route("/test-panic", axum::routing::get(buggy_handler)),
     )
-    .merge(graphql_firewall::build(&config).unwrap().traffic);
+    .merge(app.router);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(graphql_firewall::serve(

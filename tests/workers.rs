@@ -58,7 +58,17 @@ fn worker_of(answer: &str) -> &str {
 fn long_lived_connections_are_spread_over_the_workers_fewest_open_first() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
-    let app = Router::new().route("/who", get(who));
+    let app = graphql_firewall::Traffic {
+        router: Router::new().route("/who", get(who)),
+        limits: graphql_firewall::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 100,
+            max_connections_per_ip: None,
+            exempt: graphql_firewall::net::IpNetworks::default(),
+        },
+        metrics: std::sync::Arc::new(graphql_firewall::metrics::Metrics::new()),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()

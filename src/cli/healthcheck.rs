@@ -20,6 +20,8 @@ pub fn run(config: &Config) -> ExitCode {
                 url,
                 timeout,
                 connect_timeout: timeout,
+                max_concurrent: 1,
+                queue_timeout: timeout,
             })
             .ok()
         })

@@ -96,6 +96,39 @@ pub fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
     }
 }
 
+/// `auto` or a positive number of connections. `auto` leaves half of the file descriptors the
+/// process may open to the upstream connections, the listeners and the files it reads: each
+/// client connection may need one upstream connection of its own.
+pub fn parse_connections(text: &str) -> Result<usize, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok((open_files_limit().saturating_sub(RESERVED_DESCRIPTORS) / 2).max(64));
+    }
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("auto or a positive integer".to_owned()),
+    }
+}
+
+/// Descriptors kept for listeners, the manifests, the schema, logs and the runtime.
+const RESERVED_DESCRIPTORS: usize = 128;
+
+/// The soft limit on open files (`ulimit -n`), from `/proc/self/limits`; 1024 where unknown.
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3))
+                .and_then(|soft| match soft {
+                    "unlimited" => Some(1 << 20),
+                    soft => soft.parse().ok(),
+                })
+        })
+        .unwrap_or(1024)
+}
+
 /// A positive count that fits in u32.
 pub fn parse_count(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::parse::{choice, parse_duration, parse_path, parse_upstream_url, parse_workers};
+use super::parse::{
+    choice, parse_connections, parse_count, parse_duration, parse_limit, parse_path,
+    parse_upstream_url, parse_workers,
+};
 use super::table::*;
 use super::values::LogFormat;
 use super::{ConfigError, Profile, Reader};
@@ -23,6 +26,20 @@ pub struct ServerConfig {
     pub ready_timeout: Duration,
     /// `SHUTDOWN_TIMEOUT`: how long in-flight requests may take after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT`.
+    pub header_read_timeout: Duration,
+    /// `IDLE_TIMEOUT`.
+    pub idle_timeout: Duration,
+    /// `BODY_READ_TIMEOUT`.
+    pub body_read_timeout: Duration,
+    /// `MAX_CONNECTIONS` (`auto`: see [`super::parse::parse_connections`]).
+    pub max_connections: usize,
+    /// `MAX_CONNECTIONS_PER_IP`; `None`: off.
+    pub max_connections_per_ip: Option<usize>,
+    /// `MAX_CONCURRENT_UPSTREAM`.
+    pub max_concurrent_upstream: usize,
+    /// `QUEUE_TIMEOUT`.
+    pub queue_timeout: Duration,
     /// `WORKERS`: threads serving traffic, each with its own event loop.
     pub workers: NonZeroUsize,
     /// `METRICS_LISTEN`: the admin listener serving `/metrics`, or `None` (`off`).
@@ -87,6 +104,17 @@ impl ServerConfig {
             },
             ready_timeout: read.value(READY_TIMEOUT, parse_duration)?,
             shutdown_timeout: read.value(SHUTDOWN_TIMEOUT, parse_duration)?,
+            header_read_timeout: read.value(HEADER_READ_TIMEOUT, parse_duration)?,
+            idle_timeout: read.value(IDLE_TIMEOUT, parse_duration)?,
+            body_read_timeout: read.value(BODY_READ_TIMEOUT, parse_duration)?,
+            max_connections: read.value(MAX_CONNECTIONS, parse_connections)?,
+            max_connections_per_ip: read.value(MAX_CONNECTIONS_PER_IP, |v| {
+                parse_limit(v).map(|n| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+            })?,
+            max_concurrent_upstream: read.value(MAX_CONCURRENT_UPSTREAM, |v| {
+                parse_count(v).map(|n| n as usize)
+            })?,
+            queue_timeout: read.value(QUEUE_TIMEOUT, parse_duration)?,
             workers: read.value(WORKERS, parse_workers)?,
             metrics_listen: read.value(METRICS_LISTEN, |v| {
                 if v.eq_ignore_ascii_case("off") {

@@ -70,6 +70,13 @@ variables! {
         UPSTREAM_CONNECT_TIMEOUT = Some("5s"), "Time to establish a new upstream connection.";
         READY_TIMEOUT = Some("2s"), "How long /readyz waits for the upstream.";
         SHUTDOWN_TIMEOUT = Some("30s"), "After SIGTERM/SIGINT, how long in-flight requests may finish.";
+        HEADER_READ_TIMEOUT = Some("10s"), "From a connection (or a request's first byte) to its complete head.";
+        IDLE_TIMEOUT = Some("60s"), "A keep-alive connection without traffic or a request in flight is closed.";
+        BODY_READ_TIMEOUT = Some("15s"), "Deadline for the whole request body.";
+        MAX_CONNECTIONS = Some("auto"), "Open connections of the process (auto: from the file descriptor limit).";
+        MAX_CONNECTIONS_PER_IP = Some("256"), "Open connections of one client address (IPv6: one /64), or off.";
+        MAX_CONCURRENT_UPSTREAM = Some("1024"), "Upstream requests in flight at once; more wait QUEUE_TIMEOUT.";
+        QUEUE_TIMEOUT = Some("1s"), "How long a request waits for an upstream slot before 503 OVERLOADED.";
         WORKERS = Some("auto"), "Threads serving traffic (auto: one per available CPU).";
         LOG = Some("info"), "Log filter (tracing EnvFilter syntax).";
         LOG_FORMAT = Some("pretty"), "pretty or json.";

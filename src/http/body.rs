@@ -28,6 +28,9 @@ pub enum BodyError {
     /// The stream broke or the compressed data is corrupt.
     #[error("request body could not be read")]
     Unreadable,
+    /// The body did not arrive within its deadline (`BODY_READ_TIMEOUT`).
+    #[error("the request body was not received in time")]
+    Timeout,
 }
 
 /// Reads at most `limit` bytes of decoded body.

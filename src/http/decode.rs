@@ -37,6 +37,10 @@ pub enum DecodeError {
     MissingQuery,
     #[error("the query string exceeds {limit} bytes")]
     QueryStringTooLarge { limit: usize },
+    /// A POST whose URL carries GraphQL parameters: some servers read them from there, so the
+    /// firewall and the upstream could each see another operation.
+    #[error("GraphQL parameters belong in the body of a POST, not in its URL (`{0}`)")]
+    ParameterInPostUrl(&'static str),
 }
 
 /// Decodes a POST body. `max_batch` caps the array length (`None` = unbounded).
@@ -106,6 +110,19 @@ pub fn decode_query_string(
         raw.set(name, value);
     }
     raw.validate()
+}
+
+/// Refuses a POST's URL query that names a GraphQL parameter (the query string itself is never
+/// forwarded on a POST).
+pub fn check_post_query_string(query_string: Option<&str>) -> Result<(), DecodeError> {
+    let Some(query_string) = query_string else {
+        return Ok(());
+    };
+    url::form_urlencoded::parse(query_string.as_bytes())
+        .find_map(|(key, _)| Member::from_key(&key))
+        .map_or(Ok(()), |member| {
+            Err(DecodeError::ParameterInPostUrl(member.key()))
+        })
 }
 
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {

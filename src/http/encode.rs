@@ -14,8 +14,9 @@ pub struct Forwarded {
     pub query_string: Option<String>,
 }
 
-/// What goes upstream for `requests` (decoded from `body` and `query_string`) once inspected;
-/// `pass_through` keeps the persisted-query members for an upstream that speaks APQ.
+/// What goes upstream for `requests` (decoded from `body`, or from `query_string` on a GET) once
+/// inspected; `pass_through` keeps the persisted-query members for an upstream that speaks APQ. A
+/// POST's URL query is never forwarded: the firewall did not read it as GraphQL.
 pub fn forwarded(
     requests: &[GraphqlRequest],
     batch: bool,
@@ -33,7 +34,10 @@ pub fn forwarded(
     if !resolved && (pass_through || !carries_ids) {
         return Forwarded {
             body,
-            query_string: query_string.map(str::to_owned),
+            query_string: match transport {
+                Transport::Get => query_string.map(str::to_owned),
+                Transport::Post => None,
+            },
         };
     }
     let rewritten: Vec<GraphqlRequest> = requests
@@ -56,7 +60,7 @@ pub fn forwarded(
     match transport {
         Transport::Post => Forwarded {
             body: Bytes::from(encode_body(&rewritten, batch)),
-            query_string: query_string.map(str::to_owned),
+            query_string: None,
         },
         Transport::Get => Forwarded {
             body: Bytes::new(),

@@ -14,7 +14,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::audit::{self, Record};
-use super::decode::{decode_body, decode_query_string};
+use super::decode::{self, decode_body, decode_query_string};
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
 use super::{Firewall, body, client_ip, encode, harden};
@@ -73,16 +73,12 @@ impl Firewall {
         let client = self.identify(parts, peer);
         record.client = Some(client.clone());
         if parts.method == Method::OPTIONS {
-            // The upstream's CORS answer; nothing GraphQL to inspect.
+            // A CORS preflight, answered by the upstream: admitted like any request, and
+            // forwarded without its query string (nothing in it is inspected).
+            let admitted = self.budgets.admit_request(&client)?;
+            record.monitored.extend(admitted.monitored.map(|v| (0, v)));
             return self
-                .forward(
-                    parts,
-                    Bytes::new(),
-                    parts.uri.query(),
-                    request_id,
-                    &client,
-                    record,
-                )
+                .forward(parts, Bytes::new(), None, request_id, &client, record)
                 .await;
         }
         let transport = self.settings.guard.check(&parts.method, &parts.headers)?;
@@ -95,8 +91,11 @@ impl Firewall {
                 (vec![request], false, Bytes::new())
             }
             Transport::Post => {
-                let bytes =
-                    body::read_limited(&parts.headers, body, self.settings.max_body_bytes).await?;
+                decode::check_post_query_string(parts.uri.query())?;
+                let read = body::read_limited(&parts.headers, body, self.settings.max_body_bytes);
+                let bytes = tokio::time::timeout(self.settings.body_read_timeout, read)
+                    .await
+                    .map_err(|_| body::BodyError::Timeout)??;
                 let (requests, batch) = decode_body(&bytes, self.settings.max_batch)?;
                 (requests, batch, bytes)
             }

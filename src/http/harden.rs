@@ -63,7 +63,7 @@ pub async fn harden(
         match read_limited(headers, Body::from(body.clone()), settings.max_bytes).await {
             Ok(decoded) => decoded,
             Err(BodyError::TooLarge { .. }) => return Hardened::TooLarge,
-            Err(BodyError::UnsupportedEncoding | BodyError::Unreadable) => {
+            Err(BodyError::UnsupportedEncoding | BodyError::Unreadable | BodyError::Timeout) => {
                 return Hardened::NotJson;
             }
         }

@@ -61,6 +61,8 @@ pub struct Settings {
     /// `RateLimit-*` headers on forwarded responses too.
     pub rate_limit_headers: bool,
     pub ready_timeout: Duration,
+    /// The whole request body must arrive within this.
+    pub body_read_timeout: Duration,
     pub render: Render,
     pub harden: harden::Settings,
 }

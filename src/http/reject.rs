@@ -53,6 +53,8 @@ pub enum RejectCode {
     PersistedQueryRequired,
     UpstreamUnavailable,
     UpstreamTimeout,
+    Overloaded,
+    RequestTimeout,
     InternalError,
 }
 
@@ -104,6 +106,8 @@ impl RejectCode {
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            RejectCode::Overloaded => "OVERLOADED",
+            RejectCode::RequestTimeout => "REQUEST_TIMEOUT",
             RejectCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -138,6 +142,8 @@ impl RejectCode {
             | RejectCode::FragmentCycle => rule_status,
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RejectCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            RejectCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             RejectCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -326,6 +332,7 @@ impl From<BodyError> for Rejection {
                 "Content-Encoding must be gzip, br, deflate, zstd or identity",
             ),
             BodyError::Unreadable => Rejection::new(RejectCode::InvalidRequest, error.to_string()),
+            BodyError::Timeout => Rejection::new(RejectCode::RequestTimeout, error.to_string()),
         }
     }
 }
@@ -468,8 +475,16 @@ impl From<UpstreamError> for Rejection {
         let code = match error {
             UpstreamError::Unavailable => RejectCode::UpstreamUnavailable,
             UpstreamError::Timeout => RejectCode::UpstreamTimeout,
+            UpstreamError::Overloaded => RejectCode::Overloaded,
         };
-        Rejection::new(code, error.to_string())
+        let mut rejection = Rejection::new(code, error.to_string());
+        if code == RejectCode::Overloaded {
+            // A shed request may come back at once: the queue moves in well under a second.
+            rejection
+                .headers
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
+        rejection
     }
 }
 

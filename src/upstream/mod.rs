@@ -28,16 +28,22 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::sync::Semaphore;
 use url::Url;
 
 use pool::{ExchangeError, Pool};
 
-/// Where the upstream is and how long to wait for it.
+/// Where the upstream is, how long to wait for it, and how many requests it gets at once.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub url: Url,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Requests in flight upstream at once (`MAX_CONCURRENT_UPSTREAM`): the upstream connections
+    /// are capped with them.
+    pub max_concurrent: usize,
+    /// How long a request waits for a slot (`QUEUE_TIMEOUT`) before it is shed.
+    pub queue_timeout: Duration,
 }
 
 /// Why the upstream gave no usable answer.
@@ -49,6 +55,9 @@ pub enum UpstreamError {
     /// No complete answer within the timeout.
     #[error("the upstream GraphQL server did not answer in time")]
     Timeout,
+    /// Every upstream slot stayed busy for the queue timeout: the request is shed.
+    #[error("the firewall is overloaded: try again shortly")]
+    Overloaded,
 }
 
 impl UpstreamError {
@@ -57,6 +66,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Unavailable => "unavailable",
             UpstreamError::Timeout => "timeout",
+            UpstreamError::Overloaded => "overloaded",
         }
     }
 }
@@ -103,6 +113,9 @@ pub struct Upstream {
     target: Uri,
     url: Url,
     timeout: Duration,
+    /// One permit per request in flight upstream.
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
 }
 
 impl Upstream {
@@ -133,6 +146,8 @@ impl Upstream {
             target: parse(&url[url::Position::BeforePath..url::Position::AfterQuery])?,
             url: url.clone(),
             timeout: settings.timeout,
+            slots: Arc::new(Semaphore::new(settings.max_concurrent)),
+            queue_timeout: settings.queue_timeout,
         })
     }
 
@@ -161,8 +176,12 @@ impl Upstream {
             })
     }
 
-    /// Sends one request and reads the whole answer.
+    /// Sends one request and reads the whole answer, once an upstream slot is free.
     pub async fn forward(&self, outgoing: Outgoing<'_>) -> Result<Answer, UpstreamError> {
+        let _slot = tokio::time::timeout(self.queue_timeout, self.slots.acquire())
+            .await
+            .map_err(|_| UpstreamError::Overloaded)?
+            .map_err(|_| UpstreamError::Overloaded)?;
         let started = Instant::now();
         let uri = self.target(outgoing.query_string)?;
         let mut headers = request_headers(&outgoing);
