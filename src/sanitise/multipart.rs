@@ -1,0 +1,1 @@
+//! Sanitising multipart streams.

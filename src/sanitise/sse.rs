@@ -1,0 +1,1 @@
+//! Sanitising server-sent event streams.
