@@ -12,10 +12,14 @@
 //! its own chunks, so pass-through is exact.
 //!
 //! # What is checked
-//! Everything that decides where a value starts and ends: tokens, commas, colons, brackets that
-//! match, escapes (`\u` with four hex digits), numbers and literals. Not checked, because neither
-//! changes the structure a client parses: control characters and UTF-8 inside strings (a strict
-//! client rejects them; the rewrite rules re-parse what they change with serde_json).
+//! At the levels the caller follows, the whole grammar: tokens, commas, colons, matching
+//! brackets, escapes (`\u` with four hex digits), numbers and literals. Inside a skipped
+//! container only what decides where it ends: strings, escapes, matching brackets and the depth
+//! cap (checking every number and comma there cost four times as much, measured). A valid JSON
+//! text has the same structure under both; an invalid one is rejected by a strict client, so
+//! what is not checked cannot make a client read a member the caller did not see. Never checked:
+//! control characters and UTF-8 inside strings (the rewrite rules re-parse what they change with
+//! serde_json, which rejects them).
 //!
 //! # Other uses
 //! The caller decides per value whether to descend (`next` again) or skip (`skip_value`,
@@ -268,7 +272,10 @@ impl Scanner {
     fn run(&mut self, input: &[u8], at: &mut usize) -> Result<Event, ScanError> {
         loop {
             let event = match self.token {
-                Token::None => self.structural(input, at)?,
+                Token::None => match self.skip_to {
+                    Some(target) if self.stack.len() > target => self.skim(input, at, target)?,
+                    _ => self.structural(input, at)?,
+                },
                 Token::String {
                     key,
                     decode,
@@ -286,6 +293,73 @@ impl Scanner {
                 }
                 // Inside a skipped value nothing is reported.
                 _ => {}
+            }
+        }
+    }
+
+    /// Inside a container that is being skipped: only strings, escapes and brackets are looked at
+    /// (a few compares per byte, one `memchr2` per string), until the container at `target + 1`
+    /// closes. `None`: a string needs the careful path (an escape, or the end of the chunk).
+    fn skim(
+        &mut self,
+        input: &[u8],
+        at: &mut usize,
+        target: usize,
+    ) -> Result<Option<Event>, ScanError> {
+        loop {
+            let rest = input.get(*at..).unwrap_or_default();
+            let Some(found) = rest
+                .iter()
+                .position(|b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']'))
+            else {
+                *at = input.len();
+                return Ok(Some(Event::NeedMore));
+            };
+            *at += found + 1;
+            match rest.get(found) {
+                Some(b'"') => {
+                    let rest = input.get(*at..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        Some(end) if rest.get(end) == Some(&b'"') => *at += end + 1,
+                        _ => {
+                            // `string` takes over from here and comes back when it has ended.
+                            self.token = Token::String {
+                                key: false,
+                                decode: false,
+                                escape: Escape::None,
+                            };
+                            return Ok(None);
+                        }
+                    }
+                }
+                Some(&open @ (b'{' | b'[')) => {
+                    if self.stack.len() >= self.max_depth {
+                        return Err(ScanError::TooDeep {
+                            max_depth: self.max_depth,
+                        });
+                    }
+                    self.stack.push(if open == b'{' {
+                        Container::Object
+                    } else {
+                        Container::Array
+                    });
+                }
+                close => {
+                    let expected = if close == Some(&b'}') {
+                        Container::Object
+                    } else {
+                        Container::Array
+                    };
+                    if self.stack.last() != Some(&expected) {
+                        // Errors point at the offending byte.
+                        *at -= 1;
+                        return Err(ScanError::Malformed);
+                    }
+                    let event = self.close();
+                    if self.stack.len() == target {
+                        return Ok(Some(event));
+                    }
+                }
             }
         }
     }

@@ -229,12 +229,12 @@ fn malformed_or_truncated_bodies_stop_with_nothing_of_their_errors_sent() {
             StreamError::Truncated,
         ),
         (
-            r#"{"data":{"a" "b"}}"#.to_owned(),
-            StreamError::Malformed { offset: 13 },
+            r#"{"data" {"a":1}}"#.to_owned(),
+            StreamError::Malformed { offset: 8 },
         ),
         (
-            r#"{"data":[1,]}"#.to_owned(),
-            StreamError::Malformed { offset: 11 },
+            r#"{"errors":[],"data":1,}"#.to_owned(),
+            StreamError::Malformed { offset: 22 },
         ),
         (
             r#"{"data":{"a":1]}"#.to_owned(),
@@ -279,14 +279,40 @@ fn malformed_or_truncated_bodies_stop_with_nothing_of_their_errors_sent() {
         "1.e3",
         "--1",
         "\"\\u12G4\"",
+        "[1}",
     ] {
-        let body = format!(r#"{{"data":[{literal}]}}"#);
+        let body = format!(r#"{{"data":{literal}}}"#);
         assert!(
             matches!(
                 stream(body.as_bytes(), &[]).1,
                 Err(StreamError::Malformed { .. })
             ),
             "{literal}"
+        );
+    }
+}
+
+#[test]
+fn inside_a_skipped_value_only_strings_escapes_and_brackets_are_checked() {
+    // Deliberate (see `scan`): a strict client rejects these, and none of them moves where a
+    // value ends, so they pass as they came.
+    for body in [r#"{"data":{"a" "b"}}"#, r#"{"data":[1,,tru]}"#] {
+        assert_eq!(
+            stream(body.as_bytes(), &[]),
+            (body.as_bytes().to_vec(), Ok(Streamed::Unchanged))
+        );
+    }
+    for body in [
+        r#"{"data":{"a":[1}]}"#,
+        r#"{"data":["\x"]}"#,
+        r#"{"data":["\u00G0"]}"#,
+    ] {
+        assert!(
+            matches!(
+                stream(body.as_bytes(), &[]).1,
+                Err(StreamError::Malformed { .. })
+            ),
+            "{body}"
         );
     }
 }
