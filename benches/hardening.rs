@@ -2,6 +2,7 @@
 //! request path.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use graphql_firewall::ratelimit::{ClientKey, Limiter};
@@ -61,13 +62,13 @@ fn bench_sanitise(c: &mut Criterion) {
 }
 
 /// Streams `body` in chunks of `chunk` bytes, as a body wrapper would frame by frame.
-fn stream(body: &[u8], chunk: usize, settings: &Settings, out: &mut Vec<u8>) -> Streamed {
+fn stream(body: &[u8], chunk: usize, settings: &Arc<Settings>, out: &mut Vec<u8>) -> Streamed {
     let limits = StreamLimits {
         errors_cap: 1 << 20,
         max_depth: 128,
         on_overflow: OnOverflow::Mask,
     };
-    let mut sanitiser = StreamSanitiser::new(settings, "r", limits);
+    let mut sanitiser = StreamSanitiser::new(settings.clone(), Arc::from("r"), limits);
     for piece in body.chunks(chunk) {
         out.clear();
         sanitiser.push(piece, out).expect("valid JSON");
@@ -78,7 +79,7 @@ fn stream(body: &[u8], chunk: usize, settings: &Settings, out: &mut Vec<u8>) -> 
 /// One MiB of `data`, without errors and with 20 errors at the end: streamed in 16 KiB frames
 /// (hyper's usual read size) against today's whole-body pass over the same bytes.
 fn bench_stream(c: &mut Criterion) {
-    let settings = Settings::default();
+    let settings = Arc::new(Settings::default());
     let clean = format!(r#"{{"data":{}}}"#, data_of(1 << 20));
     let errors: Vec<String> = (0..20)
         .map(|i| {

@@ -30,6 +30,8 @@
 
 use memchr::memmem;
 
+use std::sync::Arc;
+
 use super::Settings;
 use super::scan::{Event, ScanError, Scanner};
 use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed};
@@ -66,9 +68,9 @@ enum State {
 
 /// Sanitises one `multipart/mixed` body pushed in chunks.
 #[derive(Debug)]
-pub struct MultipartSanitiser<'s> {
-    settings: &'s Settings,
-    request_id: &'s str,
+pub struct MultipartSanitiser {
+    settings: Arc<Settings>,
+    request_id: Arc<str>,
     limits: StreamLimits,
     part_cap: usize,
     /// `\n--boundary`.
@@ -92,12 +94,12 @@ pub struct MultipartSanitiser<'s> {
     failed: Option<MultipartError>,
 }
 
-impl<'s> MultipartSanitiser<'s> {
+impl MultipartSanitiser {
     /// A sanitiser for a body of `content_type` (which must carry a `boundary`).
     pub fn new(
         content_type: &str,
-        settings: &'s Settings,
-        request_id: &'s str,
+        settings: Arc<Settings>,
+        request_id: Arc<str>,
         limits: StreamLimits,
         part_cap: usize,
     ) -> Result<Self, MultipartError> {
@@ -420,7 +422,8 @@ impl<'s> MultipartSanitiser<'s> {
             return Err(MultipartError::PartTooLarge { cap: self.part_cap });
         }
         let body = self.segment.get(self.body_at..end).unwrap_or_default();
-        let mut sanitiser = StreamSanitiser::new(self.settings, self.request_id, self.limits);
+        let mut sanitiser =
+            StreamSanitiser::new(self.settings.clone(), self.request_id.clone(), self.limits);
         let mut new_body = Vec::with_capacity(body.len());
         sanitiser.push(body, &mut new_body)?;
         let outcome = sanitiser.finish()?;

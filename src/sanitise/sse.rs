@@ -20,6 +20,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use std::sync::Arc;
+
 use super::Settings;
 use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed};
 
@@ -36,9 +38,9 @@ const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// Sanitises one `text/event-stream` body pushed in chunks.
 #[derive(Debug)]
-pub struct SseSanitiser<'s> {
-    settings: &'s Settings,
-    request_id: &'s str,
+pub struct SseSanitiser {
+    settings: Arc<Settings>,
+    request_id: Arc<str>,
     limits: StreamLimits,
     event_cap: usize,
     /// The raw bytes of the event being read, line ends included.
@@ -55,10 +57,10 @@ pub struct SseSanitiser<'s> {
     failed: Option<SseError>,
 }
 
-impl<'s> SseSanitiser<'s> {
+impl SseSanitiser {
     pub fn new(
-        settings: &'s Settings,
-        request_id: &'s str,
+        settings: Arc<Settings>,
+        request_id: Arc<str>,
         limits: StreamLimits,
         event_cap: usize,
     ) -> Self {
@@ -172,7 +174,8 @@ impl<'s> SseSanitiser<'s> {
             out.extend_from_slice(event);
             return Ok(true);
         }
-        let mut sanitiser = StreamSanitiser::new(self.settings, self.request_id, self.limits);
+        let mut sanitiser =
+            StreamSanitiser::new(self.settings.clone(), self.request_id.clone(), self.limits);
         let mut rewritten = Vec::with_capacity(data.len());
         sanitiser.push(&data, &mut rewritten)?;
         let outcome = sanitiser.finish()?;

@@ -38,6 +38,7 @@
 )]
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
@@ -145,11 +146,12 @@ struct Member {
     overflowed: bool,
 }
 
-/// Sanitises one JSON response body pushed in chunks; see the module documentation.
+/// Sanitises one JSON response body pushed in chunks; see the module documentation. It owns what
+/// it needs, so that a response body wrapper can hold it between frames.
 #[derive(Debug)]
-pub struct StreamSanitiser<'s> {
-    settings: &'s Settings,
-    request_id: &'s str,
+pub struct StreamSanitiser {
+    settings: Arc<Settings>,
+    request_id: Arc<str>,
     limits: StreamLimits,
     /// False when the settings change nothing: `errors` then streams like everything else.
     active: bool,
@@ -166,13 +168,14 @@ pub struct StreamSanitiser<'s> {
     peak_held: usize,
 }
 
-impl<'s> StreamSanitiser<'s> {
-    pub fn new(settings: &'s Settings, request_id: &'s str, limits: StreamLimits) -> Self {
+impl StreamSanitiser {
+    pub fn new(settings: Arc<Settings>, request_id: Arc<str>, limits: StreamLimits) -> Self {
+        let active = settings.block_suggestions || settings.mask != MaskMode::Off;
         Self {
             settings,
             request_id,
             limits,
-            active: settings.block_suggestions || settings.mask != MaskMode::Off,
+            active,
             scanner: Scanner::new(limits.max_depth),
             prelude: Prelude::Start(0),
             roles: Vec::new(),
@@ -387,7 +390,7 @@ impl<'s> StreamSanitiser<'s> {
         wrapped.push_str("{\"errors\":");
         wrapped.push_str(&text);
         wrapped.push('}');
-        let rewritten = match sanitise(wrapped.as_bytes(), self.settings, self.request_id) {
+        let rewritten = match sanitise(wrapped.as_bytes(), &self.settings, &self.request_id) {
             Outcome::Unchanged => None,
             Outcome::Rewritten(body) => Some(body),
             Outcome::NotJson => return self.unreadable(out),
@@ -416,7 +419,7 @@ impl<'s> StreamSanitiser<'s> {
 
     fn write_masked(&mut self, out: &mut Vec<u8>) -> Result<(), StreamError> {
         out.push(b':');
-        out.extend_from_slice(generic_errors(self.request_id).as_bytes());
+        out.extend_from_slice(generic_errors(&self.request_id).as_bytes());
         self.outcome = Streamed::Masked;
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! Multipart streams as Apollo Router, graphql-js/Yoga and hostile upstreams write them, cut
 //! everywhere.
 
+use std::sync::Arc;
+
 use super::*;
 use crate::sanitise::stream::OnOverflow;
 
@@ -23,8 +25,14 @@ fn run(
     cap: usize,
 ) -> (Vec<u8>, Result<Streamed, MultipartError>) {
     let settings = Settings::default();
-    let mut sanitiser =
-        MultipartSanitiser::new(content_type, &settings, "req-1", limits(), cap).unwrap();
+    let mut sanitiser = MultipartSanitiser::new(
+        content_type,
+        Arc::new(settings.clone()),
+        Arc::from("req-1"),
+        limits(),
+        cap,
+    )
+    .unwrap();
     let mut out = Vec::new();
     let mut from = 0;
     for &cut in cuts.iter().chain([&body.len()]) {
@@ -124,7 +132,14 @@ fn incremental_delivery_parts_have_their_errors_and_content_length_rewritten() {
 #[test]
 fn a_part_is_sent_when_its_json_ends_not_when_the_next_delimiter_comes() {
     let settings = Settings::default();
-    let mut sanitiser = MultipartSanitiser::new(APOLLO, &settings, "r", limits(), 4096).unwrap();
+    let mut sanitiser = MultipartSanitiser::new(
+        APOLLO,
+        Arc::new(settings.clone()),
+        Arc::from("r"),
+        limits(),
+        4096,
+    )
+    .unwrap();
     let mut out = Vec::new();
     let event = part(r#"{"payload":{"data":{"n":1}}}"#);
     sanitiser.push(event.as_bytes(), &mut out).unwrap();
@@ -140,7 +155,14 @@ fn a_content_type_without_a_boundary_is_refused() {
         "not a type",
     ] {
         assert_eq!(
-            MultipartSanitiser::new(content_type, &settings, "r", limits(), 64).err(),
+            MultipartSanitiser::new(
+                content_type,
+                Arc::new(settings.clone()),
+                Arc::from("r"),
+                limits(),
+                64
+            )
+            .err(),
             Some(MultipartError::NoBoundary),
             "{content_type}"
         );

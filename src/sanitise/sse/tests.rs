@@ -1,5 +1,7 @@
 //! Event streams cut everywhere: graphql-sse events, comments, CR/LF/CRLF line ends, caps.
 
+use std::sync::Arc;
+
 use super::*;
 use crate::sanitise::stream::OnOverflow;
 
@@ -18,7 +20,12 @@ fn limits() -> StreamLimits {
 /// bytes sent before the last chunk (to check when events are released).
 fn run(body: &[u8], cuts: &[usize], cap: usize) -> (Vec<u8>, Result<Streamed, SseError>) {
     let settings = Settings::default();
-    let mut sanitiser = SseSanitiser::new(&settings, "req-1", limits(), cap);
+    let mut sanitiser = SseSanitiser::new(
+        Arc::new(settings.clone()),
+        Arc::from("req-1"),
+        limits(),
+        cap,
+    );
     let mut out = Vec::new();
     let mut from = 0;
     for &cut in cuts.iter().chain([&body.len()]) {
@@ -92,7 +99,8 @@ fn data_split_over_several_lines_is_joined_before_it_is_sanitised() {
 #[test]
 fn an_event_is_sent_as_soon_as_its_blank_line_arrives() {
     let settings = Settings::default();
-    let mut sanitiser = SseSanitiser::new(&settings, "r", limits(), 4096);
+    let mut sanitiser =
+        SseSanitiser::new(Arc::new(settings.clone()), Arc::from("r"), limits(), 4096);
     let mut out = Vec::new();
     sanitiser.push(b"data: {\"data\":1}\n", &mut out).unwrap();
     assert!(out.is_empty());

@@ -3,8 +3,11 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::*;
 
+const CLEAN: &str = r#"Cannot query field \"nmae\" on type \"User\"."#;
 const SUGGESTION: &str = r#"Cannot query field \"nmae\" on type \"User\". Did you mean \"name\"?"#;
 
 fn limits() -> StreamLimits {
@@ -22,7 +25,8 @@ fn stream_with(
     settings: &Settings,
     limits: StreamLimits,
 ) -> (Vec<u8>, Result<Streamed, StreamError>) {
-    let mut sanitiser = StreamSanitiser::new(settings, "req-1", limits);
+    let mut sanitiser =
+        StreamSanitiser::new(Arc::new(settings.clone()), Arc::from("req-1"), limits);
     let mut out = Vec::new();
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
     cuts.sort_unstable();
@@ -190,9 +194,7 @@ fn payload_incremental_and_completed_errors_are_sanitised() {
 #[test]
 fn a_byte_order_mark_and_whitespace_before_the_root_pass() {
     let body = format!("\u{FEFF}  \n{{\"errors\":[{{\"message\":\"{SUGGESTION}\"}}]}}");
-    let expected = format!(
-        "\u{FEFF}  \n{{\"errors\":[{{\"message\":\"Cannot query field \\\"nmae\\\" on type \\\"User\\\".\"}}]}}"
-    );
+    let expected = format!("\u{FEFF}  \n{{\"errors\":[{{\"message\":\"{CLEAN}\"}}]}}");
     assert_every_chunking(&body, expected.as_bytes(), Streamed::Rewritten);
 }
 
@@ -320,7 +322,7 @@ fn inside_a_skipped_value_only_strings_escapes_and_brackets_are_checked() {
 #[test]
 fn the_stream_stays_stopped_after_an_error() {
     let settings = Settings::default();
-    let mut sanitiser = StreamSanitiser::new(&settings, "r", limits());
+    let mut sanitiser = StreamSanitiser::new(Arc::new(settings.clone()), Arc::from("r"), limits());
     let mut out = Vec::new();
     assert!(sanitiser.push(br#"{"data":]"#, &mut out).is_err());
     let before = out.len();
@@ -487,7 +489,8 @@ fn scalar_errors_values_pass_and_end_where_they_should() {
 #[test]
 fn ten_megabytes_of_data_with_errors_at_the_end_hold_only_the_errors() {
     let settings = Settings::default();
-    let mut sanitiser = StreamSanitiser::new(&settings, "req-1", limits());
+    let mut sanitiser =
+        StreamSanitiser::new(Arc::new(settings.clone()), Arc::from("req-1"), limits());
     let mut out = Vec::new();
     let row = br#"{"id":"123","name":"Did you mean \"errors\"?","list":[1,2,3,{"errors":[]}]},"#;
     sanitiser.push(br#"{"data":{"rows":["#, &mut out).unwrap();
