@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use super::Settings;
 use super::scan::{Event, ScanError, Scanner};
-use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed};
+use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed, may_hold_errors};
 
 /// Why a multipart stream was refused or stopped. After any of these nothing more is emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +47,8 @@ pub enum MultipartError {
     Malformed,
     #[error("a part's body is not a JSON object or array")]
     PartNotJson,
+    #[error("a part's JSON body is malformed, or continues after its value")]
+    PartMalformed,
     #[error("a part's JSON body: {0}")]
     Payload(#[from] StreamError),
 }
@@ -256,9 +258,7 @@ impl MultipartSanitiser {
                 };
                 let tail = self.segment.get(..end).unwrap_or_default();
                 if !tail.iter().all(u8::is_ascii_whitespace) {
-                    return Err(MultipartError::Payload(StreamError::Malformed {
-                        offset: 0,
-                    }));
+                    return Err(MultipartError::PartMalformed);
                 }
                 out.extend_from_slice(tail);
                 self.consume(end);
@@ -393,13 +393,11 @@ impl MultipartSanitiser {
                 Ok(Event::Skipped) => break Some(pos),
                 Ok(Event::NeedMore) => break None,
                 Ok(_) => {}
-                Err(error) => {
-                    return Err(MultipartError::Payload(match error {
-                        ScanError::TooDeep { max_depth } => StreamError::TooDeep { max_depth },
-                        ScanError::Malformed | ScanError::Truncated => {
-                            StreamError::Malformed { offset: 0 }
-                        }
-                    }));
+                Err(ScanError::TooDeep { max_depth }) => {
+                    return Err(StreamError::TooDeep { max_depth }.into());
+                }
+                Err(ScanError::Malformed | ScanError::Truncated) => {
+                    return Err(MultipartError::PartMalformed);
                 }
             }
         };
@@ -422,6 +420,13 @@ impl MultipartSanitiser {
             return Err(MultipartError::PartTooLarge { cap: self.part_cap });
         }
         let body = self.segment.get(self.body_at..end).unwrap_or_default();
+        // The body is a complete JSON value already; without an `errors` member anywhere (the
+        // usual part) it is sent as is.
+        if !may_hold_errors(body) {
+            out.extend_from_slice(self.segment.get(skip..end).unwrap_or_default());
+            self.consume(end);
+            return Ok(());
+        }
         let mut sanitiser =
             StreamSanitiser::new(self.settings.clone(), self.request_id.clone(), self.limits);
         let mut new_body = Vec::with_capacity(body.len());

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use super::Settings;
-use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed};
+use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed, may_hold_errors};
 
 /// Why an event stream was stopped. After any of these nothing more is emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -170,7 +170,8 @@ impl SseSanitiser {
             return Ok(true);
         };
         let first_significant = data.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n'));
-        if !matches!(first_significant, Some(b'{' | b'[')) {
+        // Without an `errors` member anywhere (the usual `next` event) the event is sent as is.
+        if !matches!(first_significant, Some(b'{' | b'[')) || !may_hold_errors(&data) {
             out.extend_from_slice(event);
             return Ok(true);
         }

@@ -38,8 +38,9 @@
 )]
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use memchr::memmem;
 use serde_json::value::RawValue;
 
 use super::scan::{Container, Event, ScanError, Scanner};
@@ -433,6 +434,20 @@ impl StreamSanitiser {
             ScanError::Truncated => StreamError::Truncated,
         }
     }
+}
+
+/// False only when no member anywhere in `body` can be named `errors`: a key that decodes to
+/// `errors` is either spelt plainly or escapes a letter as `\\u00XX`, so a body with neither
+/// `errors` nor `\\u00` needs no scan at all (two SIMD passes). For bodies held whole (an event,
+/// a part, a small response); a stream cannot use it, since where a member ends depends on what
+/// came before.
+pub fn may_hold_errors(body: &[u8]) -> bool {
+    // The searchers are built once: their set-up would otherwise be paid on every body.
+    static ERRORS: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"errors"));
+    static ESCAPE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\\u00"));
+    ERRORS.find(body).is_some() || ESCAPE.find(body).is_some()
 }
 
 /// The `errors` value that replaces one that cannot be inspected: one error with the message

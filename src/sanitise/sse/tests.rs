@@ -127,6 +127,13 @@ fn malformed_json_data_stops_the_stream_without_its_errors() {
 }
 
 #[test]
+fn an_errors_key_spelt_with_escapes_is_not_waved_through_by_the_pre_check() {
+    let body = format!("data: {{\"\\u0065rrors\":[{{\"message\":\"{SUGGESTION}\"}}]}}\n\n");
+    let expected = format!("data: {{\"\\u0065rrors\":[{{\"message\":\"{CLEAN}\"}}]}}\n\n");
+    assert_every_chunking(&body, &expected, Streamed::Rewritten);
+}
+
+#[test]
 fn an_unfinished_last_event_is_sanitised_too() {
     let body = format!("data: {{\"errors\":[{{\"message\":\"{SUGGESTION}\"}}]}}");
     let expected = format!("data: {{\"errors\":[{{\"message\":\"{CLEAN}\"}}]}}\n");

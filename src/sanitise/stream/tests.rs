@@ -442,6 +442,21 @@ fn lone_surrogates_in_errors_are_replaced_so_that_the_rules_can_read_them() {
 }
 
 #[test]
+fn the_pre_check_passes_only_bodies_that_cannot_hold_an_errors_member() {
+    assert!(!may_hold_errors(
+        br#"{"data":{"user":{"name":"Did you mean \"x\"?","e":"\u20ac"}}}"#
+    ));
+    for body in [
+        &br#"{"data":{"errors":1}}"#[..],
+        br#"{"\u0065rrors":[]}"#,
+        br#"{"err\u006frs":[]}"#,
+        br#"{"data":"\u00e9"}"#,
+    ] {
+        assert!(may_hold_errors(body), "{}", text(body));
+    }
+}
+
+#[test]
 fn the_generic_error_carries_the_message_of_mask_mode_all() {
     let strict = Settings {
         mask: MaskMode::All,
@@ -650,6 +665,9 @@ proptest! {
         let expected = whole(body.as_bytes(), &settings);
         let (out, outcome) = stream_with(body.as_bytes(), &cuts, &settings, limits());
         let outcome = outcome.expect("a valid response streams to its end");
+        if !may_hold_errors(body.as_bytes()) {
+            prop_assert_eq!(outcome, Streamed::Unchanged);
+        }
         prop_assert_eq!(outcome == Streamed::Unchanged, out == body.as_bytes());
         prop_assert_eq!(
             serde_json::from_slice::<Value>(&out).expect("output is JSON"),
