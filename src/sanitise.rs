@@ -532,6 +532,10 @@ fn json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\""))
 }
 
+pub mod multipart;
+mod scan;
+pub mod sse;
+pub mod stream;
 mod text;
 
 #[cfg(test)]
