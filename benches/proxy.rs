@@ -390,7 +390,7 @@ fn spawn_bare_proxy(upstream_port: u16) -> u16 {
         };
         match upstream.forward(outgoing).await {
             Ok(answer) => {
-                let mut response = Response::new(Body::from(answer.body));
+                let mut response = Response::new(Body::new(answer.body));
                 *response.status_mut() = answer.status;
                 *response.headers_mut() = answer.headers;
                 response

@@ -218,8 +218,8 @@ fn http_settings(config: &Config) -> http::Settings {
             },
             expose_limits: config.limits.expose_limits,
         },
-        harden: http::harden::Settings {
-            rules: sanitise::Settings {
+        harden: Arc::new(http::harden::Settings {
+            rules: Arc::new(sanitise::Settings {
                 block_suggestions: hardening.block_suggestions,
                 mask: match hardening.mask {
                     config::MaskErrors::Off => sanitise::MaskMode::Off,
@@ -227,11 +227,24 @@ fn http_settings(config: &Config) -> http::Settings {
                     config::MaskErrors::All => sanitise::MaskMode::All,
                 },
                 keep_codes: hardening.keep_codes.clone(),
+            }),
+            max_response_bytes: hardening.max_response_bytes,
+            limits: sanitise::stream::StreamLimits {
+                errors_cap: hardening.sanitise_max_bytes,
+                max_depth: MAX_RESPONSE_DEPTH,
+                on_overflow: match hardening.overflow {
+                    config::SanitiseOverflow::Mask => sanitise::stream::OnOverflow::Mask,
+                    config::SanitiseOverflow::Refuse => sanitise::stream::OnOverflow::Refuse,
+                },
             },
-            max_bytes: hardening.sanitise_max_bytes,
-        },
+            body_timeout: config.server.upstream.timeout,
+        }),
     }
 }
+
+/// The deepest nesting of an upstream answer that is followed (deeper: the answer is refused or cut
+/// off). GraphQL results nest as deep as the operation, which `MAX_DEPTH` bounds far below this.
+const MAX_RESPONSE_DEPTH: usize = 512;
 
 /// The budgets' settings.
 fn budget_settings(config: &Config) -> admission::Settings {

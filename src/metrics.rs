@@ -72,8 +72,12 @@ pub struct Metrics {
     pub analysis_cache: Family<OutcomeLabels, Counter>,
     pub analysis_cache_entries: Gauge,
     pub analysis_cache_bytes: Gauge,
-    /// `unchanged`, `rewritten`, `not_json`, `too_large`.
+    /// `unchanged`, `rewritten`, `masked` (read whole), `streamed`, `passed`.
     pub responses: Family<OutcomeLabels, Counter>,
+    /// Streamed answers when they end: `unchanged`, `rewritten`, `masked`, `passed`.
+    pub responses_streamed: Family<OutcomeLabels, Counter>,
+    /// Streamed answers cut off: `too_large`, `timeout`, `upstream`, `unreadable`.
+    pub responses_aborted: Family<OutcomeLabels, Counter>,
     pub manifest_operations: Gauge,
     pub manifest_reload_timestamp: Gauge<f64, AtomicU64>,
     /// `success`, `failure`.
@@ -113,6 +117,8 @@ impl Metrics {
             analysis_cache_entries: Gauge::default(),
             analysis_cache_bytes: Gauge::default(),
             responses: Family::default(),
+            responses_streamed: Family::default(),
+            responses_aborted: Family::default(),
             manifest_operations: Gauge::default(),
             manifest_reload_timestamp: Gauge::default(),
             manifest_reloads: Family::default(),
@@ -199,6 +205,16 @@ impl Metrics {
             "responses",
             "Upstream responses by sanitising outcome",
             metrics.responses.clone(),
+        );
+        registry.register(
+            "responses_streamed",
+            "Streamed upstream answers by sanitising outcome, counted when they end",
+            metrics.responses_streamed.clone(),
+        );
+        registry.register(
+            "responses_aborted",
+            "Streamed upstream answers cut off, by reason",
+            metrics.responses_aborted.clone(),
         );
         registry.register(
             "manifest_operations",

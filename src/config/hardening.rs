@@ -2,7 +2,7 @@
 
 use super::parse::{choice, parse_size, parse_switch};
 use super::table::*;
-use super::values::MaskErrors;
+use super::values::{MaskErrors, SanitiseOverflow};
 use super::{ConfigError, Reader};
 
 /// Response hardening.
@@ -14,8 +14,12 @@ pub struct HardeningConfig {
     pub mask: MaskErrors,
     /// `MASK_KEEP_CODES`: codes whose message survives `all`.
     pub keep_codes: Vec<String>,
-    /// `SANITISE_MAX_BYTES`.
+    /// `SANITISE_MAX_BYTES`: the largest `errors` member (or event, or part) inspected.
     pub sanitise_max_bytes: usize,
+    /// `SANITISE_OVERFLOW`.
+    pub overflow: SanitiseOverflow,
+    /// `MAX_RESPONSE_BYTES`.
+    pub max_response_bytes: u64,
 }
 
 impl HardeningConfig {
@@ -42,6 +46,9 @@ impl HardeningConfig {
                 }
             })?,
             sanitise_max_bytes: read.value(SANITISE_MAX_BYTES, parse_size)?,
+            overflow: read.value(SANITISE_OVERFLOW, |v| choice(v, SanitiseOverflow::CHOICES))?,
+            max_response_bytes: read
+                .value(MAX_RESPONSE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
         })
     }
 }

@@ -129,7 +129,9 @@ variables! {
         BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";
         MASK_ERRORS = Some("details"), "off, details or all.";
         MASK_KEEP_CODES = Some("GRAPHQL_PARSE_FAILED,GRAPHQL_VALIDATION_FAILED,BAD_USER_INPUT,UNAUTHENTICATED,FORBIDDEN,PERSISTED_QUERY_NOT_FOUND,PERSISTED_QUERY_NOT_SUPPORTED"), "Codes whose message survives MASK_ERRORS=all.";
-        SANITISE_MAX_BYTES = Some("8MiB"), "Larger (decoded) responses pass unchanged.";
+        SANITISE_MAX_BYTES = Some("8MiB"), "Largest errors member (or SSE event, multipart part) that is inspected.";
+        SANITISE_OVERFLOW = Some("mask"), "An errors member that cannot be inspected: mask (one generic error) or refuse (cut off).";
+        MAX_RESPONSE_BYTES = Some("64MiB"), "Largest upstream answer, decoded; over it: 502 RESPONSE_TOO_LARGE, or the answer is cut off.";
     }
     Persisted {
         PERSISTED_QUERIES = Some("off"), "off, apq, audit or allowlist.";

@@ -153,6 +153,20 @@ impl LimitViolations {
     ];
 }
 
+/// `SANITISE_OVERFLOW`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanitiseOverflow {
+    Mask,
+    Refuse,
+}
+
+impl SanitiseOverflow {
+    pub const CHOICES: &[(&str, SanitiseOverflow)] = &[
+        ("mask", SanitiseOverflow::Mask),
+        ("refuse", SanitiseOverflow::Refuse),
+    ];
+}
+
 /// `MASK_ERRORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskErrors {

@@ -189,17 +189,17 @@ impl Firewall {
             .inspect_err(|error| count(&self.metrics.upstream_errors, error.as_str()))?;
         record.upstream = Some(answer.elapsed);
         record.upstream_status = Some(answer.status);
-        let (mut headers, mut body) = (answer.headers, answer.body);
-        record.hardened = Some(
-            harden::harden(
-                &self.settings.harden,
-                &mut headers,
-                &mut body,
-                request_id.as_str(),
-            )
-            .await,
-        );
-        let mut response = Response::new(Body::from(body));
+        let mut headers = answer.headers;
+        let (body, hardened) = harden::harden(
+            &self.settings.harden,
+            &self.metrics,
+            &mut headers,
+            answer.body,
+            request_id.shared(),
+        )
+        .await?;
+        record.hardened = Some(hardened);
+        let mut response = Response::new(body);
         *response.status_mut() = answer.status;
         *response.headers_mut() = headers;
         Ok(response)

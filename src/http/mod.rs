@@ -64,7 +64,7 @@ pub struct Settings {
     /// The whole request body must arrive within this.
     pub body_read_timeout: Duration,
     pub render: Render,
-    pub harden: harden::Settings,
+    pub harden: Arc<harden::Settings>,
 }
 
 /// Shared state of the request handlers.

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use super::body::BodyError;
 use super::decode::DecodeError;
 use super::guard::GuardError;
+use super::harden::HardenError;
 use crate::admission::Refusal;
 use crate::analysis::AnalysisError;
 use crate::inspect::{InspectError, Reason};
@@ -53,6 +54,7 @@ pub enum RejectCode {
     PersistedQueryRequired,
     UpstreamUnavailable,
     UpstreamTimeout,
+    ResponseTooLarge,
     Overloaded,
     RequestTimeout,
     InternalError,
@@ -106,6 +108,7 @@ impl RejectCode {
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
             RejectCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            RejectCode::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             RejectCode::Overloaded => "OVERLOADED",
             RejectCode::RequestTimeout => "REQUEST_TIMEOUT",
             RejectCode::InternalError => "INTERNAL_ERROR",
@@ -142,6 +145,7 @@ impl RejectCode {
             | RejectCode::FragmentCycle => rule_status,
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            RejectCode::ResponseTooLarge => StatusCode::BAD_GATEWAY,
             RejectCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             RejectCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             RejectCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -467,6 +471,21 @@ impl From<Refusal> for Rejection {
             rejection.headers.extend(quota_headers(&quota));
         }
         rejection.with_detail("retryAfter", retry_after)
+    }
+}
+
+impl From<HardenError> for Rejection {
+    fn from(error: HardenError) -> Rejection {
+        match error {
+            HardenError::TooLarge { limit } => {
+                Rejection::new(RejectCode::ResponseTooLarge, error.to_string())
+                    .with_detail("limit", limit)
+            }
+            HardenError::Unreadable => {
+                Rejection::new(RejectCode::UpstreamUnavailable, error.to_string())
+            }
+            HardenError::Timeout => Rejection::new(RejectCode::UpstreamTimeout, error.to_string()),
+        }
     }
 }
 

@@ -65,6 +65,11 @@ impl RequestId {
         &self.text
     }
 
+    /// The text, shared (for work that outlives the handler, such as a streamed answer).
+    pub fn shared(&self) -> &Arc<str> {
+        &self.text
+    }
+
     pub fn header(&self) -> &HeaderValue {
         &self.header
     }

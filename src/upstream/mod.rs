@@ -31,7 +31,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use pool::{ExchangeError, Pool};
+use pool::Pool;
+pub use pool::{ExchangeError, ResponseBody};
 
 /// Where the upstream is, how long to wait for it, and how many requests it gets at once.
 #[derive(Debug, Clone)]
@@ -86,13 +87,13 @@ pub struct Outgoing<'a> {
     pub request_id: &'a HeaderValue,
 }
 
-/// The upstream's answer, minus hop-by-hop headers.
+/// The upstream's answer, minus hop-by-hop headers; its body still streaming.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Bytes,
-    /// From sending the request to the last body byte.
+    pub body: ResponseBody,
+    /// From sending the request to the answer's head.
     pub elapsed: Duration,
 }
 
@@ -167,7 +168,7 @@ impl Upstream {
     async fn exchange(
         &self,
         request: axum::http::Request<Full<Bytes>>,
-    ) -> Result<(axum::http::response::Parts, Bytes), UpstreamError> {
+    ) -> Result<(axum::http::response::Parts, ResponseBody), UpstreamError> {
         self.pool
             .exchange(&self.authority, request)
             .await
@@ -176,7 +177,8 @@ impl Upstream {
             })
     }
 
-    /// Sends one request and reads the whole answer, once an upstream slot is free.
+    /// Sends one request, once an upstream slot is free, and returns the answer's head; its body
+    /// streams (the slot is held until the head: the body is bounded by the hardening stage).
     pub async fn forward(&self, outgoing: Outgoing<'_>) -> Result<Answer, UpstreamError> {
         let _slot = tokio::time::timeout(self.queue_timeout, self.slots.acquire())
             .await
@@ -273,8 +275,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// The request id (read from the client, set upstream and on the answer).
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Headers that the firewall itself decides, never copied from the client.
-const REPLACED: [&str; 8] = [
+/// Headers that the firewall itself decides, never copied from the client. A byte range of an
+/// answer the firewall may rewrite would not be a range of what the client receives.
+const REPLACED: [&str; 10] = [
     "host",
     "content-type",
     "content-encoding",
@@ -283,6 +286,8 @@ const REPLACED: [&str; 8] = [
     "x-forwarded-proto",
     "forwarded",
     "x-request-id",
+    "range",
+    "if-range",
 ];
 
 fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {

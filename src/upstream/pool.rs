@@ -7,6 +7,9 @@
 //! exchange in a minimal proxy, counted with callgrind. With the per-core workers of
 //! [`crate::serve_workers`] a request, its upstream exchange and its answer stay on one thread.
 //!
+//! An answer's body streams ([`ResponseBody`]): its connection returns to the pool only once the
+//! body has been read to its end.
+//!
 //! # Stale connections
 //! The upstream may close an idle keep-alive connection at any time (Node.js does after 5 s). A
 //! closed connection is dropped when it is taken; one that closes while the request is handed over
@@ -19,12 +22,17 @@
 )]
 
 use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::http::response::Parts;
 use axum::http::{Request, Uri};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body::Frame;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -43,6 +51,48 @@ pub enum ExchangeError {
     Connect,
     #[error("the connection to the upstream failed during the exchange")]
     Broken,
+}
+
+/// An answer's body as it streams from the upstream. Read to its end, it gives its connection
+/// back to the pool; dropped before (the client went away, a limit was hit), the connection is
+/// closed with it, since unread bytes would be the next answer's beginning.
+#[derive(Debug)]
+pub struct ResponseBody {
+    body: Incoming,
+    release: Option<(Arc<Pool>, SendRequest<Full<Bytes>>)>,
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = ExchangeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) => {
+                if let Some((pool, sender)) = self.release.take() {
+                    pool.put(sender);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(_))) => {
+                self.release = None;
+                Poll::Ready(Some(Err(ExchangeError::Broken)))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A connection waiting for its next request.
@@ -73,12 +123,13 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, `Host` set) to the server at `authority`
-    /// (`scheme://host:port`) and reads the whole answer.
+    /// (`scheme://host:port`) and returns the answer's head; the body streams, and the connection
+    /// goes back to this thread's pool when the body has been read to its end.
     pub async fn exchange(
-        &self,
+        self: &Arc<Self>,
         authority: &Uri,
         mut request: Request<Full<Bytes>>,
-    ) -> Result<(Parts, Bytes), ExchangeError> {
+    ) -> Result<(Parts, ResponseBody), ExchangeError> {
         loop {
             let (mut sender, reused) = match self.take() {
                 Some(sender) => (sender, true),
@@ -92,12 +143,10 @@ impl Pool {
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map_err(|_| ExchangeError::Broken)?
-                        .to_bytes();
-                    self.put(sender);
+                    let body = ResponseBody {
+                        body,
+                        release: Some((Arc::clone(self), sender)),
+                    };
                     return Ok((parts, body));
                 }
                 Err(mut error) => match error.take_message() {

@@ -246,6 +246,11 @@ impl Process {
         process
     }
 
+    /// The process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The GraphQL endpoint.
     pub fn url(&self) -> String {
         format!("http://{}/graphql", self.listen)
