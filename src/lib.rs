@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod persisted;
 pub mod policy;

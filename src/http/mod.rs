@@ -13,12 +13,14 @@ pub mod audit;
 pub mod body;
 pub mod budget;
 pub mod client;
+pub mod cors;
 pub mod csrf;
 pub mod decode;
 pub mod harden;
 pub mod inspect;
 pub mod reject;
 pub mod request_id;
+pub mod security_headers;
 pub mod trusted;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
