@@ -595,10 +595,11 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 #[test]
 fn the_token_is_read_from_the_bearer_header_or_the_cookie() {
     let source = TokenSource::new("authorization", "Bearer", Some("session")).unwrap();
-    let table: &[(
-        &[(&'static str, &'static str)],
-        Result<Option<&str>, JwtError>,
-    )] = &[
+    type Row = (
+        &'static [(&'static str, &'static str)],
+        Result<Option<&'static str>, JwtError>,
+    );
+    let table: &[Row] = &[
         (&[], Ok(None)),
         (&[("authorization", "Bearer a.b.c")], Ok(Some("a.b.c"))),
         (&[("authorization", "bearer   a.b.c ")], Ok(Some("a.b.c"))),
