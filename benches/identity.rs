@@ -3,6 +3,10 @@
 //! 10,000-key table. Keys are generated here; the JWKS is read from a `file://` source.
 //!
 //! `cargo bench --bench identity`
+//!
+//! Measured on the 2-core development machine while other builds ran (load average 4–7):
+//! RS256 cold ~156 µs, ES256 cold ~594 µs (pure-Rust `rust_crypto` backend), cached ~1.7 µs
+//! (SHA-256 of a 979-byte token + cache hit), API key ~0.31 µs.
 
 use std::path::Path;
 use std::sync::Arc;

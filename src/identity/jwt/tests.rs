@@ -564,6 +564,21 @@ async fn a_failing_endpoint_keeps_the_previous_keys() {
 }
 
 #[tokio::test]
+async fn an_oversized_jwks_is_refused_and_the_previous_keys_stay() {
+    let (server, key, verifier) = rsa_setup().await;
+    let padding = "x".repeat(crate::identity::jwks::MAX_JWKS_BYTES);
+    server.publish(format!(r#"{{"keys":[],"padding":"{padding}"}}"#));
+    let failures = verifier.jwks.refresh().await;
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].to_string().contains("larger than"),
+        "{}",
+        failures[0]
+    );
+    assert!(verifier.verify(&key.sign(&claims())).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_missing_jwks_file_is_a_start_up_error() {
     let error = Jwks::start(JwksSettings {
         urls: vec!["file:///nonexistent/jwks.json".parse().unwrap()],
