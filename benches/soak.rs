@@ -247,7 +247,11 @@ async fn large(url: String, counts: Arc<Counts>, deadline: Instant) {
     let mut n = 0u64;
     while Instant::now() < deadline {
         n += 1;
-        let field = if n % 4 == 0 { "endless" } else { "large" };
+        let field = if n.is_multiple_of(4) {
+            "endless"
+        } else {
+            "large"
+        };
         let body = serde_json::json!({ "query": format!("{{ {field} }}") }).to_string();
         let response = client
             .post(&url)

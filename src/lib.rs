@@ -26,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod files;
 pub mod http;
+pub mod identity;
 pub mod inspect;
 pub mod metrics;
 pub mod net;
@@ -262,8 +263,8 @@ fn budget_settings(config: &Config) -> admission::Settings {
 }
 
 /// A rate as the limiter counts it.
-fn quota(rate: &config::Rate) -> governor::Quota {
-    // `config::parse_rate` refuses rates whose interval is zero.
+fn quota(rate: &rules::Rate) -> governor::Quota {
+    // `rules::parse_rate` refuses rates whose interval is zero.
     governor::Quota::with_period(rate.interval())
         .expect("a rate's interval is at least a nanosecond (checked by config)")
         .allow_burst(rate.burst())

@@ -1,6 +1,9 @@
-//! The rules an operator sets: each rule's name, the limits, the introspection switch and the
-//! mode (enforce or monitor) of every rule. Plain data, shared by the configuration that fills
-//! it and the policy that judges by it; it imports nothing.
+//! The rules an operator sets: each rule's name, the limits, the introspection switch, the mode
+//! (enforce or monitor) of every rule, and the rates budgets are written in. Plain data, shared by
+//! the configuration that fills it and the modules that judge or count by it; it imports nothing.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 /// A rule of the policy; its name is the label used in configuration, logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,9 +156,160 @@ impl Introspection {
     ];
 }
 
+/// A budget: `amount` per `period`, with a burst of `burst` (default: `amount`), or `off`.
+///
+/// Written `<amount>/<unit>[:burst=<n>]`, unit `s`, `min` (or `m`) or `h` (also `sec`, `second`,
+/// `minute`, `hour`): `100/s`, `6000/min`, `50000/min`, `10/h`, `100/s:burst=200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Units allowed per `period`.
+    pub amount: NonZeroU32,
+    /// 1 s, 1 min or 1 h.
+    pub period: Duration,
+    /// Bucket size; `None` means `amount`.
+    pub burst: Option<NonZeroU32>,
+}
+
+impl Rate {
+    /// Time between two units.
+    pub fn interval(&self) -> Duration {
+        self.period / self.amount.get()
+    }
+
+    /// The bucket size.
+    pub fn burst(&self) -> NonZeroU32 {
+        self.burst.unwrap_or(self.amount)
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.period.as_secs() {
+            1 => "s",
+            60 => "min",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.amount)?;
+        if let Some(burst) = self.burst {
+            write!(f, ":burst={burst}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a rate, or `off` (`None`).
+pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
+    const ACCEPTED: &str = "<amount>/<unit>[:burst=<n>] with a positive amount and unit s, min or h (e.g. 100/s, 6000/min, 10/h, 100/s:burst=200), or off";
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let syntax = || ACCEPTED.to_owned();
+    let (rate, burst) = match text.split_once(':') {
+        Some((rate, options)) => {
+            let (name, value) = options.split_once('=').ok_or_else(syntax)?;
+            if !name.trim().eq_ignore_ascii_case("burst") {
+                return Err(syntax());
+            }
+            let burst = value.trim().parse::<NonZeroU32>().map_err(|_| syntax())?;
+            (rate, Some(burst))
+        }
+        None => (text, None),
+    };
+    let (amount, unit) = rate.split_once('/').ok_or_else(syntax)?;
+    let amount = amount.trim().parse::<NonZeroU32>().map_err(|_| syntax())?;
+    let period = match unit.trim().to_ascii_lowercase().as_str() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(syntax()),
+    };
+    let parsed = Rate {
+        amount,
+        period,
+        burst,
+    };
+    // The limiter counts time in u64 nanoseconds: at most one unit per nanosecond, and a full
+    // bucket's refill time (interval × burst) with a factor 2 of headroom.
+    let interval = parsed.interval().as_nanos();
+    if interval == 0 || interval * u128::from(parsed.burst().get()) > u128::from(u64::MAX / 2) {
+        return Err(
+            "a rate of at most one unit per nanosecond, whose burst refills in under 290 years"
+                .to_owned(),
+        );
+    }
+    Ok(Some(parsed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).expect("non-zero")
+    }
+
+    #[test]
+    fn parses_the_documented_rate_forms() {
+        let cases = [
+            ("100/s", 100, 1, None),
+            ("6000/min", 6000, 60, None),
+            ("6000/m", 6000, 60, None),
+            ("50000/min", 50000, 60, None),
+            ("10/h", 10, 3600, None),
+            ("100/s:burst=200", 100, 1, Some(200)),
+            (" 5 / minute : burst = 7 ", 5, 60, Some(7)),
+            ("1/hour", 1, 3600, None),
+            ("1/HOUR", 1, 3600, None),
+        ];
+        for (text, amount, secs, burst) in cases {
+            assert_eq!(
+                parse_rate(text),
+                Ok(Some(Rate {
+                    amount: nz(amount),
+                    period: Duration::from_secs(secs),
+                    burst: burst.map(nz),
+                })),
+                "text={text:?}"
+            );
+        }
+        assert_eq!(parse_rate("off"), Ok(None));
+    }
+
+    #[test]
+    fn rejects_malformed_rates_with_the_accepted_forms() {
+        for text in [
+            "",
+            "100",
+            "0/s",
+            "-1/s",
+            "100/ms",
+            "100/day",
+            "1.5/s",
+            "100/s:burst=0",
+            "100/s:bust=2",
+            "100/s:burst=",
+            "s/100",
+        ] {
+            let err = parse_rate(text).expect_err(text);
+            assert!(err.contains("100/s:burst=200"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_rates_the_limiter_cannot_count() {
+        for text in ["4000000000/s", "1/h:burst=4000000000"] {
+            let err = parse_rate(text).expect_err(text);
+            assert!(err.contains("nanosecond"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn rates_display_as_they_are_written() {
+        for text in ["100/s", "6000/min", "10/h", "100/s:burst=200"] {
+            let rate = parse_rate(text).unwrap().unwrap();
+            assert_eq!(rate.to_string(), text);
+        }
+    }
 
     #[test]
     fn rule_names_round_trip() {

@@ -7,8 +7,8 @@ use crate::net::IpNetworks;
 
 use super::parse::{parse_count, parse_duration, parse_header_names, parse_limit, parse_switch};
 use super::table::*;
-use super::values::{Rate, parse_rate};
 use super::{ConfigError, Reader};
+use crate::rules::{Rate, parse_rate};
 
 /// Client identity and budgets.
 #[derive(Debug, Clone)]

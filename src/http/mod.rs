@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod body;
 pub mod client_ip;
+pub mod cors;
 pub mod decode;
 pub mod encode;
 pub mod guard;
@@ -21,6 +22,7 @@ pub mod handler;
 pub mod harden;
 pub mod reject;
 pub mod request_id;
+pub mod security_headers;
 pub mod ws;
 
 use std::sync::Arc;

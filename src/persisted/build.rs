@@ -518,10 +518,10 @@ fn compose_body(
     let mut used: BTreeSet<&str> = BTreeSet::new();
     let mut pending: Vec<&str> = operation.spreads.iter().map(String::as_str).collect();
     while let Some(name) = pending.pop() {
-        if used.insert(name) {
-            if let Some(fragment) = fragments.get(name) {
-                pending.extend(fragment.spreads.iter().map(String::as_str));
-            }
+        if used.insert(name)
+            && let Some(fragment) = fragments.get(name)
+        {
+            pending.extend(fragment.spreads.iter().map(String::as_str));
         }
     }
     let mut body = operation.text.to_owned();

@@ -6,7 +6,7 @@ use super::*;
 
 /// A quota written as in the configuration (`3/s`, `1000/min`): the tests read like the README.
 fn rate(text: &str) -> governor::Quota {
-    let rate = crate::config::parse_rate(text)
+    let rate = crate::rules::parse_rate(text)
         .expect("valid rate")
         .expect("not off");
     governor::Quota::with_period(rate.interval())
