@@ -27,7 +27,8 @@ use serde_json::{Map, Value};
 use super::CostSettings;
 use super::OperationKind;
 use super::ir::{Argument, DefinitionKind, Ir, NONE, Node, NodeKind, ValueSummary};
-use super::schema::{ListSize, Schema};
+use super::schema::{FieldInfo, ListSize, Schema};
+use super::typing::{Typing, is_meta_field};
 
 /// Where a list size comes from.
 #[derive(Clone, Copy, Debug)]
@@ -102,69 +103,35 @@ pub(crate) struct CostPlan {
     contexts: Vec<SizedContext>,
 }
 
-/// Plan plus the schema-probing counts found while resolving types.
-pub(crate) struct Compiled {
-    pub(crate) plan: CostPlan,
-    pub(crate) unknown_nodes: Vec<u32>,
-    pub(crate) unknown_definitions: Vec<u32>,
-}
+/// `@listSize(sizedFields:)` of the nearest enclosing field, with its size: the context a
+/// node's selection set is costed in.
+type Sized<'s> = Option<(&'s [String], Multiplier)>;
 
-/// Type context of a node's selection set during compilation.
-#[derive(Clone, Copy)]
-struct Context<'s> {
-    /// Type of the selection set; `None` when unknown or unchecked (no schema, below an
-    /// unknown or introspection field).
-    type_name: Option<&'s str>,
-    /// `@listSize(sizedFields:)` of the nearest enclosing field, with its size.
-    sized: Option<(&'s [String], Multiplier)>,
-}
-
-pub(crate) fn compile(
+pub(crate) fn compile<'s>(
     src: &str,
     ir: &Ir,
     fragment_order: &[u32],
     settings: &CostSettings,
-    schema: Option<&Schema>,
-) -> Compiled {
+    schema: Option<&'s Schema>,
+    typing: &Typing<'s>,
+) -> CostPlan {
     let mut c = Compiler {
         src,
         ir,
         settings,
         schema,
+        typing,
         nodes: Vec::with_capacity(ir.nodes.len()),
         sizes: Vec::new(),
         variables: Vec::new(),
         interned: HashMap::new(),
         sized_names: HashMap::new(),
         pending_contexts: Vec::new(),
-        unknown_nodes: if schema.is_some() {
-            vec![0; ir.nodes.len()]
-        } else {
-            Vec::new()
-        },
         contexts: Vec::new(),
     };
     let mut definitions = Vec::with_capacity(ir.definitions.len());
-    let mut unknown_definitions = vec![0; ir.definitions.len()];
-    for (index, definition) in ir.definitions.iter().enumerate() {
+    for definition in &ir.definitions {
         let mutation_root = schema.map_or("Mutation", Schema::mutation_root);
-        let (root, unknown) = match definition.kind {
-            DefinitionKind::Operation(kind) => (
-                schema.map(|s| match kind {
-                    OperationKind::Query => s.query_root(),
-                    OperationKind::Mutation => s.mutation_root(),
-                    OperationKind::Subscription => s.subscription_root(),
-                }),
-                0,
-            ),
-            DefinitionKind::Fragment => {
-                let condition = definition.type_condition.text(src);
-                c.type_condition(condition)
-            }
-        };
-        if let Some(slot) = unknown_definitions.get_mut(index) {
-            *slot = unknown;
-        }
         let is_mutation_root = match definition.kind {
             DefinitionKind::Operation(kind) => kind == OperationKind::Mutation,
             DefinitionKind::Fragment => definition.type_condition.text(src) == mutation_root,
@@ -172,7 +139,6 @@ pub(crate) fn compile(
         c.definition(
             definition.nodes_start,
             ir.nodes_of(definition),
-            root,
             is_mutation_root,
             definition.kind == DefinitionKind::Fragment,
         );
@@ -201,25 +167,22 @@ pub(crate) fn compile(
             multiplier,
         })
         .collect();
-    Compiled {
-        plan: CostPlan {
-            nodes: c.nodes,
-            sizes: c.sizes,
-            variables: c.variables,
-            definitions,
-            fragment_order: fragment_order.to_vec(),
-            contexts,
-        },
-        unknown_nodes: c.unknown_nodes,
-        unknown_definitions,
+    CostPlan {
+        nodes: c.nodes,
+        sizes: c.sizes,
+        variables: c.variables,
+        definitions,
+        fragment_order: fragment_order.to_vec(),
+        contexts,
     }
 }
 
-struct Compiler<'a, 's> {
+struct Compiler<'a, 's, 't> {
     src: &'a str,
     ir: &'a Ir,
     settings: &'a CostSettings,
     schema: Option<&'s Schema>,
+    typing: &'t Typing<'s>,
     nodes: Vec<PlanNode>,
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
@@ -228,12 +191,11 @@ struct Compiler<'a, 's> {
     sized_names: HashMap<&'a str, u32>,
     /// Sized contexts of spreads, resolved to name ids once every definition is compiled.
     pending_contexts: Vec<(&'s [String], Multiplier)>,
-    unknown_nodes: Vec<u32>,
-    /// Scratch: contexts of the current definition's nodes.
-    contexts: Vec<Context<'s>>,
+    /// Scratch: sized contexts of the current definition's nodes.
+    contexts: Vec<Sized<'s>>,
 }
 
-impl<'a, 's> Compiler<'a, 's> {
+impl<'a, 's> Compiler<'a, 's, '_> {
     fn intern(&mut self, name: &'a str) -> u32 {
         let next = super::lexer::to_u32(self.variables.len());
         *self.interned.entry(name).or_insert_with(|| {
@@ -242,48 +204,22 @@ impl<'a, 's> Compiler<'a, 's> {
         })
     }
 
-    /// Resolve a type condition: `(type, unknown count)`.
-    fn type_condition(&self, name: &str) -> (Option<&'s str>, u32) {
-        match self.schema {
-            None => (None, 0),
-            Some(schema) => match schema.type_info(name) {
-                // Borrow the name from the schema so the context outlives the source.
-                Some(_) => (schema_name(schema, name), 0),
-                None => (None, 1),
-            },
-        }
-    }
-
     /// One definition's nodes, in pre-order, so each parent's context is ready before its
     /// children.
-    fn definition(
-        &mut self,
-        first: u32,
-        nodes: &'a [Node],
-        root: Option<&'s str>,
-        mutation: bool,
-        fragment: bool,
-    ) {
+    fn definition(&mut self, first: u32, nodes: &'a [Node], mutation: bool, fragment: bool) {
         self.contexts.clear();
-        let root = Context {
-            type_name: root,
-            sized: None,
-        };
         for (offset, node) in nodes.iter().enumerate() {
             let parent = if node.parent == NONE {
-                root
+                None
             } else {
                 self.contexts
                     .get(node.parent.wrapping_sub(first) as usize)
                     .copied()
-                    .unwrap_or(Context {
-                        type_name: None,
-                        sized: None,
-                    })
+                    .flatten()
             };
-            let (mut plan, context, unknown) = match node.kind {
+            let (mut plan, context) = match node.kind {
                 NodeKind::Spread => {
-                    let context = match parent.sized {
+                    let context = match parent {
                         Some(sized) => {
                             self.pending_contexts.push(sized);
                             super::lexer::to_u32(self.pending_contexts.len() - 1)
@@ -294,21 +230,13 @@ impl<'a, 's> Compiler<'a, 's> {
                         target: node.target,
                         context,
                     };
-                    (self.plain(node, kind), parent, 0)
+                    (self.plain(node, kind), parent)
                 }
-                NodeKind::Inline => {
-                    let (type_name, unknown) = if node.name == Default::default() {
-                        (parent.type_name, 0)
-                    } else {
-                        self.type_condition(node.name.text(self.src))
-                    };
-                    let context = Context {
-                        type_name,
-                        sized: parent.sized,
-                    };
-                    (self.plain(node, PlanKind::Pass), context, unknown)
+                NodeKind::Inline => (self.plain(node, PlanKind::Pass), parent),
+                NodeKind::Field => {
+                    let field = self.typing.field(first as usize + offset);
+                    self.field(node, field, parent, mutation && node.level == 1)
                 }
-                NodeKind::Field => self.field(node, parent, mutation && node.level == 1),
             };
             if fragment && plan.top && plan.sized_name != NONE {
                 let next = super::lexer::to_u32(self.sized_names.len());
@@ -321,9 +249,6 @@ impl<'a, 's> Compiler<'a, 's> {
             }
             self.nodes.push(plan);
             self.contexts.push(context);
-            if let Some(slot) = self.unknown_nodes.get_mut(first as usize + offset) {
-                *slot = unknown;
-            }
         }
     }
 
@@ -334,31 +259,18 @@ impl<'a, 's> Compiler<'a, 's> {
     fn field(
         &mut self,
         node: &Node,
-        parent: Context<'s>,
+        field: Option<&'s FieldInfo>,
+        parent: Sized<'s>,
         mutation_root: bool,
-    ) -> (PlanNode, Context<'s>, u32) {
+    ) -> (PlanNode, Sized<'s>) {
         let name = node.name.text(self.src);
-        let unchecked = Context {
-            type_name: None,
-            sized: None,
-        };
-        if matches!(name, "__typename" | "__schema" | "__type") {
-            return (self.plain(node, PlanKind::Free), unchecked, 0);
+        if is_meta_field(name) {
+            return (self.plain(node, PlanKind::Free), None);
         }
         let arguments = self.ir.arguments_of(node);
         let settings = self.settings;
-        let known = match (self.schema, parent.type_name) {
-            (Some(schema), Some(type_name)) => Some(
-                schema
-                    .type_info(type_name)
-                    .and_then(|t| t.fields.get(name))
-                    .map(|field| (schema, field)),
-            ),
-            _ => None,
-        };
-        let Some(Some((schema, field))) = known else {
+        let (Some(schema), Some(field)) = (self.schema, field) else {
             // No schema, or below something unknown: structural heuristics.
-            let unknown = u32::from(matches!(known, Some(None)));
             let weight = if mutation_root {
                 settings.mutation_weight
             } else if node.has_selection {
@@ -376,12 +288,8 @@ impl<'a, 's> Compiler<'a, 's> {
                 Multiplier::One
             };
             let plan = self.plan(node, PlanKind::Field, weight, multiplier, false);
-            return (plan, unchecked, unknown);
+            return (plan, None);
         };
-        let unknown_arguments = arguments
-            .iter()
-            .filter(|a| !field.arguments.iter().any(|n| n == a.name.text(self.src)))
-            .count();
         let type_weight = schema.type_info(&field.type_name).and_then(|t| t.cost);
         let weight = match field.cost.or(type_weight) {
             Some(weight) => weight,
@@ -405,21 +313,17 @@ impl<'a, 's> Compiler<'a, 's> {
         let multiplier = if !field.list {
             Multiplier::One
         } else {
-            match parent.sized {
+            match parent {
                 Some((sized, size)) if sized.iter().any(|s| s == name) => size,
                 _ => own_size,
             }
         };
-        let context = Context {
-            type_name: schema_name(schema, &field.type_name),
-            sized: list_size
-                .filter(|l| !l.sized_fields.is_empty())
-                .map(|l| (l.sized_fields.as_slice(), own_size)),
-        };
+        let context = list_size
+            .filter(|l| !l.sized_fields.is_empty())
+            .map(|l| (l.sized_fields.as_slice(), own_size));
         (
             self.plan(node, PlanKind::Field, weight, multiplier, field.list),
             context,
-            super::lexer::to_u32(unknown_arguments),
         )
     }
 
@@ -467,10 +371,6 @@ impl<'a, 's> Compiler<'a, 's> {
             fallback,
         }
     }
-}
-
-fn schema_name<'s>(schema: &'s Schema, name: &str) -> Option<&'s str> {
-    schema.type_name(name)
 }
 
 impl CostPlan {

@@ -6,8 +6,8 @@
 //! overflow a worker's stack), never panic on any `&str`, and never expand fragments literally
 //! (exponential fan-out). The pipeline is: `lexer` (token budget) → `parser` (iterative, value
 //! and depth limits, arena `ir`) → `document` checks (unique names, defined spreads, cycles)
-//! → `cost` plan (schema types, `@cost`/`@listSize`) → `metrics` (memoised fragment
-//! summaries). Everything is pure: no I/O, no logging, no variables, so the result of
+//! → `typing` (schema fields, unknown names) → `cost` plan (`@cost`/`@listSize`) → `metrics`
+//! (memoised fragment summaries). Everything is pure: no I/O, no logging, no variables, so the result of
 //! [`analyse`] can be cached by [`document_hash`]; [`Operation::cost`] finishes the cost with the
 //! request's variables.
 //!
@@ -22,6 +22,7 @@ mod lexer;
 mod metrics;
 mod parser;
 mod schema;
+mod typing;
 mod variables;
 
 use std::sync::Arc;
@@ -262,21 +263,24 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
     }
     let (mut ir, tokens) = parser::parse(document, &settings.limits)?;
     let fragment_order = document::check(document, &mut ir)?;
-    let compiled = cost::compile(
+    let schema = settings.schema.as_deref();
+    let typing = typing::resolve(document, &ir, schema);
+    let plan = cost::compile(
         document,
         &ir,
         &fragment_order,
         &settings.cost,
-        settings.schema.as_deref(),
+        schema,
+        &typing,
     );
     let metrics = metrics::measure(
         document,
         &ir,
         &fragment_order,
-        &compiled.unknown_nodes,
-        &compiled.unknown_definitions,
+        &typing.unknown_nodes,
+        &typing.unknown_definitions,
     );
-    let plan = Arc::new(compiled.plan);
+    let plan = Arc::new(plan);
     let mut operations = Vec::new();
     for (index, definition) in ir.definitions.iter().enumerate() {
         if let ir::DefinitionKind::Operation(kind) = definition.kind {
