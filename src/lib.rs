@@ -229,6 +229,8 @@ pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildErr
         },
         cost: analysis::CostSettings {
             default_list_size: config.cost.default_list_size,
+            // TODO(#12): from MAX_LIST_SIZE once the config has it.
+            max_list_size: analysis::CostSettings::default().max_list_size,
             slicing_arguments: config.cost.slicing_arguments.clone(),
             object_weight: config.cost.object_weight,
             scalar_weight: config.cost.scalar_weight,

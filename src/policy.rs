@@ -186,6 +186,8 @@ pub fn check(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Vec<Vio
         fields,
         introspection_fields,
         unknown_schema_names,
+        // TODO(#12): MAX_LIST_DEPTH (off by default) decides this one.
+        list_depth: _,
     } = *measured.metrics;
     let VariableMetrics {
         count: variable_count,

@@ -3,56 +3,103 @@
 //! # Why
 //! Cost follows the IBM GraphQL cost directives as Apollo Router's demand control implements
 //! them: a field costs its weight (composite 1, scalar/enum 0, mutation root field 10, or
-//! `@cost(weight:)`), and a list field multiplies its own weight plus its subtree by the list
-//! size: the largest slicing argument (literal, the request's variable, or that variable's
-//! default), else `@listSize(assumedSize:)`, else the configured default. Sizes that come from
-//! `$variables` are only known per request, so the cache holds a plan: one node per selection
-//! (same indices as the IR), and finishing it is one backward scan per definition with each
-//! fragment's cost memoised, i.e. linear in the plan even when fragments fan out exponentially.
-//! `@listSize(sizedFields:)` (the connection pattern: `posts(first: $n) { edges … }`) also
-//! reaches into named fragments spread directly below the sized field: those fragments' tops are
-//! re-costed in that context, memoised per context, so a fragment cannot hide a large `first`.
+//! `@cost(weight:)`) plus its arguments' cost (`input`, once per field), and a list field
+//! multiplies its own weight plus its subtree by the list size:
+//! - with `@listSize(slicingArguments:)`, the largest slicing argument given (literal, the
+//!   request's variable, that variable's default, else the argument's schema default); a
+//!   list-typed slicing argument counts by its length. With `requireOneSlicingArgument` (the
+//!   spec's default) exactly one must be given, or the request is refused;
+//! - else `@listSize(assumedSize:)`;
+//! - else, without `@listSize`, the length of the field's only list-typed argument
+//!   (`usersByIds(ids: [ID!]!): [User]!` returns one entry per id);
+//! - else the configured default list size.
+//!
+//! `@skip(if: true)` / `@include(if: false)` written as literals make a selection free; with a
+//! variable the request's value decides (an undecidable condition counts the field). Sizes that
+//! come from `$variables` are only known per request, so the cache holds a plan: one node per
+//! selection (same indices as the IR), and finishing it is one backward scan per definition
+//! with each fragment's cost memoised, i.e. linear in the plan even when fragments fan out
+//! exponentially. `@listSize(sizedFields:)` (the connection pattern: `posts(first: $n) { edges
+//! … }`) also reaches into named fragments spread directly below the sized field: those
+//! fragments' tops are re-costed in that context, memoised per context, so a fragment cannot
+//! hide a large `first`.
 //!
 //! Without a schema, a field with a selection set is composite and a field with a slicing
 //! argument (`first`, `last`, …) is a list of that size.
 //!
 //! # Threats
-//! Client-chosen sizes are bounded to GraphQL's 32-bit `Int` (anything else is an invalid
-//! request for the backend and falls back to the default), and all arithmetic saturates.
+//! A size the firewall reads differently from the backend is a bypass: variables are coerced
+//! as GraphQL does (`coerce`: `1e3` is 1000, `"1000"` is refused), and a size that cannot be
+//! known is the worst case (`max_list_size`), never a value the client chose. All arithmetic
+//! saturates.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::CostSettings;
-use super::OperationKind;
-use super::ir::{Argument, DefinitionKind, Ir, NONE, Node, NodeKind, ValueSummary};
-use super::schema::{FieldInfo, ListSize, Schema};
+use super::coerce::{self, Declared, Scalar};
+use super::ir::{
+    Argument, Condition, DefinitionKind, Ir, NONE, Node, NodeKind, Span, ValueSummary,
+};
+use super::schema::{FieldInfo, InputInfo, Schema};
 use super::typing::{Typing, is_meta_field};
+use super::{CostSettings, OperationKind};
+
+mod evaluate;
+mod input;
+
+pub use evaluate::Contribution;
+
+/// Why a request's cost cannot be computed; the request is refused. Names taken from the input
+/// are truncated to 64 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CostError {
+    /// A variable that sizes the operation (or decides a `@skip`/`@include`) does not coerce to
+    /// its declared type.
+    #[error("variable `${variable}` is {reason} (expected `{expected}`)")]
+    VariableInvalid {
+        variable: String,
+        expected: &'static str,
+        reason: &'static str,
+    },
+    /// A field with `@listSize(requireOneSlicingArgument: true)` got no or several slicing
+    /// arguments.
+    #[error("field `{field}` takes exactly one slicing argument, got {found}")]
+    InvalidSlicing { field: String, found: u32 },
+}
 
 /// Where a list size comes from.
 #[derive(Clone, Copy, Debug)]
 enum SizeSource {
+    /// Known from the document: a literal, the argument's schema default, or the worst case.
     Const(u64),
-    /// Index into `CostPlan::variables`.
-    Variable(u32),
+    /// A literal `null`: the argument counts as not given.
+    Null,
+    /// `$variable` where an `Int` is expected; `default` is the argument's schema default,
+    /// which applies when the variable is absent.
+    Int { variable: u32, default: Option<u64> },
+    /// `$variable` where a list is expected: its length.
+    Length { variable: u32, default: Option<u64> },
 }
 
 /// How many instances of a field are expected.
 #[derive(Clone, Copy, Debug)]
 enum Multiplier {
     One,
-    /// Max over `sizes[start..start + len]` that resolve, else `fallback`.
+    /// Max over `sizes[start..start + len]` that resolve, else `fallback`. `required` indexes
+    /// `CostPlan::labels` when exactly one must resolve (`NONE` otherwise).
     Size {
         start: u32,
         len: u32,
         fallback: u64,
+        required: u32,
     },
 }
 
 #[derive(Clone, Copy, Debug)]
 enum PlanKind {
-    /// `multiplier × (weight + children)`.
+    /// `multiplier × (weight + children) + arguments`.
     Field,
     /// Inline fragment: the sum of its children.
     Pass,
@@ -60,13 +107,16 @@ enum PlanKind {
     /// fragments only) under a field with `@listSize(sizedFields:)`, `context` indexes
     /// `CostPlan::contexts` and the fragment is costed in that context.
     Spread { target: u32, context: u32 },
-    /// Introspection and `__typename`: free, whatever is below.
+    /// Introspection, `__typename`, and whatever a literal `@skip`/`@include` leaves out: free,
+    /// with everything below.
     Free,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct PlanNode {
     parent: u32,
+    /// The field's name in the source (for the breakdown).
+    name: Span,
     kind: PlanKind,
     weight: u64,
     multiplier: Multiplier,
@@ -75,6 +125,28 @@ struct PlanNode {
     /// For list fields at a fragment's top: id of the field name, so that a sized context can
     /// recognise it; `NONE` otherwise.
     sized_name: u32,
+    /// Variable `@skip`/`@include`: `conditions[conditions_start..][..conditions_len]`.
+    conditions_start: u32,
+    conditions_len: u32,
+    /// Arguments' cost: a constant part plus `arguments[arguments_start..][..arguments_len]`,
+    /// scored per request.
+    arguments_const: u64,
+    arguments_start: u32,
+    arguments_len: u32,
+}
+
+/// `@skip(if: $v)` (`skip`) or `@include(if: $v)`.
+#[derive(Clone, Copy, Debug)]
+struct VariableCondition {
+    variable: u32,
+    skip: bool,
+}
+
+/// An argument value holding variables, scored per request.
+#[derive(Debug)]
+struct ArgumentCost {
+    value: Value,
+    slot: input::Slot,
 }
 
 /// `@listSize(sizedFields:)` of a field, applied to fragments spread directly below it.
@@ -84,12 +156,25 @@ struct SizedContext {
     multiplier: Multiplier,
 }
 
+/// A variable the operation declares.
+#[derive(Debug)]
+struct PlanVariable {
+    variable: u32,
+    declared: Declared,
+    /// The default value, as JSON.
+    default: Option<Value>,
+}
+
 #[derive(Debug)]
 struct PlanDefinition {
+    /// A fragment's name (empty for operations).
+    name: Span,
     nodes_start: u32,
     nodes_end: u32,
-    /// Integer defaults of the operation's variables: `(variable index, value)`.
-    defaults: Vec<(u32, u64)>,
+    /// Declared variables (operations only).
+    variables: Vec<PlanVariable>,
+    /// Fragments this definition spreads (deduplicated).
+    spreads: Vec<u32>,
 }
 
 /// The cacheable, variable-free part of cost for a whole document.
@@ -101,25 +186,73 @@ pub(crate) struct CostPlan {
     definitions: Vec<PlanDefinition>,
     fragment_order: Vec<u32>,
     contexts: Vec<SizedContext>,
+    conditions: Vec<VariableCondition>,
+    arguments: Vec<ArgumentCost>,
+    /// Field names for `CostError::InvalidSlicing`.
+    labels: Vec<Box<str>>,
+    /// Per IR node: the field returns a list (for `Metrics::list_depth`).
+    pub(crate) lists: Vec<bool>,
+    /// Kept when argument values must be scored per request.
+    schema: Option<Arc<Schema>>,
+    max_list_size: u64,
+}
+
+impl CostPlan {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * size_of::<PlanNode>()
+            + self.sizes.capacity() * size_of::<SizeSource>()
+            + self
+                .variables
+                .iter()
+                .map(|v| v.len() + size_of::<Box<str>>())
+                .sum::<usize>()
+            + self
+                .definitions
+                .iter()
+                .map(|d| {
+                    size_of::<PlanDefinition>()
+                        + d.variables.capacity() * size_of::<PlanVariable>()
+                        + d.spreads.capacity() * 4
+                })
+                .sum::<usize>()
+            + self.fragment_order.capacity() * 4
+            + self
+                .contexts
+                .iter()
+                .map(|c| size_of::<SizedContext>() + c.names.capacity() * 4)
+                .sum::<usize>()
+            + self.conditions.capacity() * size_of::<VariableCondition>()
+            // Argument values are small JSON trees; count their nodes roughly.
+            + self.arguments.len() * 256
+            + self.labels.iter().map(|l| l.len() + 16).sum::<usize>()
+            + self.lists.capacity()
+    }
 }
 
 /// `@listSize(sizedFields:)` of the nearest enclosing field, with its size: the context a
 /// node's selection set is costed in.
 type Sized<'s> = Option<(&'s [String], Multiplier)>;
 
+/// What a slicing argument's value is read as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    Int,
+    Length,
+}
+
 pub(crate) fn compile<'s>(
     src: &str,
     ir: &Ir,
     fragment_order: &[u32],
     settings: &CostSettings,
-    schema: Option<&'s Schema>,
+    schema: Option<&'s Arc<Schema>>,
     typing: &Typing<'s>,
 ) -> CostPlan {
     let mut c = Compiler {
         src,
         ir,
         settings,
-        schema,
+        schema: schema.map(|s| &**s),
         typing,
         nodes: Vec::with_capacity(ir.nodes.len()),
         sizes: Vec::new(),
@@ -127,11 +260,16 @@ pub(crate) fn compile<'s>(
         interned: HashMap::new(),
         sized_names: HashMap::new(),
         pending_contexts: Vec::new(),
-        contexts: Vec::new(),
+        conditions: Vec::new(),
+        arguments: Vec::new(),
+        labels: Vec::new(),
+        lists: vec![false; ir.nodes.len()],
+        condition_cursor: 0,
+        scratch: Vec::new(),
     };
     let mut definitions = Vec::with_capacity(ir.definitions.len());
     for definition in &ir.definitions {
-        let mutation_root = schema.map_or("Mutation", Schema::mutation_root);
+        let mutation_root = c.schema.map_or("Mutation", Schema::mutation_root);
         let is_mutation_root = match definition.kind {
             DefinitionKind::Operation(kind) => kind == OperationKind::Mutation,
             DefinitionKind::Fragment => definition.type_condition.text(src) == mutation_root,
@@ -142,18 +280,47 @@ pub(crate) fn compile<'s>(
             is_mutation_root,
             definition.kind == DefinitionKind::Fragment,
         );
-        let defaults = definition
+        let variables = definition
             .variables
             .iter()
-            .filter_map(|v| match v.default {
-                ValueSummary::Int(n) => Some((c.intern(v.name.text(src)), n)),
-                _ => None,
+            .map(|v| {
+                let scalar = match v.ty.name.text(src) {
+                    "Int" => Scalar::Int,
+                    "Boolean" => Scalar::Boolean,
+                    _ => Scalar::Other,
+                };
+                let default = v
+                    .default
+                    .and_then(|_| input::literal(v.default_span.text(src), |_| NONE));
+                PlanVariable {
+                    variable: c.intern(v.name.text(src)),
+                    declared: Declared {
+                        scalar,
+                        list_depth: v.ty.list_depth,
+                        non_null: v.ty.non_null,
+                    },
+                    default,
+                }
             })
             .collect();
+        let mut spreads: Vec<u32> = ir
+            .nodes_of(definition)
+            .iter()
+            .filter(|n| n.kind == NodeKind::Spread)
+            .map(|n| n.target)
+            .collect();
+        spreads.sort_unstable();
+        spreads.dedup();
+        let name = match definition.kind {
+            DefinitionKind::Fragment => definition.name.unwrap_or_default(),
+            DefinitionKind::Operation(_) => Span::default(),
+        };
         definitions.push(PlanDefinition {
+            name,
             nodes_start: definition.nodes_start,
             nodes_end: definition.nodes_end,
-            defaults,
+            variables,
+            spreads,
         });
     }
     let contexts = c
@@ -167,6 +334,7 @@ pub(crate) fn compile<'s>(
             multiplier,
         })
         .collect();
+    let schema = schema.filter(|_| !c.arguments.is_empty()).cloned();
     CostPlan {
         nodes: c.nodes,
         sizes: c.sizes,
@@ -174,6 +342,12 @@ pub(crate) fn compile<'s>(
         definitions,
         fragment_order: fragment_order.to_vec(),
         contexts,
+        conditions: c.conditions,
+        arguments: c.arguments,
+        labels: c.labels,
+        lists: c.lists,
+        schema,
+        max_list_size: settings.max_list_size,
     }
 }
 
@@ -191,8 +365,15 @@ struct Compiler<'a, 's, 't> {
     sized_names: HashMap<&'a str, u32>,
     /// Sized contexts of spreads, resolved to name ids once every definition is compiled.
     pending_contexts: Vec<(&'s [String], Multiplier)>,
-    /// Scratch: sized contexts of the current definition's nodes.
-    contexts: Vec<Sized<'s>>,
+    conditions: Vec<VariableCondition>,
+    arguments: Vec<ArgumentCost>,
+    labels: Vec<Box<str>>,
+    lists: Vec<bool>,
+    /// Next unread entry of `ir.conditions` (nodes are compiled in index order).
+    condition_cursor: usize,
+    /// Scratch, per node of the current definition: its selection's sized context, and whether
+    /// everything below it is free.
+    scratch: Vec<(Sized<'s>, bool)>,
 }
 
 impl<'a, 's> Compiler<'a, 's, '_> {
@@ -207,37 +388,59 @@ impl<'a, 's> Compiler<'a, 's, '_> {
     /// One definition's nodes, in pre-order, so each parent's context is ready before its
     /// children.
     fn definition(&mut self, first: u32, nodes: &'a [Node], mutation: bool, fragment: bool) {
-        self.contexts.clear();
+        self.scratch.clear();
         for (offset, node) in nodes.iter().enumerate() {
-            let parent = if node.parent == NONE {
-                None
+            let index = first as usize + offset;
+            let (parent, parent_free) = if node.parent == NONE {
+                (None, false)
             } else {
-                self.contexts
+                self.scratch
                     .get(node.parent.wrapping_sub(first) as usize)
                     .copied()
-                    .flatten()
+                    .unwrap_or((None, false))
             };
-            let (mut plan, context) = match node.kind {
-                NodeKind::Spread => {
-                    let context = match parent {
-                        Some(sized) => {
-                            self.pending_contexts.push(sized);
-                            super::lexer::to_u32(self.pending_contexts.len() - 1)
-                        }
-                        None => NONE,
-                    };
-                    let kind = PlanKind::Spread {
-                        target: node.target,
-                        context,
-                    };
-                    (self.plain(node, kind), parent)
+            let field = self.typing.field(index);
+            if node.kind == NodeKind::Field {
+                let list = match field {
+                    Some(field) => field.list,
+                    None => self.ir.arguments_of(node).iter().any(|a| self.is_slicing(a)),
+                };
+                if let Some(slot) = self.lists.get_mut(index) {
+                    *slot = list;
                 }
-                NodeKind::Inline => (self.plain(node, PlanKind::Pass), parent),
-                NodeKind::Field => {
-                    let field = self.typing.field(first as usize + offset);
-                    self.field(node, field, parent, mutation && node.level == 1)
+            }
+            let (conditions_start, conditions_len, skipped) = self.conditions_of(index);
+            let (mut plan, context, free_below) = if parent_free || skipped {
+                (self.plain(node, PlanKind::Free), None, true)
+            } else {
+                match node.kind {
+                    NodeKind::Spread => {
+                        let context = match parent {
+                            Some(sized) => {
+                                self.pending_contexts.push(sized);
+                                super::lexer::to_u32(self.pending_contexts.len() - 1)
+                            }
+                            None => NONE,
+                        };
+                        let kind = PlanKind::Spread {
+                            target: node.target,
+                            context,
+                        };
+                        (self.plain(node, kind), parent, false)
+                    }
+                    NodeKind::Inline => (self.plain(node, PlanKind::Pass), parent, false),
+                    NodeKind::Field => {
+                        let (plan, context) =
+                            self.field(node, field, parent, mutation && node.level == 1);
+                        let free = matches!(plan.kind, PlanKind::Free);
+                        (plan, context, free)
+                    }
                 }
             };
+            if !parent_free && !skipped {
+                plan.conditions_start = conditions_start;
+                plan.conditions_len = conditions_len;
+            }
             if fragment && plan.top && plan.sized_name != NONE {
                 let next = super::lexer::to_u32(self.sized_names.len());
                 plan.sized_name = *self
@@ -248,12 +451,46 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                 plan.sized_name = NONE;
             }
             self.nodes.push(plan);
-            self.contexts.push(context);
+            self.scratch.push((context, free_below));
         }
+    }
+
+    /// Node `index`'s `@skip`/`@include`: the range of its variable conditions, and whether a
+    /// literal one leaves it out.
+    fn conditions_of(&mut self, index: usize) -> (u32, u32, bool) {
+        let start = super::lexer::to_u32(self.conditions.len());
+        let mut skipped = false;
+        while let Some(&Condition { node, skip, value }) =
+            self.ir.conditions.get(self.condition_cursor)
+        {
+            if node as usize > index {
+                break;
+            }
+            self.condition_cursor += 1;
+            if node as usize != index {
+                continue;
+            }
+            match value {
+                ValueSummary::Bool(b) => skipped |= b == skip,
+                ValueSummary::Variable(name) => {
+                    let variable = self.intern(name.text(self.src));
+                    self.conditions.push(VariableCondition { variable, skip });
+                }
+                // `null` or a mistyped literal: the backend refuses the document; count it.
+                _ => {}
+            }
+        }
+        let len = super::lexer::to_u32(self.conditions.len()).saturating_sub(start);
+        (start, len, skipped)
     }
 
     fn plain(&self, node: &Node, kind: PlanKind) -> PlanNode {
         self.plan(node, kind, 0, Multiplier::One, false)
+    }
+
+    fn is_slicing(&self, argument: &Argument) -> bool {
+        let name = argument.name.text(self.src);
+        self.settings.slicing_arguments.iter().any(|s| s == name)
     }
 
     fn field(
@@ -278,12 +515,15 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             } else {
                 settings.scalar_weight
             };
-            let is_slicing = |a: &Argument| {
-                let arg = a.name.text(self.src);
-                settings.slicing_arguments.iter().any(|s| s == arg)
-            };
-            let multiplier = if arguments.iter().any(is_slicing) {
-                self.size(arguments, is_slicing, settings.default_list_size)
+            let multiplier = if arguments.iter().any(|a| self.is_slicing(a)) {
+                let start = super::lexer::to_u32(self.sizes.len());
+                for argument in arguments {
+                    if self.is_slicing(argument) {
+                        let source = self.source(argument.value, View::Int, None);
+                        self.sizes.push(source);
+                    }
+                }
+                self.sized(start, settings.default_list_size, NONE)
             } else {
                 Multiplier::One
             };
@@ -297,19 +537,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             None if schema.is_composite(&field.type_name) => settings.object_weight,
             None => settings.scalar_weight,
         };
-        let list_size: Option<&'s ListSize> = field.list_size.as_ref();
-        let own_size = match list_size {
-            Some(list_size) => {
-                let src = self.src;
-                let is_slicing = |a: &Argument| {
-                    let arg = a.name.text(src);
-                    list_size.slicing_arguments.iter().any(|s| s == arg)
-                };
-                let fallback = list_size.assumed_size.unwrap_or(settings.default_list_size);
-                self.size(arguments, is_slicing, fallback)
-            }
-            None => self.size(&[], |_| false, settings.default_list_size),
-        };
+        let own_size = self.own_size(node, arguments, field);
         let multiplier = if !field.list {
             Multiplier::One
         } else {
@@ -318,13 +546,131 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                 _ => own_size,
             }
         };
-        let context = list_size
+        let context = field
+            .list_size
+            .as_ref()
             .filter(|l| !l.sized_fields.is_empty())
             .map(|l| (l.sized_fields.as_slice(), own_size));
-        (
-            self.plan(node, PlanKind::Field, weight, multiplier, field.list),
-            context,
-        )
+        let mut plan = self.plan(node, PlanKind::Field, weight, multiplier, field.list);
+        if field.arguments_cost {
+            self.arguments_cost(&mut plan, schema, arguments, field);
+        }
+        (plan, context)
+    }
+
+    /// The size a field's own arguments and `@listSize` give (see the module doc for the rules).
+    fn own_size(&mut self, node: &Node, arguments: &[Argument], field: &'s FieldInfo) -> Multiplier {
+        let default_list_size = self.settings.default_list_size;
+        let start = super::lexer::to_u32(self.sizes.len());
+        match &field.list_size {
+            Some(list_size) if !list_size.slicing_arguments.is_empty() => {
+                for name in &list_size.slicing_arguments {
+                    let definition = field.arguments.iter().find(|a| &a.name == name);
+                    self.slicing(arguments, name, definition);
+                }
+                let required = if list_size.require_one_slicing_argument {
+                    self.labels.push(node.name.text(self.src).into());
+                    super::lexer::to_u32(self.labels.len() - 1)
+                } else {
+                    NONE
+                };
+                let fallback = list_size.assumed_size.unwrap_or(default_list_size);
+                self.sized(start, fallback, required)
+            }
+            Some(list_size) if list_size.assumed_size.is_some() => {
+                self.sized(start, list_size.assumed_size.unwrap_or(default_list_size), NONE)
+            }
+            _ => {
+                let list_argument = field
+                    .list_argument
+                    .filter(|_| field.list)
+                    .and_then(|i| field.arguments.get(i));
+                if let Some(definition) = list_argument {
+                    self.slicing(arguments, &definition.name, Some(definition));
+                }
+                self.sized(start, default_list_size, NONE)
+            }
+        }
+    }
+
+    /// Pushes the size source of slicing argument `name`: the written value, else the
+    /// argument's schema default, else nothing (not given).
+    fn slicing(&mut self, arguments: &[Argument], name: &str, definition: Option<&InputInfo>) {
+        let view = match definition {
+            Some(definition) if definition.list => View::Length,
+            _ => View::Int,
+        };
+        let default = definition.and_then(|d| d.default_size);
+        let written = arguments.iter().find(|a| a.name.text(self.src) == name);
+        let source = match (written, default) {
+            (Some(argument), _) => self.source(argument.value, view, default),
+            (None, Some(default)) => SizeSource::Const(default),
+            (None, None) => return,
+        };
+        self.sizes.push(source);
+    }
+
+    fn sized(&self, start: u32, fallback: u64, required: u32) -> Multiplier {
+        Multiplier::Size {
+            start,
+            len: super::lexer::to_u32(self.sizes.len()).saturating_sub(start),
+            fallback,
+            required,
+        }
+    }
+
+    /// What a written argument value says about a size.
+    fn source(&mut self, value: ValueSummary, view: View, default: Option<u64>) -> SizeSource {
+        let worst = self.settings.max_list_size;
+        match (value, view) {
+            (ValueSummary::Null, _) => SizeSource::Null,
+            (ValueSummary::Variable(name), view) => {
+                let variable = self.intern(name.text(self.src));
+                match view {
+                    View::Int => SizeSource::Int { variable, default },
+                    View::Length => SizeSource::Length { variable, default },
+                }
+            }
+            (ValueSummary::Int(n), View::Int) => SizeSource::Const(coerce::size_of_int(n, worst)),
+            (ValueSummary::List(items), View::Length) => SizeSource::Const(items.into()),
+            // A single value where a list is expected is a list of one.
+            (_, View::Length) => SizeSource::Const(1),
+            // Not an `Int` (a string, float, enum, list): unknowable, so the worst case.
+            (_, View::Int) => SizeSource::Const(worst),
+        }
+    }
+
+    /// Arguments' cost: literals without variables are scored now, the rest per request.
+    fn arguments_cost(
+        &mut self,
+        plan: &mut PlanNode,
+        schema: &Schema,
+        arguments: &[Argument],
+        field: &FieldInfo,
+    ) {
+        plan.arguments_start = super::lexer::to_u32(self.arguments.len());
+        for argument in arguments {
+            let name = argument.name.text(self.src);
+            let Some(definition) = field.arguments.iter().find(|a| a.name == name) else {
+                continue;
+            };
+            let slot = input::Slot {
+                cost: definition.cost,
+                type_name: definition.type_name.as_str().into(),
+            };
+            let text: &'a str = argument.value_span.text(self.src);
+            let Some(value) = input::literal(text, |n| self.intern(n)) else {
+                continue;
+            };
+            if input::has_variables(&value) {
+                self.arguments.push(ArgumentCost { value, slot });
+            } else {
+                let cost = input::score(schema, &value, &slot, |_| None);
+                plan.arguments_const = plan.arguments_const.saturating_add(cost);
+            }
+        }
+        plan.arguments_len =
+            super::lexer::to_u32(self.arguments.len()).saturating_sub(plan.arguments_start);
     }
 
     /// `list` marks list fields (candidates for a sized context; resolved by the caller).
@@ -338,272 +684,17 @@ impl<'a, 's> Compiler<'a, 's, '_> {
     ) -> PlanNode {
         PlanNode {
             parent: node.parent,
+            name: node.name,
             kind,
             weight,
             multiplier,
             top: node.level == 1,
             sized_name: if list { 0 } else { NONE },
+            conditions_start: 0,
+            conditions_len: 0,
+            arguments_const: 0,
+            arguments_start: 0,
+            arguments_len: 0,
         }
-    }
-
-    /// A size from the slicing arguments among `arguments`, with a fallback.
-    fn size(
-        &mut self,
-        arguments: &'a [Argument],
-        is_slicing: impl Fn(&Argument) -> bool,
-        fallback: u64,
-    ) -> Multiplier {
-        let start = super::lexer::to_u32(self.sizes.len());
-        for argument in arguments.iter().filter(|a| is_slicing(a)) {
-            let source = match argument.value {
-                ValueSummary::Int(n) => SizeSource::Const(n),
-                ValueSummary::Variable(name) => {
-                    SizeSource::Variable(self.intern(name.text(self.src)))
-                }
-                ValueSummary::Other => continue,
-            };
-            self.sizes.push(source);
-        }
-        let len = super::lexer::to_u32(self.sizes.len()).saturating_sub(start);
-        Multiplier::Size {
-            start,
-            len,
-            fallback,
-        }
-    }
-}
-
-impl CostPlan {
-    /// Cost of definition `operation` with the request's variables.
-    pub(crate) fn evaluate(&self, operation: u32, variables: Option<&Map<String, Value>>) -> u64 {
-        let Some(definition) = self.definitions.get(operation as usize) else {
-            return 0;
-        };
-        let mut eval = Evaluation {
-            plan: self,
-            resolved: (0..self.variables.len())
-                .map(|i| self.resolve(i, definition, variables))
-                .collect(),
-            memo: vec![0; self.definitions.len()],
-            below: vec![0; self.nodes.len()],
-            in_context: Vec::new(),
-            context_below: Vec::new(),
-        };
-        for &fragment in &self.fragment_order {
-            let cost = eval.definition(fragment);
-            if let Some(slot) = eval.memo.get_mut(fragment as usize) {
-                *slot = cost;
-            }
-        }
-        eval.definition(operation)
-    }
-
-    /// A variable's size: the request's value if it is a valid non-negative `Int`, else the
-    /// operation's default, else unresolved.
-    fn resolve(
-        &self,
-        index: usize,
-        definition: &PlanDefinition,
-        variables: Option<&Map<String, Value>>,
-    ) -> Option<u64> {
-        let name = self.variables.get(index)?;
-        let given = variables
-            .and_then(|v| v.get(name.as_ref()))
-            .and_then(Value::as_u64)
-            .filter(|&n| n <= i32::MAX.unsigned_abs().into());
-        given.or_else(|| {
-            definition
-                .defaults
-                .iter()
-                .find(|(v, _)| *v as usize == index)
-                .map(|&(_, n)| n)
-        })
-    }
-
-    fn multiplier(&self, multiplier: Multiplier, resolved: &[Option<u64>]) -> u64 {
-        match multiplier {
-            Multiplier::One => 1,
-            Multiplier::Size {
-                start,
-                len,
-                fallback,
-            } => self
-                .sizes
-                .get(start as usize..start as usize + len as usize)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|source| match *source {
-                    SizeSource::Const(n) => Some(n),
-                    SizeSource::Variable(v) => resolved.get(v as usize).copied().flatten(),
-                })
-                .max()
-                .unwrap_or(fallback),
-        }
-    }
-
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * size_of::<PlanNode>()
-            + self.sizes.capacity() * size_of::<SizeSource>()
-            + self
-                .variables
-                .iter()
-                .map(|v| v.len() + size_of::<Box<str>>())
-                .sum::<usize>()
-            + self
-                .definitions
-                .iter()
-                .map(|d| size_of::<PlanDefinition>() + d.defaults.capacity() * 16)
-                .sum::<usize>()
-            + self.fragment_order.capacity() * 4
-            + self
-                .contexts
-                .iter()
-                .map(|c| size_of::<SizedContext>() + c.names.capacity() * 4)
-                .sum::<usize>()
-    }
-}
-
-/// Per-request evaluation state: every array is indexed like the plan, nothing recurses.
-struct Evaluation<'p> {
-    plan: &'p CostPlan,
-    resolved: Vec<Option<u64>>,
-    /// Context-free cost of each fragment definition.
-    memo: Vec<u64>,
-    /// Context-free sum of each node's children.
-    below: Vec<u64>,
-    /// Fragment costs in a sized context: `(context + 1, cost)` per definition (0 = unset).
-    in_context: Vec<(u32, u64)>,
-    /// Scratch sums for inline fragments at a fragment's top, in a sized context.
-    context_below: Vec<u64>,
-}
-
-impl Evaluation<'_> {
-    fn node(&self, index: usize) -> Option<&PlanNode> {
-        self.plan.nodes.get(index)
-    }
-
-    fn range(&self, definition: u32) -> std::ops::Range<usize> {
-        self.plan
-            .definitions
-            .get(definition as usize)
-            .map_or(0..0, |d| d.nodes_start as usize..d.nodes_end as usize)
-    }
-
-    /// Backward scan: children follow their parent in pre-order, so by the time a node is
-    /// reached the sum of its children is complete.
-    fn definition(&mut self, definition: u32) -> u64 {
-        let mut total = 0u64;
-        for index in self.range(definition).rev() {
-            let Some(&node) = self.node(index) else {
-                continue;
-            };
-            let below = self.below.get(index).copied().unwrap_or(0);
-            let value = match node.kind {
-                PlanKind::Field => self
-                    .plan
-                    .multiplier(node.multiplier, &self.resolved)
-                    .saturating_mul(node.weight.saturating_add(below)),
-                PlanKind::Pass => below,
-                PlanKind::Spread { target, context } if context == NONE => {
-                    self.memo.get(target as usize).copied().unwrap_or(0)
-                }
-                PlanKind::Spread { target, context } => self.in_context(target, context),
-                PlanKind::Free => 0,
-            };
-            let slot = if node.parent == NONE {
-                Some(&mut total)
-            } else {
-                self.below.get_mut(node.parent as usize)
-            };
-            if let Some(slot) = slot {
-                *slot = slot.saturating_add(value);
-            }
-        }
-        total
-    }
-
-    /// Cost of fragment `target` spread under a sized field: its top-level list fields named
-    /// in the context take the context's size, and so do those of fragments it spreads at its
-    /// top. Everything inside fields is context-free and already in `below`. Dependencies are
-    /// visited with an explicit stack; results are memoised per context.
-    fn in_context(&mut self, target: u32, context: u32) -> u64 {
-        let Some(sized) = self.plan.contexts.get(context as usize) else {
-            return self.memo.get(target as usize).copied().unwrap_or(0);
-        };
-        let key = context.saturating_add(1);
-        if self.in_context.is_empty() {
-            self.in_context = vec![(0, 0); self.plan.definitions.len()];
-            self.context_below = vec![0; self.plan.nodes.len()];
-        }
-        let done =
-            |this: &Self, f: u32| this.in_context.get(f as usize).is_some_and(|e| e.0 == key);
-        let size = self.plan.multiplier(sized.multiplier, &self.resolved);
-        let mut stack = vec![(target, false)];
-        while let Some((fragment, expanded)) = stack.pop() {
-            if done(self, fragment) {
-                continue;
-            }
-            let range = self.range(fragment);
-            if !expanded {
-                stack.push((fragment, true));
-                for index in range {
-                    if let Some(PlanNode {
-                        kind: PlanKind::Spread { target, .. },
-                        top: true,
-                        ..
-                    }) = self.node(index)
-                        && !done(self, *target)
-                    {
-                        stack.push((*target, false));
-                    }
-                }
-                continue;
-            }
-            for index in range.clone() {
-                if let Some(slot) = self.context_below.get_mut(index) {
-                    *slot = 0;
-                }
-            }
-            let mut total = 0u64;
-            for index in range.rev() {
-                let Some(&node) = self.node(index) else {
-                    continue;
-                };
-                if !node.top {
-                    continue;
-                }
-                let value = match node.kind {
-                    PlanKind::Field => {
-                        let multiplier = if sized.names.contains(&node.sized_name) {
-                            size
-                        } else {
-                            self.plan.multiplier(node.multiplier, &self.resolved)
-                        };
-                        let below = self.below.get(index).copied().unwrap_or(0);
-                        multiplier.saturating_mul(node.weight.saturating_add(below))
-                    }
-                    PlanKind::Pass => self.context_below.get(index).copied().unwrap_or(0),
-                    PlanKind::Spread { target, .. } => self
-                        .in_context
-                        .get(target as usize)
-                        .map_or(0, |&(_, cost)| cost),
-                    PlanKind::Free => 0,
-                };
-                let slot = if node.parent == NONE {
-                    Some(&mut total)
-                } else {
-                    self.context_below.get_mut(node.parent as usize)
-                };
-                if let Some(slot) = slot {
-                    *slot = slot.saturating_add(value);
-                }
-            }
-            if let Some(entry) = self.in_context.get_mut(fragment as usize) {
-                *entry = (key, total);
-            }
-        }
-        self.in_context
-            .get(target as usize)
-            .map_or(0, |&(_, cost)| cost)
     }
 }

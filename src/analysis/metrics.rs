@@ -6,9 +6,11 @@
 //! order, and a spread adds its fragment's summary (saturating), so measuring costs one linear
 //! scan of the document whatever it expands to. A spread adds no depth by itself, a fragment
 //! *named* `__schema` is just a name, and aliases of `__typename` count (they still cost CPU).
+//! List depth counts list fields nested in list fields (`users { friends { posts } }` is 3):
+//! the amplification factor graphql-protect calls "max list depth".
 
 use super::Metrics;
-use super::ir::{DefinitionKind, Ir, NodeKind};
+use super::ir::{DefinitionKind, Ir, NONE, NodeKind};
 
 /// Metrics per definition (same indices as `ir.definitions`): the executed operation's metrics
 /// for operations, the summary used at each spread for fragments.
@@ -18,6 +20,7 @@ pub(crate) fn measure(
     fragment_order: &[u32],
     unknown_nodes: &[u32],
     unknown_definitions: &[u32],
+    lists: &[bool],
 ) -> Vec<Metrics> {
     let mut out = vec![Metrics::default(); ir.definitions.len()];
     let operations = ir
@@ -31,8 +34,14 @@ pub(crate) fn measure(
         .map(|&i| i as usize)
         .chain(operations)
         .collect();
+    let mut lists_above = Vec::new();
     for index in order {
-        let summary = summarise(src, ir, index, &out, unknown_nodes, unknown_definitions);
+        let facts = Facts {
+            unknown_nodes,
+            unknown_definitions,
+            lists,
+        };
+        let summary = summarise(src, ir, index, &out, &facts, &mut lists_above);
         if let Some(slot) = out.get_mut(index) {
             *slot = summary;
         }
@@ -40,25 +49,45 @@ pub(crate) fn measure(
     out
 }
 
+/// Per-node facts from typing and cost, indexed like the IR's nodes.
+struct Facts<'a> {
+    unknown_nodes: &'a [u32],
+    unknown_definitions: &'a [u32],
+    /// The field returns a list.
+    lists: &'a [bool],
+}
+
 fn summarise(
     src: &str,
     ir: &Ir,
     index: usize,
     summaries: &[Metrics],
-    unknown_nodes: &[u32],
-    unknown_definitions: &[u32],
+    facts: &Facts<'_>,
+    lists_above: &mut Vec<u32>,
 ) -> Metrics {
     let Some(definition) = ir.definitions.get(index) else {
         return Metrics::default();
     };
     let mut m = Metrics {
         directives: definition.directives,
-        unknown_schema_names: unknown_definitions.get(index).copied().unwrap_or(0),
+        unknown_schema_names: facts.unknown_definitions.get(index).copied().unwrap_or(0),
         ..Metrics::default()
     };
     let first = definition.nodes_start as usize;
+    let is_list = |at: usize| facts.lists.get(at).copied().unwrap_or(false);
+    // List fields among each node's ancestors (pre-order: parents first).
+    lists_above.clear();
     for (offset, node) in ir.nodes_of(definition).iter().enumerate() {
-        let unknown = unknown_nodes.get(first + offset).copied().unwrap_or(0);
+        let above = match node.parent {
+            NONE => 0,
+            parent => {
+                let at = parent as usize;
+                let parent_above = lists_above.get(at.wrapping_sub(first)).copied().unwrap_or(0);
+                parent_above.saturating_add(u32::from(is_list(at)))
+            }
+        };
+        lists_above.push(above);
+        let unknown = facts.unknown_nodes.get(first + offset).copied().unwrap_or(0);
         m.unknown_schema_names = m.unknown_schema_names.saturating_add(unknown);
         m.directives = m.directives.saturating_add(node.directives);
         match node.kind {
@@ -73,6 +102,9 @@ fn summarise(
                 }
                 if name != "__typename" {
                     m.depth = m.depth.max(node.level);
+                }
+                if is_list(first + offset) {
+                    m.list_depth = m.list_depth.max(above.saturating_add(1));
                 }
                 if node.level == 1 {
                     m.root_fields = m.root_fields.saturating_add(1);
@@ -93,6 +125,9 @@ fn summarise(
                 m.unknown_schema_names = m
                     .unknown_schema_names
                     .saturating_add(f.unknown_schema_names);
+                if f.list_depth > 0 {
+                    m.list_depth = m.list_depth.max(above.saturating_add(f.list_depth));
+                }
                 if f.depth > 0 {
                     m.depth = m
                         .depth

@@ -101,7 +101,7 @@ pub(crate) fn resolve<'s>(src: &str, ir: &Ir, schema: Option<&'s Schema>) -> Typ
                                         .iter()
                                         .filter(|a| {
                                             let argument = a.name.text(src);
-                                            !field.arguments.iter().any(|n| n == argument)
+                                            !field.arguments.iter().any(|n| n.name == argument)
                                         })
                                         .count();
                                     (
