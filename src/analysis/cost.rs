@@ -303,11 +303,16 @@ pub(crate) fn compile<'s>(
                 }
             })
             .collect();
-        let mut spreads: Vec<u32> = ir
-            .nodes_of(definition)
+        // Spreads a literal `@skip`/`@include` leaves out reach nothing.
+        let mut spreads: Vec<u32> = c
+            .nodes
+            .get(definition.nodes_start as usize..definition.nodes_end as usize)
+            .unwrap_or_default()
             .iter()
-            .filter(|n| n.kind == NodeKind::Spread)
-            .map(|n| n.target)
+            .filter_map(|n| match n.kind {
+                PlanKind::Spread { target, .. } => Some(target),
+                _ => None,
+            })
             .collect();
         spreads.sort_unstable();
         spreads.dedup();

@@ -389,12 +389,15 @@ impl<'p> Evaluation<'p> {
                 continue;
             };
             let below = self.below.get(index).copied().unwrap_or(0);
+            // A field's sizes are checked even when a variable condition leaves it out (GraphQL
+            // coerces every variable, used or not).
+            let multiplier = match node.kind {
+                PlanKind::Field => self.plan.multiplier(node.multiplier, &self.given)?,
+                _ => 1,
+            };
             let value = match node.kind {
                 _ if node.conditions_len > 0 && self.skipped(&node)? => 0,
-                PlanKind::Field => {
-                    let multiplier = self.plan.multiplier(node.multiplier, &self.given)?;
-                    self.field(&node, multiplier, below)
-                }
+                PlanKind::Field => self.field(&node, multiplier, below),
                 PlanKind::Pass => below,
                 PlanKind::Spread { target, context } if context == NONE => {
                     self.memo.get(target as usize).copied().unwrap_or(0)
@@ -463,10 +466,13 @@ impl<'p> Evaluation<'p> {
                 if !node.top {
                     continue;
                 }
+                let multiplier = match node.kind {
+                    PlanKind::Field => self.multiplier_in(&node, context)?,
+                    _ => 1,
+                };
                 let value = match node.kind {
                     _ if node.conditions_len > 0 && self.skipped(&node)? => 0,
                     PlanKind::Field => {
-                        let multiplier = self.multiplier_in(&node, context)?;
                         let below = self.below.get(index).copied().unwrap_or(0);
                         self.field(&node, multiplier, below)
                     }
