@@ -48,8 +48,10 @@ use super::{CostSettings, OperationKind};
 
 mod evaluate;
 mod input;
+mod response;
 
 pub use evaluate::Contribution;
+pub(crate) use response::{Entry, ResponseShape};
 
 /// Why a request's cost cannot be computed; the request is refused. Names taken from the input
 /// are truncated to 64 bytes.
@@ -115,8 +117,13 @@ enum PlanKind {
 #[derive(Clone, Copy, Debug)]
 struct PlanNode {
     parent: u32,
-    /// The field's name in the source (for the breakdown).
+    /// The field's name and response key (alias or name) in the source.
     name: Span,
+    key: Span,
+    /// What an object and a leaf of this field weigh in a response (`@cost`, else the
+    /// configured object and scalar weights).
+    response_object: u64,
+    response_leaf: u64,
     kind: PlanKind,
     weight: u64,
     multiplier: Multiplier,
@@ -195,6 +202,8 @@ pub(crate) struct CostPlan {
     /// Kept when argument values must be scored per request.
     schema: Option<Arc<Schema>>,
     max_list_size: u64,
+    /// The document's text: names for the breakdown, response keys for the actual cost.
+    source: Box<str>,
 }
 
 impl CostPlan {
@@ -226,6 +235,7 @@ impl CostPlan {
             + self.arguments.len() * 256
             + self.labels.iter().map(|l| l.len() + 16).sum::<usize>()
             + self.lists.capacity()
+            + self.source.len()
     }
 }
 
@@ -353,6 +363,7 @@ pub(crate) fn compile<'s>(
         lists: c.lists,
         schema,
         max_list_size: settings.max_list_size,
+        source: src.into(),
     }
 }
 
@@ -557,6 +568,9 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             .filter(|l| !l.sized_fields.is_empty())
             .map(|l| (l.sized_fields.as_slice(), own_size));
         let mut plan = self.plan(node, PlanKind::Field, weight, multiplier, field.list);
+        if let Some(explicit) = field.cost.or(type_weight) {
+            (plan.response_object, plan.response_leaf) = (explicit, explicit);
+        }
         if field.arguments_cost {
             self.arguments_cost(&mut plan, schema, arguments, field);
         }
@@ -690,6 +704,9 @@ impl<'a, 's> Compiler<'a, 's, '_> {
         PlanNode {
             parent: node.parent,
             name: node.name,
+            key: node.alias.unwrap_or(node.name),
+            response_object: self.settings.object_weight,
+            response_leaf: self.settings.scalar_weight,
             kind,
             weight,
             multiplier,

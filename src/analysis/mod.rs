@@ -15,6 +15,7 @@
 //! which are UTF-8 by definition, and rejects the rest as `INVALID_REQUEST`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod actual;
 mod coerce;
 mod cost;
 mod document;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+pub use actual::{ActualCost, ActualCostError, MAX_NESTING};
 pub use cost::{Contribution, CostError};
 pub use schema::{Schema, SchemaError};
 pub use variables::{VariableMetrics, measure_variables};
@@ -243,6 +245,7 @@ pub struct Operation {
     metrics: Metrics,
     plan: Arc<cost::CostPlan>,
     definition: u32,
+    response_shape: std::sync::OnceLock<Option<Arc<cost::ResponseShape>>>,
 }
 
 impl Operation {
@@ -278,16 +281,29 @@ impl Operation {
     }
 
     /// The `top` fields contributing most to [`Operation::estimate`], largest first, each with
-    /// the number of times it is expected to resolve. `source` is the text this operation's
-    /// document was analysed from (names are read from it).
+    /// the number of times it is expected to resolve.
     pub fn cost_breakdown(
         &self,
-        source: &str,
         variables: Option<&serde_json::Map<String, serde_json::Value>>,
         top: usize,
     ) -> Result<Vec<Contribution>, CostError> {
-        self.plan
-            .breakdown(source, self.definition, variables, top)
+        self.plan.breakdown(self.definition, variables, top)
+    }
+
+    /// What the response's keys map to, built on first use and kept with the operation (so
+    /// with the analysis cache entry); `None` when the operation is too complex to map.
+    pub(crate) fn response_shape(&self) -> Option<&Arc<cost::ResponseShape>> {
+        self.response_shape
+            .get_or_init(|| cost::ResponseShape::build(&self.plan, self.definition).map(Arc::new))
+            .as_ref()
+    }
+
+    /// Per plan node: arguments' cost with the request's variables (empty when none cost).
+    pub(crate) fn argument_costs(
+        &self,
+        variables: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Vec<u64> {
+        self.plan.argument_costs(self.definition, variables)
     }
 }
 
@@ -326,6 +342,7 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
                 metrics: metrics.get(index).copied().unwrap_or_default(),
                 plan: Arc::clone(&plan),
                 definition: lexer::to_u32(index),
+                response_shape: std::sync::OnceLock::new(),
             });
         }
     }

@@ -47,11 +47,9 @@ impl CostPlan {
         eval.definition(operation)
     }
 
-    /// The `top` largest contributions to the cost of `operation` (`source` is the analysed
-    /// document's text, for the names).
+    /// The `top` largest contributions to the cost of `operation`.
     pub(crate) fn breakdown(
         &self,
-        source: &str,
         operation: u32,
         variables: Option<&Map<String, Value>>,
         top: usize,
@@ -130,7 +128,7 @@ impl CostPlan {
         Ok(found
             .into_iter()
             .map(|(subtotal, multiplier, index)| Contribution {
-                path: self.path(source, index),
+                path: self.path(index),
                 multiplier,
                 weight: self.nodes.get(index).map_or(0, |n| n.weight),
                 subtotal,
@@ -139,7 +137,8 @@ impl CostPlan {
     }
 
     /// Field names from the top of node `index`'s definition.
-    fn path(&self, source: &str, index: usize) -> String {
+    fn path(&self, index: usize) -> String {
+        let source = &*self.source;
         let mut names: Vec<&str> = Vec::new();
         let mut at = index as u32;
         while let Some(node) = self.nodes.get(at as usize) {
