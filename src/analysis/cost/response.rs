@@ -137,6 +137,7 @@ impl ResponseShape {
     }
 
     /// Number of shapes.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shapes.len()
     }
