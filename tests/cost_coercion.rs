@@ -36,7 +36,8 @@ const NULLABLE: &str = "query ($n: Int) { users(first: $n) { id } }";
 const WITH_DEFAULT: &str = "query ($n: Int = 3) { users(first: $n) { id } }";
 const REQUIRED: &str = "query ($n: Int!) { users(first: $n) { id } }";
 const IDS: &str = "query ($ids: [ID!]) { usersByIds(ids: $ids) { id } }";
-const SKIP: &str = "query ($s: Boolean!) { users(first: 5) @skip(if: $s) { id } me: user(id: 1) { id } }";
+const SKIP: &str =
+    "query ($s: Boolean!) { users(first: 5) @skip(if: $s) { id } me: user(id: 1) { id } }";
 
 #[test]
 fn int_variables_coerce_as_graphql_js_and_graphql_core_do() {
@@ -44,17 +45,49 @@ fn int_variables_coerce_as_graphql_js_and_graphql_core_do() {
     // (variables, firewall's size, what graphql-js 16 and graphql-core 3.2 do)
     let table: &[(&str, Option<u64>, &str)] = &[
         (r#"{"n": 1000}"#, Some(1000), "both: 1000"),
-        (r#"{"n": 1e3}"#, Some(1000), "JSON.parse gives 1000, Number.isInteger; core: float 1000.0 is whole"),
+        (
+            r#"{"n": 1e3}"#,
+            Some(1000),
+            "JSON.parse gives 1000, Number.isInteger; core: float 1000.0 is whole",
+        ),
         (r#"{"n": 1000.0}"#, Some(1000), "same number as 1e3 in both"),
-        (r#"{"n": 1000.00000000000001}"#, Some(1000), "is 1000 as a double in both"),
-        (r#"{"n": 1E+3}"#, Some(1000), "exponent spellings are one number"),
+        (
+            r#"{"n": 1000.00000000000001}"#,
+            Some(1000),
+            "is 1000 as a double in both",
+        ),
+        (
+            r#"{"n": 1E+3}"#,
+            Some(1000),
+            "exponent spellings are one number",
+        ),
         (r#"{"n": 0}"#, Some(0), "both: 0"),
-        (r#"{"n": -2147483648}"#, Some(1000), "both accept; a negative size is the worst case"),
-        (r#"{"n": 2147483647}"#, Some(2_147_483_647), "both: the largest Int"),
-        (r#"{"n": 2147483648}"#, None, "both: 'Int cannot represent non 32-bit signed integer value'"),
+        (
+            r#"{"n": -2147483648}"#,
+            Some(1000),
+            "both accept; a negative size is the worst case",
+        ),
+        (
+            r#"{"n": 2147483647}"#,
+            Some(2_147_483_647),
+            "both: the largest Int",
+        ),
+        (
+            r#"{"n": 2147483648}"#,
+            None,
+            "both: 'Int cannot represent non 32-bit signed integer value'",
+        ),
         (r#"{"n": 3e9}"#, None, "both: non 32-bit"),
-        (r#"{"n": 2.5}"#, None, "both: 'Int cannot represent non-integer value'"),
-        (r#"{"n": "10"}"#, None, "both: strings are not Ints on input"),
+        (
+            r#"{"n": 2.5}"#,
+            None,
+            "both: 'Int cannot represent non-integer value'",
+        ),
+        (
+            r#"{"n": "10"}"#,
+            None,
+            "both: strings are not Ints on input",
+        ),
         (r#"{"n": true}"#, None, "both: booleans are not Ints"),
         (r#"{"n": [10]}"#, None, "both: a list is not an Int"),
         (r#"{"n": {"v": 10}}"#, None, "both: an object is not an Int"),
@@ -63,7 +96,10 @@ fn int_variables_coerce_as_graphql_js_and_graphql_core_do() {
         let got = size(NULLABLE, variables);
         match expected {
             Some(n) => assert_eq!(got, Ok(n), "{variables}: {reference}"),
-            None => assert!(refused(got.clone()), "{variables}: {reference}: got {got:?}"),
+            None => assert!(
+                refused(got.clone()),
+                "{variables}: {reference}: got {got:?}"
+            ),
         }
     }
     // `1e400` is not JSON serde_json reads (out of range), so the body is refused before any
@@ -74,7 +110,11 @@ fn int_variables_coerce_as_graphql_js_and_graphql_core_do() {
 #[test]
 fn defaults_apply_only_to_absent_variables_and_null_is_a_value() {
     // §6.4.1: no value and a default → the default; explicit null → null.
-    assert_eq!(size(WITH_DEFAULT, "{}"), Ok(3), "absent: the variable's default");
+    assert_eq!(
+        size(WITH_DEFAULT, "{}"),
+        Ok(3),
+        "absent: the variable's default"
+    );
     // null: the argument is not given (requireOneSlicingArgument on `users` then refuses it,
     // as `first: Int!` makes graphql-js refuse `null` too).
     assert_eq!(
@@ -88,8 +128,12 @@ fn defaults_apply_only_to_absent_variables_and_null_is_a_value() {
     assert_eq!(size(NULLABLE, "{}"), Ok(10), "graphql-js: argument default");
     // A non-null variable must be given (graphql-js: 'Variable "$n" of required type "Int!"
     // was not provided.') and must not be null.
-    assert!(matches!(size(REQUIRED, "{}"), Err(CostError::VariableInvalid { reason, .. }) if reason.contains("missing")));
-    assert!(matches!(size(REQUIRED, r#"{"n": null}"#), Err(CostError::VariableInvalid { reason, .. }) if reason.contains("null")));
+    assert!(
+        matches!(size(REQUIRED, "{}"), Err(CostError::VariableInvalid { reason, .. }) if reason.contains("missing"))
+    );
+    assert!(
+        matches!(size(REQUIRED, r#"{"n": null}"#), Err(CostError::VariableInvalid { reason, .. }) if reason.contains("null"))
+    );
 }
 
 #[test]
@@ -113,7 +157,10 @@ fn booleans_decide_skip_and_include_and_nothing_else_is_a_boolean() {
     for not_boolean in [r#"{"s": "true"}"#, r#"{"s": 1}"#, r#"{"s": [true]}"#] {
         // Both references: 'Boolean cannot represent a non boolean value'.
         assert!(
-            matches!(size(SKIP, not_boolean), Err(CostError::VariableInvalid { .. })),
+            matches!(
+                size(SKIP, not_boolean),
+                Err(CostError::VariableInvalid { .. })
+            ),
             "{not_boolean}"
         );
     }
@@ -122,7 +169,11 @@ fn booleans_decide_skip_and_include_and_nothing_else_is_a_boolean() {
 #[tokio::test]
 async fn demo_backend_refuses_number_spellings_graphql_js_accepts() {
     let schema = graphql_firewall::demo::schema::build();
-    for (variables, accepted) in [(r#"{"n": 2}"#, true), (r#"{"n": 2.0}"#, false), (r#"{"n": 2e0}"#, false)] {
+    for (variables, accepted) in [
+        (r#"{"n": 2}"#, true),
+        (r#"{"n": 2.0}"#, false),
+        (r#"{"n": 2e0}"#, false),
+    ] {
         let variables: serde_json::Value = serde_json::from_str(variables).unwrap();
         let request = async_graphql::Request::new(NULLABLE)
             .variables(async_graphql::Variables::from_json(variables.clone()));

@@ -163,22 +163,50 @@ impl Gen {
         let deeper = depth < 4;
         let condition = self.condition();
         let (head, below) = match (on, self.pick(if deeper { 4 } else { 1 })) {
-            (Type::Query, 0) => (format!("{}users{}", self.alias(), self.first()), Some(Type::User)),
-            (Type::Query, 1) => (format!("{}usersByIds(ids: $ids)", self.alias()), Some(Type::User)),
+            (Type::Query, 0) => (
+                format!("{}users{}", self.alias(), self.first()),
+                Some(Type::User),
+            ),
+            (Type::Query, 1) => (
+                format!("{}usersByIds(ids: $ids)", self.alias()),
+                Some(Type::User),
+            ),
             (Type::Query, 2) => {
                 let id = self.pick(25);
-                (format!("{}user(id: \"u{id}\")", self.alias()), Some(Type::User))
+                (
+                    format!("{}user(id: \"u{id}\")", self.alias()),
+                    Some(Type::User),
+                )
             }
             (Type::Query, _) => {
-                let ids = ["[]", "[\"u1\"]", "[\"u1\", \"u2\", \"x\"]", "\"u3\""][self.pick(4) as usize];
-                (format!("{}usersByIds(ids: {ids})", self.alias()), Some(Type::User))
+                let ids =
+                    ["[]", "[\"u1\"]", "[\"u1\", \"u2\", \"x\"]", "\"u3\""][self.pick(4) as usize];
+                (
+                    format!("{}usersByIds(ids: {ids})", self.alias()),
+                    Some(Type::User),
+                )
             }
-            (Type::User, 0) => (format!("{}friends{}", self.alias(), self.first()), Some(Type::User)),
-            (Type::User, 1) => (format!("{}posts{}", self.alias(), self.first()), Some(Type::Post)),
-            (Type::User, _) => (["id", "name", "email"][self.pick(3) as usize].to_owned(), None),
-            (Type::Post, 0) => (format!("{}comments{}", self.alias(), self.first()), Some(Type::Comment)),
+            (Type::User, 0) => (
+                format!("{}friends{}", self.alias(), self.first()),
+                Some(Type::User),
+            ),
+            (Type::User, 1) => (
+                format!("{}posts{}", self.alias(), self.first()),
+                Some(Type::Post),
+            ),
+            (Type::User, _) => (
+                ["id", "name", "email"][self.pick(3) as usize].to_owned(),
+                None,
+            ),
+            (Type::Post, 0) => (
+                format!("{}comments{}", self.alias(), self.first()),
+                Some(Type::Comment),
+            ),
             (Type::Post, 1) => ("author".to_owned(), Some(Type::User)),
-            (Type::Post, _) => (["id", "title", "body"][self.pick(3) as usize].to_owned(), None),
+            (Type::Post, _) => (
+                ["id", "title", "body"][self.pick(3) as usize].to_owned(),
+                None,
+            ),
             (Type::Comment, 0) => ("author".to_owned(), Some(Type::User)),
             (Type::Comment, _) => (["id", "text"][self.pick(2) as usize].to_owned(), None),
         };
@@ -269,9 +297,21 @@ proptest! {
 fn the_generator_reaches_every_kind_of_selection() {
     let mut seen = [false; 6];
     for seed in 0..400u32 {
-        let tape: Vec<u32> = (0..120).map(|i| seed.wrapping_mul(2_654_435_761).rotate_left(i % 32) ^ i).collect();
+        let tape: Vec<u32> = (0..120)
+            .map(|i| seed.wrapping_mul(2_654_435_761).rotate_left(i % 32) ^ i)
+            .collect();
         let query = Gen::document(tape);
-        for (i, needle) in ["usersByIds(ids: $ids)", "fragment F", "... @", "@skip(if: $s)", "(first: $n)", "friends"].iter().enumerate() {
+        for (i, needle) in [
+            "usersByIds(ids: $ids)",
+            "fragment F",
+            "... @",
+            "@skip(if: $s)",
+            "(first: $n)",
+            "friends",
+        ]
+        .iter()
+        .enumerate()
+        {
             seen[i] |= query.contains(needle);
         }
     }

@@ -36,7 +36,11 @@ fn finding_1_a_number_spelled_1e3_sizes_the_list_as_1000() {
     let cost = estimate(&demo(), query, variables).unwrap();
     assert!(cost >= 1000u64.pow(4), "{cost}");
     assert!(cost > MAX_COST);
-    assert_eq!(estimate(&demo(), query, json!({})).unwrap(), 5, "absent: the default 1");
+    assert_eq!(
+        estimate(&demo(), query, json!({})).unwrap(),
+        5,
+        "absent: the default 1"
+    );
 }
 
 #[test]
@@ -85,8 +89,14 @@ fn list_typed_slicing_arguments_count_their_length() {
     let sdl = "type Query { a(keys: [String!], first: Int): [T] @listSize(slicingArguments: [\"keys\", \"first\"], requireOneSlicingArgument: false) }
                type T { id: ID }";
     let s = settings(sdl);
-    assert_eq!(estimate(&s, "{ a(keys: [\"x\", \"y\"]) { id } }", json!({})), Ok(2));
-    assert_eq!(estimate(&s, "{ a(keys: [\"x\"], first: 5) { id } }", json!({})), Ok(5));
+    assert_eq!(
+        estimate(&s, "{ a(keys: [\"x\", \"y\"]) { id } }", json!({})),
+        Ok(2)
+    );
+    assert_eq!(
+        estimate(&s, "{ a(keys: [\"x\"], first: 5) { id } }", json!({})),
+        Ok(5)
+    );
 }
 
 #[test]
@@ -138,7 +148,11 @@ fn argument_and_input_field_costs_count_once_per_field() {
     let s = settings(sdl);
     // 5 items × 1 + filter (1 + text 4) + tag 3: arguments once, not per item.
     assert_eq!(
-        estimate(&s, "{ items(first: 5, filter: {text: \"x\"}, tag: \"t\") { id } }", json!({})),
+        estimate(
+            &s,
+            "{ items(first: 5, filter: {text: \"x\"}, tag: \"t\") { id } }",
+            json!({})
+        ),
         Ok(5 + 5 + 3)
     );
     // From a variable: (1 + 4) + (1 + 4) for the nested filter.

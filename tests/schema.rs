@@ -66,7 +66,10 @@ fn slicing_arguments_size_lists_from_literals_variables_and_defaults() {
     assert_eq!(cost(q, json!({})), 3 * (1 + 10));
     // Not an `Int`: refused, never guessed (the variable's default does not stand in).
     let document = analyse(q, &settings()).unwrap();
-    let estimate = document.operation(None).unwrap().estimate(json!({"n": "two"}).as_object());
+    let estimate = document
+        .operation(None)
+        .unwrap()
+        .estimate(json!({"n": "two"}).as_object());
     assert!(estimate.is_err());
     // No slicing argument: the default list size.
     assert_eq!(cost("{ users { id } }", json!({})), 10);

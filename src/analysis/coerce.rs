@@ -136,7 +136,10 @@ pub(crate) fn int_size(
 }
 
 /// The size a variable gives where a list is expected: its length, or 1 for a single value.
-pub(crate) fn list_length(value: Option<&Value>, declared: Option<Declared>) -> Result<Size, Invalid> {
+pub(crate) fn list_length(
+    value: Option<&Value>,
+    declared: Option<Declared>,
+) -> Result<Size, Invalid> {
     let Some(value) = value else {
         return absent(declared);
     };
@@ -148,7 +151,10 @@ pub(crate) fn list_length(value: Option<&Value>, declared: Option<Declared>) -> 
 }
 
 /// A `Boolean` variable (`@skip(if: $b)`): `None` when it cannot decide (the field then counts).
-pub(crate) fn boolean(value: Option<&Value>, declared: Option<Declared>) -> Result<Option<bool>, Invalid> {
+pub(crate) fn boolean(
+    value: Option<&Value>,
+    declared: Option<Declared>,
+) -> Result<Option<bool>, Invalid> {
     match (value, declared) {
         (Some(Value::Bool(b)), _) => Ok(Some(*b)),
         (None, _) => absent(declared).map(|_| None),
@@ -203,7 +209,14 @@ mod tests {
 
     #[test]
     fn whole_numbers_are_ints_whatever_their_spelling() {
-        for text in ["1000", "1e3", "1000.0", "1000.00000000000001", "1E+3", "10000e-1"] {
+        for text in [
+            "1000",
+            "1e3",
+            "1000.0",
+            "1000.00000000000001",
+            "1E+3",
+            "10000e-1",
+        ] {
             assert_eq!(int(text), Ok(1000), "{text}");
         }
         assert_eq!(int("-2147483648"), Ok(-2_147_483_648));
@@ -236,8 +249,17 @@ mod tests {
             list_depth: 0,
             non_null: false,
         });
-        assert_eq!(int_size(Some(&json!(5e1)), other, 1000), Ok(Size::Known(50)));
-        assert_eq!(int_size(Some(&json!("50")), other, 1000), Ok(Size::Known(1000)));
-        assert_eq!(int_size(Some(&json!(-5)), other, 1000), Ok(Size::Known(1000)));
+        assert_eq!(
+            int_size(Some(&json!(5e1)), other, 1000),
+            Ok(Size::Known(50))
+        );
+        assert_eq!(
+            int_size(Some(&json!("50")), other, 1000),
+            Ok(Size::Known(1000))
+        );
+        assert_eq!(
+            int_size(Some(&json!(-5)), other, 1000),
+            Ok(Size::Known(1000))
+        );
     }
 }

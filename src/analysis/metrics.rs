@@ -82,12 +82,19 @@ fn summarise(
             NONE => 0,
             parent => {
                 let at = parent as usize;
-                let parent_above = lists_above.get(at.wrapping_sub(first)).copied().unwrap_or(0);
+                let parent_above = lists_above
+                    .get(at.wrapping_sub(first))
+                    .copied()
+                    .unwrap_or(0);
                 parent_above.saturating_add(u32::from(is_list(at)))
             }
         };
         lists_above.push(above);
-        let unknown = facts.unknown_nodes.get(first + offset).copied().unwrap_or(0);
+        let unknown = facts
+            .unknown_nodes
+            .get(first + offset)
+            .copied()
+            .unwrap_or(0);
         m.unknown_schema_names = m.unknown_schema_names.saturating_add(unknown);
         m.directives = m.directives.saturating_add(node.directives);
         match node.kind {

@@ -7,9 +7,10 @@
 //! (exponential fan-out). The pipeline is: `lexer` (token budget) → `parser` (iterative, value
 //! and depth limits, arena `ir`) → `document` checks (unique names, defined spreads, cycles)
 //! → `typing` (schema fields, unknown names) → `cost` plan (`@cost`/`@listSize`) → `metrics`
-//! (memoised fragment summaries). Everything is pure: no I/O, no logging, no variables, so the result of
-//! [`analyse`] can be cached by [`document_hash`]; [`Operation::cost`] finishes the cost with the
-//! request's variables.
+//! (memoised fragment summaries). Everything is pure: no I/O, no logging, no variables, so the
+//! result of [`analyse`] can be cached by [`document_hash`]; [`Operation::estimate`] finishes
+//! the cost with the request's variables (read as GraphQL coerces them: `coerce`), and
+//! [`ActualCost`] measures what a response really cost (`actual`), to be set against it.
 //!
 //! Input is `&str`: invalid UTF-8 never gets here (the HTTP layer decodes JSON or query strings,
 //! which are UTF-8 by definition, and rejects the rest as `INVALID_REQUEST`).

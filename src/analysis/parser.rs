@@ -10,8 +10,8 @@
 //! Only executable documents are accepted: type-system definitions in a request are refused.
 
 use super::ir::{
-    Argument, Condition, Definition, DefinitionKind, Ir, NONE, Node, NodeKind, Span,
-    TypeReference, ValueSummary, VariableDefinition,
+    Argument, Condition, Definition, DefinitionKind, Ir, NONE, Node, NodeKind, Span, TypeReference,
+    ValueSummary, VariableDefinition,
 };
 use super::lexer::{Lexer, Token, TokenKind, syntax_error, to_u32};
 use super::{AnalysisError, Limits, OperationKind};

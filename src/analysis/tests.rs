@@ -207,7 +207,10 @@ fn multiplies_list_subtrees_by_slicing_arguments_literals_variables_and_defaults
         9
     );
     assert_eq!(cost("{ a(limit: -3) { b } }", serde_json::json!({})), 1000);
-    assert_eq!(cost("{ a(limit: \"3\") { b } }", serde_json::json!({})), 1000);
+    assert_eq!(
+        cost("{ a(limit: \"3\") { b } }", serde_json::json!({})),
+        1000
+    );
     assert_eq!(cost("{ a(limit: null) { b } }", serde_json::json!({})), 10);
 }
 

@@ -109,7 +109,12 @@ impl<'a> Reference<'a> {
         let declared = operation
             .variable_definitions
             .iter()
-            .map(|v| (v.node.name.node.to_string(), v.node.var_type.node.to_string()))
+            .map(|v| {
+                (
+                    v.node.name.node.to_string(),
+                    v.node.var_type.node.to_string(),
+                )
+            })
             .collect();
         let reference = Reference {
             document,
@@ -223,7 +228,10 @@ impl<'a> Reference<'a> {
     }
 
     /// `@skip` / `@include` of a selection.
-    fn left_out(&self, directives: &[async_graphql_parser::Positioned<async_graphql_parser::types::Directive>]) -> Left {
+    fn left_out(
+        &self,
+        directives: &[async_graphql_parser::Positioned<async_graphql_parser::types::Directive>],
+    ) -> Left {
         let mut left = None;
         for directive in directives {
             let skip = match directive.node.name.node.as_str() {
@@ -279,7 +287,10 @@ impl<'a> Reference<'a> {
                             multiplier = largest.unwrap_or(10);
                         }
                         let below = self.cost(&f.selection_set.node, false)?;
-                        (multiplier.saturating_mul(weight.saturating_add(below)), left)
+                        (
+                            multiplier.saturating_mul(weight.saturating_add(below)),
+                            left,
+                        )
                     }
                 }
                 Selection::InlineFragment(i) => {

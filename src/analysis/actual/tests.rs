@@ -94,14 +94,23 @@ fn malformed_and_deep_responses_are_reported() {
         actual("{ users { id } }", r#"{"data": {}} {}"#),
         Err(ActualCostError::Malformed)
     );
-    assert_eq!(actual("{ users { id } }", "[]"), Err(ActualCostError::Malformed));
-    assert_eq!(actual("{ users { id } }", r#"{"data": {"users": ["#), Err(ActualCostError::Malformed));
+    assert_eq!(
+        actual("{ users { id } }", "[]"),
+        Err(ActualCostError::Malformed)
+    );
+    assert_eq!(
+        actual("{ users { id } }", r#"{"data": {"users": ["#),
+        Err(ActualCostError::Malformed)
+    );
     let deep = format!(
         r#"{{"data": {{"users": [{{"x": {}{}}}]}}}}"#,
         "[".repeat(600),
         "]".repeat(600)
     );
-    assert_eq!(actual("{ users { id } }", &deep), Err(ActualCostError::TooDeep));
+    assert_eq!(
+        actual("{ users { id } }", &deep),
+        Err(ActualCostError::TooDeep)
+    );
 }
 
 #[test]

@@ -71,7 +71,11 @@ impl CostPlan {
                 .filter(|&f| eval.reachable(f)),
         );
         for definition in order {
-            let here = std::mem::take(entries.get_mut(definition as usize).unwrap_or(&mut Vec::new()));
+            let here = std::mem::take(
+                entries
+                    .get_mut(definition as usize)
+                    .unwrap_or(&mut Vec::new()),
+            );
             let total: u64 = here.iter().fold(0, |sum, e| sum.saturating_add(e.1));
             for index in eval.range(definition) {
                 let Some(&node) = self.nodes.get(index) else {
@@ -94,7 +98,9 @@ impl CostPlan {
                         }
                         sum
                     }
-                    PlanKind::Field => base.saturating_mul(self.multiplier(node.multiplier, &eval.given)?),
+                    PlanKind::Field => {
+                        base.saturating_mul(self.multiplier(node.multiplier, &eval.given)?)
+                    }
                     PlanKind::Pass => base,
                     PlanKind::Spread { target, context } => {
                         if let Some(slot) = entries.get_mut(target as usize) {
@@ -200,7 +206,10 @@ impl CostPlan {
     }
 
     fn invalid(&self, variable: u32, expected: &'static str, why: Invalid) -> CostError {
-        let name = self.variables.get(variable as usize).map_or("", |n| n.as_ref());
+        let name = self
+            .variables
+            .get(variable as usize)
+            .map_or("", |n| n.as_ref());
         CostError::VariableInvalid {
             variable: super::super::truncate(name),
             expected,
@@ -209,7 +218,12 @@ impl CostPlan {
     }
 
     fn size(&self, source: SizeSource, given: &Given<'_>) -> Result<Option<u64>, CostError> {
-        let lookup = |variable: u32| given.get(variable as usize).copied().unwrap_or((None, None));
+        let lookup = |variable: u32| {
+            given
+                .get(variable as usize)
+                .copied()
+                .unwrap_or((None, None))
+        };
         let size = match source {
             SizeSource::Const(n) => return Ok(Some(n)),
             SizeSource::Null => return Ok(None),
@@ -258,7 +272,10 @@ impl CostPlan {
             }
         }
         if required != NONE && given_count != 1 {
-            let field = self.labels.get(required as usize).map_or("", |l| l.as_ref());
+            let field = self
+                .labels
+                .get(required as usize)
+                .map_or("", |l| l.as_ref());
             return Err(CostError::InvalidSlicing {
                 field: super::super::truncate(field),
                 found: given_count,

@@ -27,7 +27,10 @@ pub(crate) struct Slot {
 /// A GraphQL value literal as JSON; `variable` interns `$name` and returns its index. Enum
 /// values and strings become strings (their text is never costed). `None` on malformed input
 /// (the parser already accepted it, so only a truncated span could cause that).
-pub(crate) fn literal<'t>(text: &'t str, mut variable: impl FnMut(&'t str) -> u32) -> Option<Value> {
+pub(crate) fn literal<'t>(
+    text: &'t str,
+    mut variable: impl FnMut(&'t str) -> u32,
+) -> Option<Value> {
     enum Open {
         List(Vec<Value>),
         Object(Map<String, Value>, Option<String>),
@@ -165,10 +168,13 @@ mod tests {
     #[test]
     fn literals_become_json_with_variable_markers() {
         let mut names = Vec::new();
-        let value = literal(r#"{a: [1, 2.5, "s"], b: {c: $x, d: ENUM}, e: null, f: true}"#, |n| {
-            names.push(n.to_owned());
-            7
-        })
+        let value = literal(
+            r#"{a: [1, 2.5, "s"], b: {c: $x, d: ENUM}, e: null, f: true}"#,
+            |n| {
+                names.push(n.to_owned());
+                7
+            },
+        )
         .unwrap();
         assert_eq!(
             value,
@@ -198,7 +204,10 @@ mod tests {
         );
         assert_eq!(score(&schema, &small, &slot, |_| None), 1 + 3);
         // As Apollo Router: a list costs its definition's `@cost` (here its type's) plus each item.
-        assert_eq!(score(&schema, &nested, &slot, |_| None), 1 + (1 + 3) + 2 + (2 + 2));
+        assert_eq!(
+            score(&schema, &nested, &slot, |_| None),
+            1 + (1 + 3) + 2 + (2 + 2)
+        );
         assert_eq!(score(&schema, &null, &slot, |_| None), 0);
         let given = json!({"n": 5});
         let marker = json!({"inner": {"$": 0}});

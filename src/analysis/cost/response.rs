@@ -192,10 +192,7 @@ impl Children {
     fn flatten<'p>(&self, plan: &'p CostPlan, owners: &[u32], found: &mut Vec<(&'p str, u32)>) {
         found.clear();
         let mut visited: Vec<u32> = Vec::new();
-        let mut heads: Vec<u32> = owners
-            .iter()
-            .map(|&owner| self.head(owner))
-            .collect();
+        let mut heads: Vec<u32> = owners.iter().map(|&owner| self.head(owner)).collect();
         while let Some(head) = heads.pop() {
             let mut at = head;
             while let Some(node) = plan.nodes.get(at as usize) {

@@ -154,7 +154,12 @@ fn records_alias_arguments_and_levels() {
     assert_eq!(args[0].value, ValueSummary::Int(5));
     assert!(matches!(args[1].value, ValueSummary::Variable(_)));
     assert_eq!(args[2].value, ValueSummary::Int(-1));
-    assert_eq!(args[2].value_span.text("{ x: a(first: 5, after: $c, last: -1) { b } }"), "-1");
+    assert_eq!(
+        args[2]
+            .value_span
+            .text("{ x: a(first: 5, after: $c, last: -1) { b } }"),
+        "-1"
+    );
     assert_eq!(ir.nodes[1].level, 2);
     assert_eq!(ir.nodes[1].parent, 0);
 }
@@ -174,13 +179,19 @@ fn summarises_lists_booleans_nulls_and_conditions() {
     assert_eq!(ids.default, Some(ValueSummary::List(2)));
     assert_eq!(ids.default_span.text(src), "[[1], [2]]");
     let n = &ir.definitions[0].variables[1];
-    assert_eq!((n.ty.list_depth, n.ty.non_null, n.default), (0, false, None));
+    assert_eq!(
+        (n.ty.list_depth, n.ty.non_null, n.default),
+        (0, false, None)
+    );
     let conditions: Vec<_> = ir
         .conditions
         .iter()
         .map(|c| (c.node, c.skip, c.value))
         .collect();
-    assert!(matches!(conditions[0], (0, true, ValueSummary::Variable(_))));
+    assert!(matches!(
+        conditions[0],
+        (0, true, ValueSummary::Variable(_))
+    ));
     assert_eq!(conditions[1], (0, false, ValueSummary::Bool(false)));
     assert_eq!(conditions[2], (1, true, ValueSummary::Bool(true)));
 }
