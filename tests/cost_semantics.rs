@@ -198,3 +198,18 @@ fn the_breakdown_names_the_top_contributors_and_adds_up_to_the_estimate() {
     assert_eq!(rows[3], ("user", 1, 1));
     assert_eq!(total, 26 + 12 + 4 + 1);
 }
+
+#[test]
+fn a_document_alone_is_costed_with_required_variables_not_given() {
+    let query = "query ($n: Int!) { users(first: $n) { id } }";
+    let document = analyse(query, &demo()).unwrap();
+    let operation = document.operation(None).unwrap();
+    // A request without `n` is refused, as GraphQL refuses it…
+    assert!(matches!(
+        operation.estimate(None),
+        Err(CostError::VariableInvalid { .. })
+    ));
+    // …but the document is reviewable: `first` falls back to its schema default.
+    assert_eq!(operation.document_cost(), 10);
+    assert_eq!(operation.cost(None), 10);
+}

@@ -115,9 +115,10 @@ enum PlanKind {
     Free,
 }
 
+/// What the breakdown and the response walk need of a node, kept apart from the nodes the
+/// per-request scan reads.
 #[derive(Clone, Copy, Debug)]
-struct PlanNode {
-    parent: u32,
+struct NodeFacts {
     /// The field's name and response key (alias or name) in the source.
     name: Span,
     key: Span,
@@ -125,6 +126,11 @@ struct PlanNode {
     /// configured object and scalar weights).
     response_object: u64,
     response_leaf: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PlanNode {
+    parent: u32,
     kind: PlanKind,
     weight: u64,
     multiplier: Multiplier,
@@ -189,6 +195,7 @@ struct PlanDefinition {
 #[derive(Debug)]
 pub(crate) struct CostPlan {
     nodes: Vec<PlanNode>,
+    facts: Vec<NodeFacts>,
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
     definitions: Vec<PlanDefinition>,
@@ -210,6 +217,7 @@ pub(crate) struct CostPlan {
 impl CostPlan {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<PlanNode>()
+            + self.facts.capacity() * size_of::<NodeFacts>()
             + self.sizes.capacity() * size_of::<SizeSource>()
             + self
                 .variables
@@ -266,6 +274,8 @@ pub(crate) fn compile<'s>(
         schema: schema.map(|s| &**s),
         typing,
         nodes: Vec::with_capacity(ir.nodes.len()),
+        facts: Vec::with_capacity(ir.nodes.len()),
+        response_weights: (settings.object_weight, settings.scalar_weight),
         sizes: Vec::new(),
         variables: Vec::new(),
         interned: HashMap::new(),
@@ -300,9 +310,13 @@ pub(crate) fn compile<'s>(
                     "Boolean" => Scalar::Boolean,
                     _ => Scalar::Other,
                 };
-                let default = v
-                    .default
-                    .and_then(|_| input::literal(v.default_span.text(src), |_| NONE));
+                let default = match v.default {
+                    None => None,
+                    Some(ValueSummary::Int(n)) => Some(Value::from(n)),
+                    Some(ValueSummary::Bool(b)) => Some(Value::Bool(b)),
+                    Some(ValueSummary::Null) => Some(Value::Null),
+                    Some(_) => input::literal(v.default_span.text(src), |_| NONE),
+                };
                 PlanVariable {
                     variable: c.intern(v.name.text(src)),
                     declared: Declared {
@@ -353,6 +367,7 @@ pub(crate) fn compile<'s>(
     let schema = schema.filter(|_| !c.arguments.is_empty()).cloned();
     CostPlan {
         nodes: c.nodes,
+        facts: c.facts,
         sizes: c.sizes,
         variables: c.variables,
         definitions,
@@ -375,6 +390,9 @@ struct Compiler<'a, 's, 't> {
     schema: Option<&'s Schema>,
     typing: &'t Typing<'s>,
     nodes: Vec<PlanNode>,
+    facts: Vec<NodeFacts>,
+    /// Response weights of the field being compiled (set by `field`).
+    response_weights: (u64, u64),
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
     interned: HashMap<&'a str, u32>,
@@ -431,6 +449,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                 }
             }
             let (conditions_start, conditions_len, skipped) = self.conditions_of(index);
+            self.response_weights = (self.settings.object_weight, self.settings.scalar_weight);
             let (mut plan, context, free_below) = if parent_free || skipped {
                 (self.plain(node, PlanKind::Free), None, true)
             } else {
@@ -472,6 +491,12 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                 plan.sized_name = NONE;
             }
             self.nodes.push(plan);
+            self.facts.push(NodeFacts {
+                name: node.name,
+                key: node.alias.unwrap_or(node.name),
+                response_object: self.response_weights.0,
+                response_leaf: self.response_weights.1,
+            });
             self.scratch.push((context, free_below));
         }
     }
@@ -574,7 +599,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             .map(|l| (l.sized_fields.as_slice(), own_size));
         let mut plan = self.plan(node, PlanKind::Field, weight, multiplier, field.list);
         if let Some(explicit) = field.cost.or(type_weight) {
-            (plan.response_object, plan.response_leaf) = (explicit, explicit);
+            self.response_weights = (explicit, explicit);
         }
         if field.arguments_cost {
             self.arguments_cost(&mut plan, schema, arguments, field);
@@ -593,10 +618,6 @@ impl<'a, 's> Compiler<'a, 's, '_> {
     ) -> PlanNode {
         PlanNode {
             parent: node.parent,
-            name: node.name,
-            key: node.alias.unwrap_or(node.name),
-            response_object: self.settings.object_weight,
-            response_leaf: self.settings.scalar_weight,
             kind,
             weight,
             multiplier,

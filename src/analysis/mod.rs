@@ -273,12 +273,22 @@ impl Operation {
         self.plan.evaluate(self.definition, variables)
     }
 
+    /// The cost of the document alone (manifest review, `analyse`): variables at their
+    /// defaults, a required variable without default as not given, `requireOneSlicingArgument`
+    /// unchecked. A request's cost is [`Operation::estimate`]'s.
+    pub fn document_cost(&self) -> u64 {
+        self.plan.document_only(self.definition)
+    }
+
     /// [`Operation::estimate`] with a request the firewall must refuse counted as `u64::MAX`
-    /// (over any cost limit).
+    /// (over any cost limit); without variables, [`Operation::document_cost`].
     // TODO(#12): transitional, for callers outside `analysis` until they map `CostError` to its
     // own code (`VARIABLES_INVALID`, `COST_INVALID_SLICING`) with `estimate`.
     pub fn cost(&self, variables: Option<&serde_json::Map<String, serde_json::Value>>) -> u64 {
-        self.estimate(variables).unwrap_or(u64::MAX)
+        match variables {
+            None => self.document_cost(),
+            Some(_) => self.estimate(variables).unwrap_or(u64::MAX),
+        }
     }
 
     /// The `top` fields contributing most to [`Operation::estimate`], largest first, each with

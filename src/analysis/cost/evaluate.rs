@@ -23,9 +23,23 @@ pub struct Contribution {
     pub subtotal: u64,
 }
 
-/// Per interned variable: the value the operation sees (the request's, else its default) and
-/// its declared type.
-type Given<'a> = Vec<(Option<&'a Value>, Option<Declared>)>;
+/// What the operation sees of the request's variables.
+struct Given<'a> {
+    /// Per interned variable: its value (the request's, else its default) and declared type.
+    values: Vec<(Option<&'a Value>, Option<Declared>)>,
+    /// Judging the document alone, without a request: a required variable is not given (rather
+    /// than refused), and `requireOneSlicingArgument` is not checked.
+    document_only: bool,
+}
+
+impl<'a> Given<'a> {
+    fn get(&self, variable: u32) -> (Option<&'a Value>, Option<Declared>) {
+        self.values
+            .get(variable as usize)
+            .copied()
+            .unwrap_or((None, None))
+    }
+}
 
 impl CostPlan {
     /// Cost of definition `operation` with the request's variables.
@@ -35,6 +49,19 @@ impl CostPlan {
         variables: Option<&Map<String, Value>>,
     ) -> Result<u64, CostError> {
         let mut eval = Evaluation::new(self, operation, variables);
+        self.finish(&mut eval)
+    }
+
+    /// Cost of definition `operation` from its text alone: variables at their defaults, a
+    /// required variable without default as not given.
+    pub(crate) fn document_only(&self, operation: u32) -> u64 {
+        let mut eval = Evaluation::new(self, operation, None);
+        eval.given.document_only = true;
+        self.finish(&mut eval).unwrap_or(u64::MAX)
+    }
+
+    fn finish(&self, eval: &mut Evaluation<'_>) -> Result<u64, CostError> {
+        let operation = eval.operation;
         for &fragment in &self.fragment_order {
             if !eval.reachable(fragment) {
                 continue;
@@ -149,7 +176,11 @@ impl CostPlan {
         let mut at = index as u32;
         while let Some(node) = self.nodes.get(at as usize) {
             if matches!(node.kind, PlanKind::Field) {
-                names.push(node.name.text(source));
+                names.push(
+                    self.facts
+                        .get(at as usize)
+                        .map_or("", |f| f.name.text(source)),
+                );
             }
             at = node.parent;
         }
@@ -186,14 +217,17 @@ impl CostPlan {
 
     /// The value the operation sees for each interned variable, with its declaration.
     fn given<'a>(&'a self, operation: u32, variables: Option<&'a Map<String, Value>>) -> Given<'a> {
-        let mut given: Given<'a> = self
-            .variables
-            .iter()
-            .map(|name| (variables.and_then(|v| v.get(name.as_ref())), None))
-            .collect();
+        let mut given = Given {
+            values: self
+                .variables
+                .iter()
+                .map(|name| (variables.and_then(|v| v.get(name.as_ref())), None))
+                .collect(),
+            document_only: false,
+        };
         if let Some(definition) = self.definitions.get(operation as usize) {
             for declared in &definition.variables {
-                if let Some(slot) = given.get_mut(declared.variable as usize) {
+                if let Some(slot) = given.values.get_mut(declared.variable as usize) {
                     slot.1 = Some(declared.declared);
                     // The default applies only when the variable is absent (`null` is a value).
                     if slot.0.is_none() {
@@ -218,25 +252,24 @@ impl CostPlan {
     }
 
     fn size(&self, source: SizeSource, given: &Given<'_>) -> Result<Option<u64>, CostError> {
-        let lookup = |variable: u32| {
-            given
-                .get(variable as usize)
-                .copied()
-                .unwrap_or((None, None))
+        let lookup = |variable: u32| given.get(variable);
+        let lenient = |result: Result<Size, Invalid>| match result {
+            Err(Invalid::MissingRequired) if given.document_only => Ok(Size::Absent),
+            other => other,
         };
         let size = match source {
             SizeSource::Const(n) => return Ok(Some(n)),
             SizeSource::Null => return Ok(None),
             SizeSource::Int { variable, default } => {
                 let (value, declared) = lookup(variable);
-                match coerce::int_size(value, declared, self.max_list_size) {
+                match lenient(coerce::int_size(value, declared, self.max_list_size)) {
                     Ok(size) => (size, default),
                     Err(why) => return Err(self.invalid(variable, "Int", why)),
                 }
             }
             SizeSource::Length { variable, default } => {
                 let (value, declared) = lookup(variable);
-                match coerce::list_length(value, declared) {
+                match lenient(coerce::list_length(value, declared)) {
                     Ok(size) => (size, default),
                     Err(why) => return Err(self.invalid(variable, "list", why)),
                 }
@@ -271,7 +304,7 @@ impl CostPlan {
                 largest = Some(largest.map_or(n, |m| m.max(n)));
             }
         }
-        if required != NONE && given_count != 1 {
+        if required != NONE && given_count != 1 && !given.document_only {
             let field = self
                 .labels
                 .get(required as usize)
@@ -288,6 +321,7 @@ impl CostPlan {
 /// Per-request evaluation state: every array is indexed like the plan, nothing recurses.
 struct Evaluation<'p> {
     plan: &'p CostPlan,
+    operation: u32,
     given: Given<'p>,
     /// Definitions reachable from the operation (only their fields are checked).
     reachable: Vec<bool>,
@@ -304,7 +338,8 @@ struct Evaluation<'p> {
 impl<'p> Evaluation<'p> {
     fn new(plan: &'p CostPlan, operation: u32, variables: Option<&'p Map<String, Value>>) -> Self {
         let mut reachable = vec![false; plan.definitions.len()];
-        let mut stack = vec![operation];
+        let mut stack = Vec::with_capacity(plan.fragment_order.len() + 1);
+        stack.push(operation);
         while let Some(definition) = stack.pop() {
             match reachable.get_mut(definition as usize) {
                 Some(seen) if !*seen => *seen = true,
@@ -316,6 +351,7 @@ impl<'p> Evaluation<'p> {
         }
         Evaluation {
             plan,
+            operation,
             given: plan.given(operation, variables),
             reachable,
             memo: vec![0; plan.definitions.len()],
@@ -349,11 +385,7 @@ impl<'p> Evaluation<'p> {
             .get(start..start + node.conditions_len as usize)
             .unwrap_or_default();
         for condition in conditions {
-            let (value, declared) = self
-                .given
-                .get(condition.variable as usize)
-                .copied()
-                .unwrap_or((None, None));
+            let (value, declared) = self.given.get(condition.variable);
             match coerce::boolean(value, declared) {
                 Ok(Some(b)) if b == condition.skip => return Ok(true),
                 Ok(_) => {}
@@ -365,6 +397,9 @@ impl<'p> Evaluation<'p> {
 
     /// The arguments' cost of one instance of the field.
     fn arguments(&self, node: &PlanNode) -> u64 {
+        if node.arguments_len == 0 {
+            return node.arguments_const;
+        }
         let start = node.arguments_start as usize;
         let parts = self
             .plan
@@ -375,7 +410,7 @@ impl<'p> Evaluation<'p> {
             return node.arguments_const;
         };
         parts.iter().fold(node.arguments_const, |sum, part| {
-            let variable = |v: u32| self.given.get(v as usize).and_then(|g| g.0);
+            let variable = |v: u32| self.given.get(v).0;
             sum.saturating_add(input::score(schema, &part.value, &part.slot, variable))
         })
     }

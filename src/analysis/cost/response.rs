@@ -108,11 +108,13 @@ impl ResponseShape {
                 };
                 let mut below = Vec::new();
                 for &(_, node) in group {
-                    let Some(plan_node) = plan.nodes.get(node as usize) else {
+                    let (Some(plan_node), Some(facts)) =
+                        (plan.nodes.get(node as usize), plan.facts.get(node as usize))
+                    else {
                         continue;
                     };
-                    entry.object = entry.object.max(plan_node.response_object);
-                    entry.leaf = entry.leaf.max(plan_node.response_leaf);
+                    entry.object = entry.object.max(facts.response_object);
+                    entry.leaf = entry.leaf.max(facts.response_leaf);
                     let has_arguments =
                         plan_node.arguments_const > 0 || plan_node.arguments_len > 0;
                     if entry.arguments_of == NONE && has_arguments {
@@ -197,7 +199,13 @@ impl Children {
             let mut at = head;
             while let Some(node) = plan.nodes.get(at as usize) {
                 match node.kind {
-                    PlanKind::Field => found.push((node.key.text(&plan.source), at)),
+                    PlanKind::Field => {
+                        let key = plan
+                            .facts
+                            .get(at as usize)
+                            .map_or("", |f| f.key.text(&plan.source));
+                        found.push((key, at));
+                    }
                     PlanKind::Pass => heads.push(self.first(at)),
                     PlanKind::Spread { target, .. } if !visited.contains(&target) => {
                         visited.push(target);
