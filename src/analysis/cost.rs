@@ -187,8 +187,9 @@ struct PlanDefinition {
     nodes_end: u32,
     /// Declared variables (operations only).
     variables: Vec<PlanVariable>,
-    /// Fragments this definition spreads (deduplicated).
-    spreads: Vec<u32>,
+    /// Fragments this definition spreads: `CostPlan::spreads[spreads_start..][..spreads_len]`.
+    spreads_start: u32,
+    spreads_len: u32,
 }
 
 /// The cacheable, variable-free part of cost for a whole document.
@@ -196,6 +197,11 @@ struct PlanDefinition {
 pub(crate) struct CostPlan {
     nodes: Vec<PlanNode>,
     facts: Vec<NodeFacts>,
+    spreads: Vec<u32>,
+    /// Operations in the document.
+    operations: usize,
+    /// With a single operation: the definitions it reaches (empty otherwise).
+    reachable: Vec<bool>,
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
     definitions: Vec<PlanDefinition>,
@@ -230,10 +236,12 @@ impl CostPlan {
                 .map(|d| {
                     size_of::<PlanDefinition>()
                         + d.variables.capacity() * size_of::<PlanVariable>()
-                        + d.spreads.capacity() * 4
+
                 })
                 .sum::<usize>()
             + self.fragment_order.capacity() * 4
+            + self.spreads.capacity() * 4
+            + self.reachable.capacity()
             + self
                 .contexts
                 .iter()
@@ -276,6 +284,7 @@ pub(crate) fn compile<'s>(
         nodes: Vec::with_capacity(ir.nodes.len()),
         facts: Vec::with_capacity(ir.nodes.len()),
         response_weights: (settings.object_weight, settings.scalar_weight),
+        list: None,
         sizes: Vec::new(),
         variables: Vec::new(),
         interned: HashMap::new(),
@@ -301,10 +310,16 @@ pub(crate) fn compile<'s>(
             is_mutation_root,
             definition.kind == DefinitionKind::Fragment,
         );
+    }
+    // Declared variables matter only where the plan reads them: sizes, conditions, arguments
+    // (every definition is compiled by now, so fragments' uses are interned too).
+    let mut spreads = Vec::new();
+    for definition in &ir.definitions {
         let variables = definition
             .variables
             .iter()
-            .map(|v| {
+            .filter_map(|v| {
+                let variable = *c.interned.get(v.name.text(src))?;
                 let scalar = match v.ty.name.text(src) {
                     "Int" => Scalar::Int,
                     "Boolean" => Scalar::Boolean,
@@ -317,30 +332,29 @@ pub(crate) fn compile<'s>(
                     Some(ValueSummary::Null) => Some(Value::Null),
                     Some(_) => input::literal(v.default_span.text(src), |_| NONE),
                 };
-                PlanVariable {
-                    variable: c.intern(v.name.text(src)),
+                Some(PlanVariable {
+                    variable,
                     declared: Declared {
                         scalar,
                         list_depth: v.ty.list_depth,
                         non_null: v.ty.non_null,
                     },
                     default,
-                }
+                })
             })
             .collect();
         // Spreads a literal `@skip`/`@include` leaves out reach nothing.
-        let mut spreads: Vec<u32> = c
-            .nodes
-            .get(definition.nodes_start as usize..definition.nodes_end as usize)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|n| match n.kind {
-                PlanKind::Spread { target, .. } => Some(target),
-                _ => None,
-            })
-            .collect();
-        spreads.sort_unstable();
-        spreads.dedup();
+        let spreads_start = super::lexer::to_u32(spreads.len());
+        spreads.extend(
+            c.nodes
+                .get(definition.nodes_start as usize..definition.nodes_end as usize)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| match n.kind {
+                    PlanKind::Spread { target, .. } => Some(target),
+                    _ => None,
+                }),
+        );
         let name = match definition.kind {
             DefinitionKind::Fragment => definition.name.unwrap_or_default(),
             DefinitionKind::Operation(_) => Span::default(),
@@ -350,9 +364,15 @@ pub(crate) fn compile<'s>(
             nodes_start: definition.nodes_start,
             nodes_end: definition.nodes_end,
             variables,
-            spreads,
+            spreads_start,
+            spreads_len: super::lexer::to_u32(spreads.len()).saturating_sub(spreads_start),
         });
     }
+    let operations = ir
+        .definitions
+        .iter()
+        .filter(|d| matches!(d.kind, DefinitionKind::Operation(_)))
+        .count();
     let contexts = c
         .pending_contexts
         .iter()
@@ -365,9 +385,12 @@ pub(crate) fn compile<'s>(
         })
         .collect();
     let schema = schema.filter(|_| !c.arguments.is_empty()).cloned();
-    CostPlan {
+    let mut plan = CostPlan {
         nodes: c.nodes,
         facts: c.facts,
+        spreads,
+        operations,
+        reachable: Vec::new(),
         sizes: c.sizes,
         variables: c.variables,
         definitions,
@@ -380,7 +403,16 @@ pub(crate) fn compile<'s>(
         schema,
         max_list_size: settings.max_list_size,
         source: src.into(),
+    };
+    if operations == 1
+        && let Some(operation) = ir
+            .definitions
+            .iter()
+            .position(|d| matches!(d.kind, DefinitionKind::Operation(_)))
+    {
+        plan.reachable = plan.reachable_from(super::lexer::to_u32(operation));
     }
+    plan
 }
 
 struct Compiler<'a, 's, 't> {
@@ -393,6 +425,8 @@ struct Compiler<'a, 's, 't> {
     facts: Vec<NodeFacts>,
     /// Response weights of the field being compiled (set by `field`).
     response_weights: (u64, u64),
+    /// Whether the field being compiled is a list, when `field` found out.
+    list: Option<bool>,
     sizes: Vec<SizeSource>,
     variables: Vec<Box<str>>,
     interned: HashMap<&'a str, u32>,
@@ -435,19 +469,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     .unwrap_or((None, false))
             };
             let field = self.typing.field(index);
-            if node.kind == NodeKind::Field {
-                let list = match field {
-                    Some(field) => field.list,
-                    None => self
-                        .ir
-                        .arguments_of(node)
-                        .iter()
-                        .any(|a| self.is_slicing(a)),
-                };
-                if let Some(slot) = self.lists.get_mut(index) {
-                    *slot = list;
-                }
-            }
+            self.list = None;
             let (conditions_start, conditions_len, skipped) = self.conditions_of(index);
             self.response_weights = (self.settings.object_weight, self.settings.scalar_weight);
             let (mut plan, context, free_below) = if parent_free || skipped {
@@ -489,6 +511,21 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     .or_insert(next);
             } else {
                 plan.sized_name = NONE;
+            }
+            if node.kind == NodeKind::Field {
+                // Known from `field` on the usual path; found here for the rest.
+                let list = match (self.list, field) {
+                    (Some(list), _) => list,
+                    (None, Some(field)) => field.list,
+                    (None, None) => self
+                        .ir
+                        .arguments_of(node)
+                        .iter()
+                        .any(|a| self.is_slicing(a)),
+                };
+                if let Some(slot) = self.lists.get_mut(index) {
+                    *slot = list;
+                }
             }
             self.nodes.push(plan);
             self.facts.push(NodeFacts {
@@ -561,7 +598,9 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             } else {
                 settings.scalar_weight
             };
-            let multiplier = if arguments.iter().any(|a| self.is_slicing(a)) {
+            let list = arguments.iter().any(|a| self.is_slicing(a));
+            self.list = Some(list);
+            let multiplier = if list {
                 let start = super::lexer::to_u32(self.sizes.len());
                 for argument in arguments {
                     if self.is_slicing(argument) {

@@ -215,6 +215,24 @@ impl CostPlan {
         self.nodes.iter().map(|n| eval.arguments(n)).collect()
     }
 
+    /// Definitions reachable from `operation` through its spreads.
+    pub(super) fn reachable_from(&self, operation: u32) -> Vec<bool> {
+        let mut reachable = vec![false; self.definitions.len()];
+        let mut stack = vec![operation];
+        while let Some(definition) = stack.pop() {
+            match reachable.get_mut(definition as usize) {
+                Some(seen) if !*seen => *seen = true,
+                _ => continue,
+            }
+            if let Some(d) = self.definitions.get(definition as usize) {
+                let start = d.spreads_start as usize;
+                let spreads = self.spreads.get(start..start + d.spreads_len as usize);
+                stack.extend(spreads.unwrap_or_default().iter().copied());
+            }
+        }
+        reachable
+    }
+
     /// The value the operation sees for each interned variable, with its declaration.
     fn given<'a>(&'a self, operation: u32, variables: Option<&'a Map<String, Value>>) -> Given<'a> {
         let mut given = Given {
@@ -323,7 +341,8 @@ struct Evaluation<'p> {
     plan: &'p CostPlan,
     operation: u32,
     given: Given<'p>,
-    /// Definitions reachable from the operation (only their fields are checked).
+    /// Definitions reachable from the operation (only their fields are checked); empty: the
+    /// plan's (a single operation's).
     reachable: Vec<bool>,
     /// Context-free cost of each fragment definition.
     memo: Vec<u64>,
@@ -337,18 +356,12 @@ struct Evaluation<'p> {
 
 impl<'p> Evaluation<'p> {
     fn new(plan: &'p CostPlan, operation: u32, variables: Option<&'p Map<String, Value>>) -> Self {
-        let mut reachable = vec![false; plan.definitions.len()];
-        let mut stack = Vec::with_capacity(plan.fragment_order.len() + 1);
-        stack.push(operation);
-        while let Some(definition) = stack.pop() {
-            match reachable.get_mut(definition as usize) {
-                Some(seen) if !*seen => *seen = true,
-                _ => continue,
-            }
-            if let Some(d) = plan.definitions.get(definition as usize) {
-                stack.extend(d.spreads.iter().copied());
-            }
-        }
+        // With one operation, reachability was settled at compile time.
+        let reachable = if plan.operations > 1 {
+            plan.reachable_from(operation)
+        } else {
+            Vec::new()
+        };
         Evaluation {
             plan,
             operation,
@@ -362,7 +375,12 @@ impl<'p> Evaluation<'p> {
     }
 
     fn reachable(&self, definition: u32) -> bool {
-        self.reachable.get(definition as usize) == Some(&true)
+        let reachable = if self.reachable.is_empty() {
+            &self.plan.reachable
+        } else {
+            &self.reachable
+        };
+        reachable.get(definition as usize) == Some(&true)
     }
 
     fn node(&self, index: usize) -> Option<&PlanNode> {
