@@ -122,10 +122,19 @@ struct NodeFacts {
     /// The field's name and response key (alias or name) in the source.
     name: Span,
     key: Span,
-    /// What an object and a leaf of this field weigh in a response (`@cost`, else the
-    /// configured object and scalar weights).
-    response_object: u64,
-    response_leaf: u64,
+}
+
+/// The rarer parts of a node: variable conditions and arguments' cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    /// Variable `@skip`/`@include`: `conditions[conditions_start..][..conditions_len]`.
+    conditions_start: u32,
+    conditions_len: u32,
+    /// Arguments' cost: a constant part plus `arguments[arguments_start..][..arguments_len]`,
+    /// scored per request.
+    arguments_const: u64,
+    arguments_start: u32,
+    arguments_len: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -139,14 +148,8 @@ struct PlanNode {
     /// For list fields at a fragment's top: id of the field name, so that a sized context can
     /// recognise it; `NONE` otherwise.
     sized_name: u32,
-    /// Variable `@skip`/`@include`: `conditions[conditions_start..][..conditions_len]`.
-    conditions_start: u32,
-    conditions_len: u32,
-    /// Arguments' cost: a constant part plus `arguments[arguments_start..][..arguments_len]`,
-    /// scored per request.
-    arguments_const: u64,
-    arguments_start: u32,
-    arguments_len: u32,
+    /// Index in `CostPlan::extras`, or `NONE`.
+    extra: u32,
 }
 
 /// `@skip(if: $v)` (`skip`) or `@include(if: $v)`.
@@ -196,7 +199,13 @@ struct PlanDefinition {
 #[derive(Debug)]
 pub(crate) struct CostPlan {
     nodes: Vec<PlanNode>,
+    extras: Vec<Extra>,
     facts: Vec<NodeFacts>,
+    /// `@cost` (field's or type's) of the fields that have one, by node: what their objects
+    /// and leaves weigh in a response (others: the configured object and scalar weights).
+    response_weights: Vec<(u32, u64)>,
+    object_weight: u64,
+    scalar_weight: u64,
     spreads: Vec<u32>,
     /// Operations in the document.
     operations: usize,
@@ -223,6 +232,8 @@ pub(crate) struct CostPlan {
 impl CostPlan {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<PlanNode>()
+            + self.extras.capacity() * size_of::<Extra>()
+            + self.response_weights.capacity() * 16
             + self.facts.capacity() * size_of::<NodeFacts>()
             + self.sizes.capacity() * size_of::<SizeSource>()
             + self
@@ -283,7 +294,9 @@ pub(crate) fn compile<'s>(
         typing,
         nodes: Vec::with_capacity(ir.nodes.len()),
         facts: Vec::with_capacity(ir.nodes.len()),
-        response_weights: (settings.object_weight, settings.scalar_weight),
+        extras: Vec::new(),
+        extra: Extra::default(),
+        response_weights: Vec::new(),
         list: None,
         sizes: Vec::new(),
         variables: Vec::new(),
@@ -387,7 +400,11 @@ pub(crate) fn compile<'s>(
     let schema = schema.filter(|_| !c.arguments.is_empty()).cloned();
     let mut plan = CostPlan {
         nodes: c.nodes,
+        extras: c.extras,
         facts: c.facts,
+        response_weights: c.response_weights,
+        object_weight: settings.object_weight,
+        scalar_weight: settings.scalar_weight,
         spreads,
         operations,
         reachable: Vec::new(),
@@ -423,8 +440,10 @@ struct Compiler<'a, 's, 't> {
     typing: &'t Typing<'s>,
     nodes: Vec<PlanNode>,
     facts: Vec<NodeFacts>,
-    /// Response weights of the field being compiled (set by `field`).
-    response_weights: (u64, u64),
+    extras: Vec<Extra>,
+    /// The extra of the node being compiled.
+    extra: Extra,
+    response_weights: Vec<(u32, u64)>,
     /// Whether the field being compiled is a list, when `field` found out.
     list: Option<bool>,
     sizes: Vec<SizeSource>,
@@ -471,7 +490,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             let field = self.typing.field(index);
             self.list = None;
             let (conditions_start, conditions_len, skipped) = self.conditions_of(index);
-            self.response_weights = (self.settings.object_weight, self.settings.scalar_weight);
+            self.extra = Extra::default();
             let (mut plan, context, free_below) = if parent_free || skipped {
                 (self.plain(node, PlanKind::Free), None, true)
             } else {
@@ -493,15 +512,15 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     NodeKind::Inline => (self.plain(node, PlanKind::Pass), parent, false),
                     NodeKind::Field => {
                         let (plan, context) =
-                            self.field(node, field, parent, mutation && node.level == 1);
+                            self.field(index, node, field, parent, mutation && node.level == 1);
                         let free = matches!(plan.kind, PlanKind::Free);
                         (plan, context, free)
                     }
                 }
             };
             if !parent_free && !skipped {
-                plan.conditions_start = conditions_start;
-                plan.conditions_len = conditions_len;
+                self.extra.conditions_start = conditions_start;
+                self.extra.conditions_len = conditions_len;
             }
             if fragment && plan.top && plan.sized_name != NONE {
                 let next = super::lexer::to_u32(self.sized_names.len());
@@ -527,12 +546,14 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     *slot = list;
                 }
             }
+            if self.extra != Extra::default() {
+                plan.extra = super::lexer::to_u32(self.extras.len());
+                self.extras.push(self.extra);
+            }
             self.nodes.push(plan);
             self.facts.push(NodeFacts {
                 name: node.name,
                 key: node.alias.unwrap_or(node.name),
-                response_object: self.response_weights.0,
-                response_leaf: self.response_weights.1,
             });
             self.scratch.push((context, free_below));
         }
@@ -578,6 +599,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
 
     fn field(
         &mut self,
+        index: usize,
         node: &Node,
         field: Option<&'s FieldInfo>,
         parent: Sized<'s>,
@@ -636,12 +658,13 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             .as_ref()
             .filter(|l| !l.sized_fields.is_empty())
             .map(|l| (l.sized_fields.as_slice(), own_size));
-        let mut plan = self.plan(node, PlanKind::Field, weight, multiplier, field.list);
+        let plan = self.plan(node, PlanKind::Field, weight, multiplier, field.list);
         if let Some(explicit) = field.cost.or(type_weight) {
-            self.response_weights = (explicit, explicit);
+            self.response_weights
+                .push((super::lexer::to_u32(index), explicit));
         }
         if field.arguments_cost {
-            self.arguments_cost(&mut plan, schema, arguments, field);
+            self.arguments_cost(schema, arguments, field);
         }
         (plan, context)
     }
@@ -662,11 +685,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             multiplier,
             top: node.level == 1,
             sized_name: if list { 0 } else { NONE },
-            conditions_start: 0,
-            conditions_len: 0,
-            arguments_const: 0,
-            arguments_start: 0,
-            arguments_len: 0,
+            extra: NONE,
         }
     }
 }

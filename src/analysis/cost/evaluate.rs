@@ -205,9 +205,9 @@ impl CostPlan {
         variables: Option<&Map<String, Value>>,
     ) -> Vec<u64> {
         if self
-            .nodes
+            .extras
             .iter()
-            .all(|n| n.arguments_const == 0 && n.arguments_len == 0)
+            .all(|e| e.arguments_const == 0 && e.arguments_len == 0)
         {
             return Vec::new();
         }
@@ -396,11 +396,14 @@ impl<'p> Evaluation<'p> {
 
     /// Whether a variable `@skip`/`@include` leaves the node out for this request.
     fn skipped(&self, node: &PlanNode) -> Result<bool, CostError> {
-        let start = node.conditions_start as usize;
+        let Some(extra) = self.plan.extras.get(node.extra as usize) else {
+            return Ok(false);
+        };
+        let start = extra.conditions_start as usize;
         let conditions = self
             .plan
             .conditions
-            .get(start..start + node.conditions_len as usize)
+            .get(start..start + extra.conditions_len as usize)
             .unwrap_or_default();
         for condition in conditions {
             let (value, declared) = self.given.get(condition.variable);
@@ -415,19 +418,22 @@ impl<'p> Evaluation<'p> {
 
     /// The arguments' cost of one instance of the field.
     fn arguments(&self, node: &PlanNode) -> u64 {
-        if node.arguments_len == 0 {
-            return node.arguments_const;
+        let Some(extra) = self.plan.extras.get(node.extra as usize) else {
+            return 0;
+        };
+        if extra.arguments_len == 0 {
+            return extra.arguments_const;
         }
-        let start = node.arguments_start as usize;
+        let start = extra.arguments_start as usize;
         let parts = self
             .plan
             .arguments
-            .get(start..start + node.arguments_len as usize)
+            .get(start..start + extra.arguments_len as usize)
             .unwrap_or_default();
         let Some(schema) = self.plan.schema.as_deref() else {
-            return node.arguments_const;
+            return extra.arguments_const;
         };
-        parts.iter().fold(node.arguments_const, |sum, part| {
+        parts.iter().fold(extra.arguments_const, |sum, part| {
             let variable = |v: u32| self.given.get(v).0;
             sum.saturating_add(input::score(schema, &part.value, &part.slot, variable))
         })
@@ -465,7 +471,7 @@ impl<'p> Evaluation<'p> {
                 _ => 1,
             };
             let value = match node.kind {
-                _ if node.conditions_len > 0 && self.skipped(&node)? => 0,
+                _ if node.extra != NONE && self.skipped(&node)? => 0,
                 PlanKind::Field => self.field(&node, multiplier, below),
                 PlanKind::Pass => below,
                 PlanKind::Spread { target, context } if context == NONE => {
@@ -540,7 +546,7 @@ impl<'p> Evaluation<'p> {
                     _ => 1,
                 };
                 let value = match node.kind {
-                    _ if node.conditions_len > 0 && self.skipped(&node)? => 0,
+                    _ if node.extra != NONE && self.skipped(&node)? => 0,
                     PlanKind::Field => {
                         let below = self.below.get(index).copied().unwrap_or(0);
                         self.field(&node, multiplier, below)

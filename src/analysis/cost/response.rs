@@ -108,15 +108,23 @@ impl ResponseShape {
                 };
                 let mut below = Vec::new();
                 for &(_, node) in group {
-                    let (Some(plan_node), Some(facts)) =
-                        (plan.nodes.get(node as usize), plan.facts.get(node as usize))
-                    else {
+                    let Some(plan_node) = plan.nodes.get(node as usize) else {
                         continue;
                     };
-                    entry.object = entry.object.max(facts.response_object);
-                    entry.leaf = entry.leaf.max(facts.response_leaf);
-                    let has_arguments =
-                        plan_node.arguments_const > 0 || plan_node.arguments_len > 0;
+                    let weights = plan.response_weights.binary_search_by_key(&node, |w| w.0);
+                    let (object, leaf) = match weights {
+                        Ok(at) => {
+                            let explicit = plan.response_weights.get(at).map_or(0, |w| w.1);
+                            (explicit, explicit)
+                        }
+                        Err(_) => (plan.object_weight, plan.scalar_weight),
+                    };
+                    entry.object = entry.object.max(object);
+                    entry.leaf = entry.leaf.max(leaf);
+                    let has_arguments = plan
+                        .extras
+                        .get(plan_node.extra as usize)
+                        .is_some_and(|e| e.arguments_const > 0 || e.arguments_len > 0);
                     if entry.arguments_of == NONE && has_arguments {
                         entry.arguments_of = node;
                     }

@@ -6,7 +6,7 @@ use super::super::coerce;
 use super::super::ir::{Argument, NONE, Node, ValueSummary};
 use super::super::lexer::to_u32;
 use super::super::schema::{FieldInfo, InputInfo, Schema};
-use super::{ArgumentCost, Compiler, Multiplier, PlanNode, SizeSource, View, input};
+use super::{ArgumentCost, Compiler, Multiplier, SizeSource, View, input};
 
 impl<'a, 's> Compiler<'a, 's, '_> {
     /// The size a field's own arguments and `@listSize` give (see the module doc for the rules).
@@ -106,12 +106,11 @@ impl<'a, 's> Compiler<'a, 's, '_> {
     /// Arguments' cost: literals without variables are scored now, the rest per request.
     pub(super) fn arguments_cost(
         &mut self,
-        plan: &mut PlanNode,
         schema: &Schema,
         arguments: &[Argument],
         field: &FieldInfo,
     ) {
-        plan.arguments_start = to_u32(self.arguments.len());
+        self.extra.arguments_start = to_u32(self.arguments.len());
         for argument in arguments {
             let name = argument.name.text(self.src);
             let Some(definition) = field.arguments.iter().find(|a| a.name == name) else {
@@ -129,9 +128,10 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                 self.arguments.push(ArgumentCost { value, slot });
             } else {
                 let cost = input::score(schema, &value, &slot, |_| None);
-                plan.arguments_const = plan.arguments_const.saturating_add(cost);
+                self.extra.arguments_const = self.extra.arguments_const.saturating_add(cost);
             }
         }
-        plan.arguments_len = to_u32(self.arguments.len()).saturating_sub(plan.arguments_start);
+        self.extra.arguments_len =
+            to_u32(self.arguments.len()).saturating_sub(self.extra.arguments_start);
     }
 }
