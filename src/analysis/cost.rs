@@ -296,6 +296,7 @@ pub(crate) fn compile<'s>(
         facts: Vec::with_capacity(ir.nodes.len()),
         extras: Vec::new(),
         extra: Extra::default(),
+        has_extra: false,
         response_weights: Vec::new(),
         list: None,
         sizes: Vec::new(),
@@ -422,6 +423,7 @@ pub(crate) fn compile<'s>(
         source: src.into(),
     };
     if operations == 1
+        && ir.definitions.len() > 1
         && let Some(operation) = ir
             .definitions
             .iter()
@@ -441,8 +443,9 @@ struct Compiler<'a, 's, 't> {
     nodes: Vec<PlanNode>,
     facts: Vec<NodeFacts>,
     extras: Vec<Extra>,
-    /// The extra of the node being compiled.
+    /// The extra of the node being compiled, and whether it was written.
     extra: Extra,
+    has_extra: bool,
     response_weights: Vec<(u32, u64)>,
     /// Whether the field being compiled is a list, when `field` found out.
     list: Option<bool>,
@@ -490,7 +493,10 @@ impl<'a, 's> Compiler<'a, 's, '_> {
             let field = self.typing.field(index);
             self.list = None;
             let (conditions_start, conditions_len, skipped) = self.conditions_of(index);
-            self.extra = Extra::default();
+            if self.has_extra {
+                self.extra = Extra::default();
+                self.has_extra = false;
+            }
             let (mut plan, context, free_below) = if parent_free || skipped {
                 (self.plain(node, PlanKind::Free), None, true)
             } else {
@@ -518,9 +524,10 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     }
                 }
             };
-            if !parent_free && !skipped {
+            if !parent_free && !skipped && conditions_len > 0 {
                 self.extra.conditions_start = conditions_start;
                 self.extra.conditions_len = conditions_len;
+                self.has_extra = true;
             }
             if fragment && plan.top && plan.sized_name != NONE {
                 let next = super::lexer::to_u32(self.sized_names.len());
@@ -546,7 +553,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                     *slot = list;
                 }
             }
-            if self.extra != Extra::default() {
+            if self.has_extra && self.extra != Extra::default() {
                 plan.extra = super::lexer::to_u32(self.extras.len());
                 self.extras.push(self.extra);
             }
@@ -562,6 +569,9 @@ impl<'a, 's> Compiler<'a, 's, '_> {
     /// Node `index`'s `@skip`/`@include`: the range of its variable conditions, and whether a
     /// literal one leaves it out.
     fn conditions_of(&mut self, index: usize) -> (u32, u32, bool) {
+        if self.ir.conditions.len() <= self.condition_cursor {
+            return (0, 0, false);
+        }
         let start = super::lexer::to_u32(self.conditions.len());
         let mut skipped = false;
         while let Some(&Condition { node, skip, value }) =

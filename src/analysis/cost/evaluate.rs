@@ -380,7 +380,8 @@ impl<'p> Evaluation<'p> {
         } else {
             &self.reachable
         };
-        reachable.get(definition as usize) == Some(&true)
+        // Empty for a document that is a single operation and nothing else.
+        reachable.is_empty() || reachable.get(definition as usize) == Some(&true)
     }
 
     fn node(&self, index: usize) -> Option<&PlanNode> {

@@ -110,6 +110,7 @@ impl<'a, 's> Compiler<'a, 's, '_> {
         arguments: &[Argument],
         field: &FieldInfo,
     ) {
+        self.has_extra = true;
         self.extra.arguments_start = to_u32(self.arguments.len());
         for argument in arguments {
             let name = argument.name.text(self.src);
