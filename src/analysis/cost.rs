@@ -221,7 +221,9 @@ pub(crate) struct CostPlan {
     /// Field names for `CostError::InvalidSlicing`.
     labels: Vec<Box<str>>,
     /// Per IR node: the field returns a list (for `Metrics::list_depth`).
-    pub(crate) lists: Vec<bool>,
+    /// Per IR node: list fields from its definition's top down to it, itself included (for
+    /// `Metrics::list_depth`).
+    pub(crate) list_levels: Vec<u32>,
     /// Kept when argument values must be scored per request.
     schema: Option<Arc<Schema>>,
     max_list_size: u64,
@@ -262,7 +264,7 @@ impl CostPlan {
             // Argument values are small JSON trees; count their nodes roughly.
             + self.arguments.len() * 256
             + self.labels.iter().map(|l| l.len() + 16).sum::<usize>()
-            + self.lists.capacity()
+            + self.list_levels.capacity() * 4
             + self.source.len()
     }
 }
@@ -307,7 +309,9 @@ pub(crate) fn compile<'s>(
         conditions: Vec::new(),
         arguments: Vec::new(),
         labels: Vec::new(),
-        lists: vec![false; ir.nodes.len()],
+        list_levels: vec![0; ir.nodes.len()],
+        spreads: Vec::new(),
+        spread_ranges: Vec::with_capacity(ir.definitions.len()),
         condition_cursor: 0,
         scratch: Vec::new(),
     };
@@ -318,16 +322,19 @@ pub(crate) fn compile<'s>(
             DefinitionKind::Operation(kind) => kind == OperationKind::Mutation,
             DefinitionKind::Fragment => definition.type_condition.text(src) == mutation_root,
         };
+        let spreads_start = super::lexer::to_u32(c.spreads.len());
         c.definition(
             definition.nodes_start,
             ir.nodes_of(definition),
             is_mutation_root,
             definition.kind == DefinitionKind::Fragment,
         );
+        let spreads_len = super::lexer::to_u32(c.spreads.len()).saturating_sub(spreads_start);
+        c.spread_ranges.push((spreads_start, spreads_len));
     }
     // Declared variables matter only where the plan reads them: sizes, conditions, arguments
     // (every definition is compiled by now, so fragments' uses are interned too).
-    let mut spreads = Vec::new();
+    let mut ranges = c.spread_ranges.iter().copied();
     for definition in &ir.definitions {
         let variables = definition
             .variables
@@ -357,18 +364,7 @@ pub(crate) fn compile<'s>(
                 })
             })
             .collect();
-        // Spreads a literal `@skip`/`@include` leaves out reach nothing.
-        let spreads_start = super::lexer::to_u32(spreads.len());
-        spreads.extend(
-            c.nodes
-                .get(definition.nodes_start as usize..definition.nodes_end as usize)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|n| match n.kind {
-                    PlanKind::Spread { target, .. } => Some(target),
-                    _ => None,
-                }),
-        );
+        let (spreads_start, spreads_len) = ranges.next().unwrap_or((0, 0));
         let name = match definition.kind {
             DefinitionKind::Fragment => definition.name.unwrap_or_default(),
             DefinitionKind::Operation(_) => Span::default(),
@@ -379,7 +375,7 @@ pub(crate) fn compile<'s>(
             nodes_end: definition.nodes_end,
             variables,
             spreads_start,
-            spreads_len: super::lexer::to_u32(spreads.len()).saturating_sub(spreads_start),
+            spreads_len,
         });
     }
     let operations = ir
@@ -400,13 +396,13 @@ pub(crate) fn compile<'s>(
         .collect();
     let schema = schema.filter(|_| !c.arguments.is_empty()).cloned();
     let mut plan = CostPlan {
+        spreads: c.spreads,
         nodes: c.nodes,
         extras: c.extras,
         facts: c.facts,
         response_weights: c.response_weights,
         object_weight: settings.object_weight,
         scalar_weight: settings.scalar_weight,
-        spreads,
         operations,
         reachable: Vec::new(),
         sizes: c.sizes,
@@ -417,7 +413,7 @@ pub(crate) fn compile<'s>(
         conditions: c.conditions,
         arguments: c.arguments,
         labels: c.labels,
-        lists: c.lists,
+        list_levels: c.list_levels,
         schema,
         max_list_size: settings.max_list_size,
         source: src.into(),
@@ -459,12 +455,16 @@ struct Compiler<'a, 's, 't> {
     conditions: Vec<VariableCondition>,
     arguments: Vec<ArgumentCost>,
     labels: Vec<Box<str>>,
-    lists: Vec<bool>,
+    list_levels: Vec<u32>,
+    /// Targets of the spreads compiled live (a literal `@skip`/`@include` leaves the others
+    /// reaching nothing), and each definition's range of them.
+    spreads: Vec<u32>,
+    spread_ranges: Vec<(u32, u32)>,
     /// Next unread entry of `ir.conditions` (nodes are compiled in index order).
     condition_cursor: usize,
     /// Scratch, per node of the current definition: its selection's sized context, and whether
     /// everything below it is free.
-    scratch: Vec<(Sized<'s>, bool)>,
+    scratch: Vec<(Sized<'s>, bool, u32)>,
 }
 
 impl<'a, 's> Compiler<'a, 's, '_> {
@@ -482,13 +482,13 @@ impl<'a, 's> Compiler<'a, 's, '_> {
         self.scratch.clear();
         for (offset, node) in nodes.iter().enumerate() {
             let index = first as usize + offset;
-            let (parent, parent_free) = if node.parent == NONE {
-                (None, false)
+            let (parent, parent_free, mut level) = if node.parent == NONE {
+                (None, false, 0)
             } else {
                 self.scratch
                     .get(node.parent.wrapping_sub(first) as usize)
                     .copied()
-                    .unwrap_or((None, false))
+                    .unwrap_or((None, false, 0))
             };
             let field = self.typing.field(index);
             self.list = None;
@@ -549,20 +549,24 @@ impl<'a, 's> Compiler<'a, 's, '_> {
                         .iter()
                         .any(|a| self.is_slicing(a)),
                 };
-                if let Some(slot) = self.lists.get_mut(index) {
-                    *slot = list;
-                }
+                level = level.saturating_add(u32::from(list));
+            }
+            if let Some(slot) = self.list_levels.get_mut(index) {
+                *slot = level;
             }
             if self.has_extra && self.extra != Extra::default() {
                 plan.extra = super::lexer::to_u32(self.extras.len());
                 self.extras.push(self.extra);
+            }
+            if let PlanKind::Spread { target, .. } = plan.kind {
+                self.spreads.push(target);
             }
             self.nodes.push(plan);
             self.facts.push(NodeFacts {
                 name: node.name,
                 key: node.alias.unwrap_or(node.name),
             });
-            self.scratch.push((context, free_below));
+            self.scratch.push((context, free_below, level));
         }
     }
 

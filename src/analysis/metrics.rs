@@ -10,7 +10,7 @@
 //! the amplification factor graphql-protect calls "max list depth".
 
 use super::Metrics;
-use super::ir::{DefinitionKind, Ir, NONE, NodeKind};
+use super::ir::{DefinitionKind, Ir, NodeKind};
 
 /// Metrics per definition (same indices as `ir.definitions`): the executed operation's metrics
 /// for operations, the summary used at each spread for fragments.
@@ -20,7 +20,7 @@ pub(crate) fn measure(
     fragment_order: &[u32],
     unknown_nodes: &[u32],
     unknown_definitions: &[u32],
-    lists: &[bool],
+    list_levels: &[u32],
 ) -> Vec<Metrics> {
     let mut out = vec![Metrics::default(); ir.definitions.len()];
     let operations = ir
@@ -34,14 +34,13 @@ pub(crate) fn measure(
         .map(|&i| i as usize)
         .chain(operations)
         .collect();
-    let mut lists_above = Vec::new();
     for index in order {
         let facts = Facts {
             unknown_nodes,
             unknown_definitions,
-            lists,
+            list_levels,
         };
-        let summary = summarise(src, ir, index, &out, &facts, &mut lists_above);
+        let summary = summarise(src, ir, index, &out, &facts);
         if let Some(slot) = out.get_mut(index) {
             *slot = summary;
         }
@@ -53,8 +52,8 @@ pub(crate) fn measure(
 struct Facts<'a> {
     unknown_nodes: &'a [u32],
     unknown_definitions: &'a [u32],
-    /// The field returns a list.
-    lists: &'a [bool],
+    /// List fields from the definition's top down to the node, itself included.
+    list_levels: &'a [u32],
 }
 
 fn summarise(
@@ -63,7 +62,6 @@ fn summarise(
     index: usize,
     summaries: &[Metrics],
     facts: &Facts<'_>,
-    lists_above: &mut Vec<u32>,
 ) -> Metrics {
     let Some(definition) = ir.definitions.get(index) else {
         return Metrics::default();
@@ -74,22 +72,8 @@ fn summarise(
         ..Metrics::default()
     };
     let first = definition.nodes_start as usize;
-    let is_list = |at: usize| facts.lists.get(at).copied().unwrap_or(false);
-    // List fields among each node's ancestors (pre-order: parents first).
-    lists_above.clear();
+    let level = |at: usize| facts.list_levels.get(at).copied().unwrap_or(0);
     for (offset, node) in ir.nodes_of(definition).iter().enumerate() {
-        let above = match node.parent {
-            NONE => 0,
-            parent => {
-                let at = parent as usize;
-                let parent_above = lists_above
-                    .get(at.wrapping_sub(first))
-                    .copied()
-                    .unwrap_or(0);
-                parent_above.saturating_add(u32::from(is_list(at)))
-            }
-        };
-        lists_above.push(above);
         let unknown = facts
             .unknown_nodes
             .get(first + offset)
@@ -110,9 +94,7 @@ fn summarise(
                 if name != "__typename" {
                     m.depth = m.depth.max(node.level);
                 }
-                if is_list(first + offset) {
-                    m.list_depth = m.list_depth.max(above.saturating_add(1));
-                }
+                m.list_depth = m.list_depth.max(level(first + offset));
                 if node.level == 1 {
                     m.root_fields = m.root_fields.saturating_add(1);
                 }
@@ -133,6 +115,7 @@ fn summarise(
                     .unknown_schema_names
                     .saturating_add(f.unknown_schema_names);
                 if f.list_depth > 0 {
+                    let above = level(first + offset);
                     m.list_depth = m.list_depth.max(above.saturating_add(f.list_depth));
                 }
                 if f.depth > 0 {

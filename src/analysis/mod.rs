@@ -341,7 +341,7 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
         &fragment_order,
         &typing.unknown_nodes,
         &typing.unknown_definitions,
-        &plan.lists,
+        &plan.list_levels,
     );
     let plan = Arc::new(plan);
     let mut operations = Vec::new();

@@ -130,3 +130,10 @@ fn fragment_fan_out_maps_to_shapes_linear_in_the_document() {
     let response = r#"{"data": {"me": {"a": [{"b": [{"a": []}]}], "b": []}}}"#;
     assert_eq!(actual(&query, response), Ok(3));
 }
+
+#[test]
+fn a_meter_can_travel_with_a_response_body_across_threads() {
+    fn sendable<T: Send + 'static>() {}
+    sendable::<ActualCost>();
+    sendable::<ActualCostError>();
+}
