@@ -1,11 +1,15 @@
 //! Analysis benchmarks: async-graphql-parser's `parse_query` alone vs our full `analyse`, on the
-//! same documents (shared with the tests), plus the cache-hit path (hash + map lookup).
+//! same documents (shared with the tests), plus the cache-hit path (hash + map lookup), finishing
+//! a cost plan, and the actual cost of a ~100 KB response (streamed in 16 KiB chunks, next to a
+//! serde_json DOM parse of the same bytes for scale).
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use graphql_firewall::analysis::{Settings, analyse};
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use graphql_firewall::analysis::{ActualCost, Schema, Settings, analyse};
 use graphql_firewall::persisted::hash_document as document_hash;
 
 const SMALL: &str = "query Hero($episode: Episode = JEDI, $n: Int = 3) { hero(episode: $episode) { name friends(first: $n) { name ... on Droid { primaryFunction } } } }";
@@ -80,8 +84,64 @@ fn bench(c: &mut Criterion) {
     let operation = analysed.as_ref().and_then(|d| d.operation(None).ok());
     let variables = serde_json::json!({"owner": "o", "name": "n", "issues": 50});
     c.bench_function("cost/finish plan 1.8KB", |b| {
-        b.iter(|| operation.map(|o| o.cost(black_box(variables.as_object()))))
+        b.iter(|| operation.map(|o| o.estimate(black_box(variables.as_object())).is_ok()))
     });
+    actual_cost(c);
+}
+
+/// A demo-backend response of about 100 KB: users with friends and posts.
+const RESPONSE_QUERY: &str = "query ($ids: [ID!]!) { usersByIds(ids: $ids) { id name email friends { id name } posts { id title comments { id text } } } }";
+
+fn demo_response() -> (serde_json::Value, Vec<u8>) {
+    let ids: Vec<String> = (0..150).map(|i| format!("u{}", i % 20)).collect();
+    let variables = serde_json::json!({ "ids": ids });
+    let schema = graphql_firewall::demo::schema::build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string());
+    let response = runtime.map(|r| {
+        r.block_on(
+            schema.execute(
+                async_graphql::Request::new(RESPONSE_QUERY)
+                    .variables(async_graphql::Variables::from_json(variables.clone())),
+            ),
+        )
+    });
+    let body = response
+        .ok()
+        .and_then(|r| serde_json::to_vec(&r).ok())
+        .unwrap_or_default();
+    (variables, body)
+}
+
+fn actual_cost(c: &mut Criterion) {
+    let settings = Settings {
+        schema: Schema::from_sdl(graphql_firewall::demo::SDL)
+            .ok()
+            .map(Arc::new),
+        ..Settings::default()
+    };
+    let document = analyse(RESPONSE_QUERY, &settings).ok();
+    let Some(operation) = document.as_ref().and_then(|d| d.operation(None).ok()) else {
+        return;
+    };
+    let (variables, body) = demo_response();
+    let mut group = c.benchmark_group("actual-cost");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    let name = format!("{}KB", body.len() / 1000);
+    group.bench_function(BenchmarkId::new("stream", &name), |b| {
+        b.iter(|| {
+            let mut meter = ActualCost::new(operation, variables.as_object());
+            for chunk in black_box(&body).chunks(16 * 1024) {
+                meter.push(chunk);
+            }
+            meter.finish()
+        })
+    });
+    group.bench_function(BenchmarkId::new("serde_json-dom", &name), |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).is_ok())
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

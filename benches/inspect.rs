@@ -28,7 +28,7 @@ fn inspector() -> Inspector {
     Inspector::new(
         Settings {
             analysis: graphql_firewall::analysis_settings(&config).expect("no schema to load"),
-            profiles: LimitProfiles::new(limits, Relax::DocumentLimits, Relax::No),
+            profiles: LimitProfiles::new(limits, Relax::TextLimits, Relax::No),
             modes: config.limits.modes.clone(),
             cache_bytes: 64 << 20,
             resolver: Resolver {

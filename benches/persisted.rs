@@ -60,7 +60,7 @@ fn persisted(c: &mut Criterion) {
             let manifest = registry.current();
             let trusted = manifest.get(&hashes[next]).expect("present");
             let operation = trusted.document.operation(None).expect("one operation");
-            black_box(operation.cost(black_box(variables)))
+            black_box(operation.estimate(black_box(variables)))
         })
     });
 }

@@ -47,12 +47,15 @@ pub struct Settings {
     /// Schema-validation refusals per client per minute before a cool-down (`PROBE_LIMIT`).
     pub probe_limit: Option<NonZeroU32>,
     pub probe_cooldown: Duration,
+    /// `COST_BUDGET_MODE=actual`: the estimate spent up front is settled with the measured cost.
+    pub settle_with_actual_cost: bool,
 }
 
 /// Per-client budgets and probe cool-downs.
 #[derive(Debug)]
 pub struct Budgets {
     limiter: Limiter,
+    settle_with_actual_cost: bool,
     modes: Modes,
     /// Only with a probe limit.
     probing: Option<Probing>,
@@ -139,6 +142,7 @@ impl Budgets {
                 settings.cost_budget,
                 settings.max_clients,
             ),
+            settle_with_actual_cost: settings.settle_with_actual_cost,
             modes,
             probing,
             metrics,
@@ -176,6 +180,14 @@ impl Budgets {
             Rule::CostBudget,
             self.limiter.check_cost(&client.key, points),
         )
+    }
+
+    /// Settles the cost spent up front with what the answer really cost, when the budget is metered
+    /// by actual cost (as GitHub meters GraphQL); otherwise the estimate stands.
+    pub fn settle_cost(&self, client: &Client, estimated: u64, actual: u64) {
+        if self.settle_with_actual_cost {
+            self.limiter.settle_cost(&client.key, estimated, actual);
+        }
     }
 
     /// Records a schema-validation refusal; past the probe limit the client cools down.
@@ -268,6 +280,7 @@ mod tests {
             max_clients: 1_000,
             probe_limit: NonZeroU32::new(2),
             probe_cooldown: Duration::from_secs(60),
+            settle_with_actual_cost: false,
         }
     }
 

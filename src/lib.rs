@@ -28,6 +28,7 @@ pub mod files;
 pub mod http;
 pub mod identity;
 pub mod inspect;
+pub mod json_scan;
 pub mod metrics;
 pub mod net;
 pub mod persisted;
@@ -259,6 +260,7 @@ fn budget_settings(config: &Config) -> admission::Settings {
             .probe_limit
             .filter(|_| config.limits.schema.is_some()),
         probe_cooldown: clients.probe_cooldown,
+        settle_with_actual_cost: clients.cost_budget_mode == config::CostBudgetMode::Actual,
     }
 }
 
@@ -270,11 +272,11 @@ fn quota(rate: &rules::Rate) -> governor::Quota {
         .allow_burst(rate.burst())
 }
 
-fn relax(skip: bool) -> policy::Relax {
-    if skip {
-        policy::Relax::DocumentLimits
-    } else {
-        policy::Relax::No
+fn relax(skip: config::SkipLimits) -> policy::Relax {
+    match skip {
+        config::SkipLimits::Off => policy::Relax::No,
+        config::SkipLimits::Text => policy::Relax::TextLimits,
+        config::SkipLimits::All => policy::Relax::TextLimitsAndCost,
     }
 }
 
@@ -330,6 +332,7 @@ pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildErr
         },
         cost: analysis::CostSettings {
             default_list_size: cost.default_list_size,
+            max_list_size: cost.max_list_size,
             slicing_arguments: cost.slicing_arguments.clone(),
             object_weight: cost.object_weight,
             scalar_weight: cost.scalar_weight,

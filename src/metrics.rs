@@ -58,6 +58,12 @@ pub struct Metrics {
     pub upstream_duration: Histogram,
     pub overhead: Histogram,
     pub operation_cost: Histogram,
+    /// The actual cost of answers (Apollo's response-shape rules).
+    pub operation_cost_actual: Histogram,
+    /// Answers that cost more than their estimate: the schema's annotations are wrong somewhere.
+    pub cost_underestimated: Counter,
+    /// Answers whose actual cost could not be measured: `malformed`, `too_deep`, `unmapped`.
+    pub cost_unmeasured: Family<OutcomeLabels, Counter>,
     pub operation_depth: Histogram,
     /// `hit` (a manifest document), `miss` (an id nobody knows), `unknown_in_audit`.
     pub persisted: Family<OutcomeLabels, Counter>,
@@ -105,6 +111,9 @@ impl Metrics {
             upstream_duration: seconds(),
             overhead: seconds(),
             operation_cost: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            operation_cost_actual: Histogram::new(exponential_buckets(1.0, 4.0, 10)),
+            cost_underestimated: Counter::default(),
+            cost_unmeasured: Family::default(),
             operation_depth: Histogram::new([
                 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0,
             ]),
@@ -155,6 +164,21 @@ impl Metrics {
             "operation_cost",
             "Static cost per operation",
             metrics.operation_cost.clone(),
+        );
+        registry.register(
+            "operation_cost_actual",
+            "Actual cost per answer, measured on the response",
+            metrics.operation_cost_actual.clone(),
+        );
+        registry.register(
+            "cost_underestimated",
+            "Answers whose actual cost exceeded their estimate",
+            metrics.cost_underestimated.clone(),
+        );
+        registry.register(
+            "cost_unmeasured",
+            "Answers whose actual cost could not be measured",
+            metrics.cost_unmeasured.clone(),
         );
         registry.register(
             "operation_depth",

@@ -20,7 +20,8 @@ use crate::rules::{Introspection, Limits, Mode, Modes, Rule};
 ///
 /// # Why
 /// A document from the operator's own manifest was reviewed when it was built, so the limits its
-/// text alone decides may be skipped (`PERSISTED_SKIP_LIMITS`); a caller holding a client key
+/// text alone decides may be skipped (`PERSISTED_SKIP_LIMITS`) — but not its cost, which the
+/// request's variables decide, unless the operator says so; a caller holding a client key
 /// (internal tooling, schema registries) may introspect, with the depth the standard
 /// introspection query needs (`TRUSTED_CLIENT_SKIP_LIMITS` lifts the document limits).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,22 +39,28 @@ const INTROSPECTION_DEPTH: u32 = 15;
 pub enum Relax {
     /// The same limits as everyone.
     No,
-    /// Without the limits the document text alone decides.
-    DocumentLimits,
+    /// Without the limits the document's text alone decides; cost is still checked.
+    TextLimits,
+    /// Without those and without the cost limit.
+    TextLimitsAndCost,
 }
 
 impl LimitProfiles {
     pub fn new(standard: Limits, reviewed: Relax, keyed: Relax) -> LimitProfiles {
         let relax = |relax: Relax| match relax {
             Relax::No => standard.clone(),
-            Relax::DocumentLimits => standard.without_document_limits(),
+            Relax::TextLimits => standard.without_text_limits(),
+            Relax::TextLimitsAndCost => Limits {
+                cost: None,
+                ..standard.without_text_limits()
+            },
         };
         let keyed = match keyed {
             Relax::No => Limits {
                 depth: standard.depth.map(|d| d.max(INTROSPECTION_DEPTH)),
                 ..standard.clone()
             },
-            Relax::DocumentLimits => relax(Relax::DocumentLimits),
+            relaxed => relax(relaxed),
         };
         LimitProfiles {
             reviewed: relax(reviewed),
@@ -135,6 +142,7 @@ pub fn judge(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Verdict
         fields,
         introspection_fields,
         unknown_schema_names,
+        list_depth,
     } = *measured.metrics;
     let VariableMetrics {
         count: variable_count,
@@ -144,7 +152,7 @@ pub fn judge(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Verdict
     } = *measured.variables;
     let variable_limits = &limits.variables;
     // Batch cost spans operations: `judge_batch_cost` checks it.
-    let candidates: [(Rule, Option<u64>, u64); 13] = [
+    let candidates: [(Rule, Option<u64>, u64); 14] = [
         (
             Rule::Tokens,
             limits.tokens.map(u64::from),
@@ -164,6 +172,11 @@ pub fn judge(measured: &Measured<'_>, limits: &Limits, modes: &Modes) -> Verdict
         ),
         (Rule::Fields, limits.fields.map(u64::from), fields.into()),
         (Rule::Cost, limits.cost, measured.cost),
+        (
+            Rule::ListDepth,
+            limits.list_depth.map(u64::from),
+            list_depth.into(),
+        ),
         (
             Rule::Introspection,
             (limits.introspection == Introspection::Block).then_some(0),
@@ -228,6 +241,7 @@ mod tests {
             fields: Some(3_500),
             cost: Some(5_000),
             batch_cost: Some(10_000),
+            list_depth: None,
             introspection: Introspection::Block,
             variables: VariableLimits {
                 count: Some(100),
@@ -367,11 +381,17 @@ mod tests {
     }
 
     #[test]
-    fn reviewed_documents_skip_only_the_document_limits() {
-        let profiles = LimitProfiles::new(limits(), Relax::DocumentLimits, Relax::No);
+    fn reviewed_documents_skip_only_the_text_limits_unless_cost_too() {
+        let profiles = LimitProfiles::new(limits(), Relax::TextLimits, Relax::No);
         let reviewed = profiles.select(true, false);
         assert_eq!(reviewed.depth, None);
-        assert_eq!(reviewed.cost, None);
+        assert_eq!(
+            reviewed.cost,
+            limits().cost,
+            "cost depends on the variables"
+        );
+        let all = LimitProfiles::new(limits(), Relax::TextLimitsAndCost, Relax::No);
+        assert_eq!(all.select(true, false).cost, None);
         assert_eq!(reviewed.introspection, Introspection::Block);
         assert_eq!(reviewed.variables, limits().variables);
         assert_eq!(reviewed.batch_cost, limits().batch_cost);
@@ -385,7 +405,7 @@ mod tests {
         assert_eq!(keyed.introspection, Introspection::Allow);
         assert_eq!(keyed.depth, Some(INTROSPECTION_DEPTH));
         assert_eq!(keyed.aliases, limits().aliases);
-        let relaxed = LimitProfiles::new(limits(), Relax::No, Relax::DocumentLimits);
+        let relaxed = LimitProfiles::new(limits(), Relax::No, Relax::TextLimits);
         assert_eq!(relaxed.select(true, true).depth, None);
     }
 }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -117,7 +117,7 @@ pub enum Decision {
     },
 }
 
-type Keyed<C> = RateLimiter<ClientKey, CappedStore, C, StateInformationMiddleware>;
+type Keyed<C> = RateLimiter<ClientKey, SharedStore, C, StateInformationMiddleware>;
 
 /// One budget: governor's limiter and the quota it was built with (governor does not give it back
 /// without a check).
@@ -125,6 +125,8 @@ type Keyed<C> = RateLimiter<ClientKey, CappedStore, C, StateInformationMiddlewar
 struct Budget<C: Clock> {
     limiter: Keyed<C>,
     quota: governor::Quota,
+    /// The limiter's own state, for settling a cost after the fact (governor only consumes).
+    store: Arc<CappedStore>,
 }
 
 /// The request and cost budgets of every client.
@@ -154,9 +156,13 @@ impl<C: Clock + Clone> Limiter<C> {
         clock: C,
     ) -> Self {
         let build = |quota: Option<governor::Quota>| {
-            quota.map(|quota| Budget {
-                limiter: RateLimiter::new(quota, CappedStore::new(max_tracked_keys), clock.clone()),
-                quota,
+            quota.map(|quota| {
+                let store = Arc::new(CappedStore::new(max_tracked_keys));
+                Budget {
+                    limiter: RateLimiter::new(quota, SharedStore(store.clone()), clock.clone()),
+                    quota,
+                    store,
+                }
             })
         };
         Self {
@@ -207,6 +213,39 @@ impl<C: Clock + Clone> Limiter<C> {
                 }
             }
         }
+    }
+
+    /// Settles a cost spent up front (`estimated`) with what the answer really cost (`actual`):
+    /// the difference is given back, or charged (possibly into debt, which the next checks see).
+    pub fn settle_cost(&self, key: &ClientKey, estimated: u64, actual: u64) {
+        let Some(budget) = &self.cost else {
+            return;
+        };
+        let interval =
+            u64::try_from(budget.quota.replenish_interval().as_nanos()).unwrap_or(u64::MAX);
+        let refund = estimated > actual;
+        let shift = estimated.abs_diff(actual).saturating_mul(interval);
+        if shift == 0 {
+            return;
+        }
+        let _ = budget.store.measure_and_replace(
+            key,
+            |state| -> Result<((), Nanos), std::convert::Infallible> {
+                // A client not seen yet has a full bucket: nothing to give back to it.
+                let Some(tat) = state else {
+                    return Ok(((), Nanos::new(if refund { 0 } else { shift })));
+                };
+                let tat = tat.as_u64();
+                // GCRA: the theoretical arrival time moves back (a refund) or forward (a charge);
+                // one in the past means a full bucket, which the next check clamps to now.
+                let moved = if refund {
+                    tat.saturating_sub(shift)
+                } else {
+                    tat.saturating_add(shift)
+                };
+                Ok(((), Nanos::new(moved)))
+            },
+        );
     }
 
     /// Clients currently tracked, both budgets together.
@@ -285,6 +324,39 @@ impl CappedStore {
             overflow: std::array::from_fn(|_| AtomicU64::new(0)),
             max_tracked_keys,
         }
+    }
+}
+
+/// The store as governor holds it, while the limiter keeps a handle of its own.
+#[derive(Debug)]
+struct SharedStore(Arc<CappedStore>);
+
+impl StateStore for SharedStore {
+    type Key = ClientKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<ClientKey> for SharedStore {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        self.0.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

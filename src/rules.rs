@@ -16,6 +16,8 @@ pub enum Rule {
     Fields,
     Cost,
     BatchCost,
+    /// Nested list fields (the amplification factor of an operation).
+    ListDepth,
     Introspection,
     Schema,
     Variables,
@@ -26,7 +28,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::Tokens,
         Rule::Depth,
         Rule::Aliases,
@@ -35,6 +37,7 @@ impl Rule {
         Rule::Fields,
         Rule::Cost,
         Rule::BatchCost,
+        Rule::ListDepth,
         Rule::Introspection,
         Rule::Schema,
         Rule::Variables,
@@ -53,6 +56,7 @@ impl Rule {
             Rule::Fields => "fields",
             Rule::Cost => "cost",
             Rule::BatchCost => "batch_cost",
+            Rule::ListDepth => "list_depth",
             Rule::Introspection => "introspection",
             Rule::Schema => "schema",
             Rule::Variables => "variables",
@@ -91,6 +95,8 @@ pub struct Limits {
     pub fields: Option<u32>,
     pub cost: Option<u64>,
     pub batch_cost: Option<u64>,
+    /// Nested list fields (`MAX_LIST_DEPTH`).
+    pub list_depth: Option<u32>,
     pub introspection: Introspection,
     pub variables: VariableLimits,
 }
@@ -105,10 +111,11 @@ pub struct VariableLimits {
 }
 
 impl Limits {
-    /// These limits with the ones a reviewed document's text alone decides switched off (tokens,
-    /// depth, aliases, root fields, directives, fields, cost); request-level rules — introspection,
-    /// variables, batch cost — stay.
-    pub fn without_document_limits(&self) -> Limits {
+    /// These limits without the ones a document's text alone decides (tokens, depth, aliases,
+    /// root fields, directives, fields, list depth): what a reviewed document may skip. Cost
+    /// depends on the request's variables and stays, as do the request-level rules
+    /// (introspection, variables, batch cost).
+    pub fn without_text_limits(&self) -> Limits {
         Limits {
             tokens: None,
             depth: None,
@@ -116,7 +123,7 @@ impl Limits {
             root_fields: None,
             directives: None,
             fields: None,
-            cost: None,
+            list_depth: None,
             ..self.clone()
         }
     }

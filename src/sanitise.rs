@@ -533,7 +533,6 @@ fn json_string(text: &str) -> String {
 }
 
 pub mod multipart;
-mod scan;
 pub mod sse;
 pub mod stream;
 mod text;

@@ -78,7 +78,7 @@ fn attack_files_get_their_expected_outcome_on_a_small_stack() {
                 assert!(m.fields >= 1 << 30 && m.aliases >= 1 << 30, "{name}: {m:?}");
                 assert_eq!(m.depth, 1);
                 let document = result.unwrap();
-                assert!(document.operation(None).unwrap().cost(None) < u64::MAX);
+                assert!(document.operation(None).unwrap().document_cost() < u64::MAX);
             }
             introspection => {
                 let n: u32 = introspection

@@ -58,11 +58,17 @@ pub(crate) struct Node {
 /// What the analyser needs to know about an argument value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ValueSummary {
-    /// A non-negative integer literal that fits GraphQL's 32-bit `Int`.
-    Int(u64),
+    /// An integer literal that fits GraphQL's 32-bit `Int`.
+    Int(i64),
     /// `$name`
     Variable(Span),
-    /// Anything else (strings, lists, objects, out-of-range or negative integers…).
+    /// A list literal with this many items.
+    List(u32),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// Anything else (strings, floats, enums, objects, out-of-range integers).
     Other,
 }
 
@@ -70,12 +76,33 @@ pub(crate) enum ValueSummary {
 pub(crate) struct Argument {
     pub(crate) name: Span,
     pub(crate) value: ValueSummary,
+    /// The whole value's text (input-object literals are re-read from it when they cost).
+    pub(crate) value_span: Span,
+}
+
+/// A variable's declared type: `[[T!]]!` is `T`, two lists deep, non-null.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TypeReference {
+    pub(crate) name: Span,
+    pub(crate) list_depth: u32,
+    pub(crate) non_null: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VariableDefinition {
     pub(crate) name: Span,
-    pub(crate) default: ValueSummary,
+    pub(crate) ty: TypeReference,
+    /// `None`: no default value.
+    pub(crate) default: Option<ValueSummary>,
+    pub(crate) default_span: Span,
+}
+
+/// `@skip(if: …)` (`skip`) or `@include(if: …)` on selection `node`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Condition {
+    pub(crate) node: u32,
+    pub(crate) skip: bool,
+    pub(crate) value: ValueSummary,
 }
 
 /// An operation or a fragment definition.
@@ -105,6 +132,8 @@ pub(crate) struct Ir {
     pub(crate) definitions: Vec<Definition>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) arguments: Vec<Argument>,
+    /// `@skip` / `@include` of selections, in node order.
+    pub(crate) conditions: Vec<Condition>,
 }
 
 impl Ir {

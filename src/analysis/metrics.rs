@@ -6,6 +6,8 @@
 //! order, and a spread adds its fragment's summary (saturating), so measuring costs one linear
 //! scan of the document whatever it expands to. A spread adds no depth by itself, a fragment
 //! *named* `__schema` is just a name, and aliases of `__typename` count (they still cost CPU).
+//! List depth counts list fields nested in list fields (`users { friends { posts } }` is 3):
+//! the amplification factor graphql-protect calls "max list depth".
 
 use super::Metrics;
 use super::ir::{DefinitionKind, Ir, NodeKind};
@@ -18,6 +20,7 @@ pub(crate) fn measure(
     fragment_order: &[u32],
     unknown_nodes: &[u32],
     unknown_definitions: &[u32],
+    list_levels: &[u32],
 ) -> Vec<Metrics> {
     let mut out = vec![Metrics::default(); ir.definitions.len()];
     let operations = ir
@@ -32,7 +35,12 @@ pub(crate) fn measure(
         .chain(operations)
         .collect();
     for index in order {
-        let summary = summarise(src, ir, index, &out, unknown_nodes, unknown_definitions);
+        let facts = Facts {
+            unknown_nodes,
+            unknown_definitions,
+            list_levels,
+        };
+        let summary = summarise(src, ir, index, &out, &facts);
         if let Some(slot) = out.get_mut(index) {
             *slot = summary;
         }
@@ -40,25 +48,37 @@ pub(crate) fn measure(
     out
 }
 
+/// Per-node facts from typing and cost, indexed like the IR's nodes.
+struct Facts<'a> {
+    unknown_nodes: &'a [u32],
+    unknown_definitions: &'a [u32],
+    /// List fields from the definition's top down to the node, itself included.
+    list_levels: &'a [u32],
+}
+
 fn summarise(
     src: &str,
     ir: &Ir,
     index: usize,
     summaries: &[Metrics],
-    unknown_nodes: &[u32],
-    unknown_definitions: &[u32],
+    facts: &Facts<'_>,
 ) -> Metrics {
     let Some(definition) = ir.definitions.get(index) else {
         return Metrics::default();
     };
     let mut m = Metrics {
         directives: definition.directives,
-        unknown_schema_names: unknown_definitions.get(index).copied().unwrap_or(0),
+        unknown_schema_names: facts.unknown_definitions.get(index).copied().unwrap_or(0),
         ..Metrics::default()
     };
     let first = definition.nodes_start as usize;
+    let level = |at: usize| facts.list_levels.get(at).copied().unwrap_or(0);
     for (offset, node) in ir.nodes_of(definition).iter().enumerate() {
-        let unknown = unknown_nodes.get(first + offset).copied().unwrap_or(0);
+        let unknown = facts
+            .unknown_nodes
+            .get(first + offset)
+            .copied()
+            .unwrap_or(0);
         m.unknown_schema_names = m.unknown_schema_names.saturating_add(unknown);
         m.directives = m.directives.saturating_add(node.directives);
         match node.kind {
@@ -74,6 +94,7 @@ fn summarise(
                 if name != "__typename" {
                     m.depth = m.depth.max(node.level);
                 }
+                m.list_depth = m.list_depth.max(level(first + offset));
                 if node.level == 1 {
                     m.root_fields = m.root_fields.saturating_add(1);
                 }
@@ -93,6 +114,10 @@ fn summarise(
                 m.unknown_schema_names = m
                     .unknown_schema_names
                     .saturating_add(f.unknown_schema_names);
+                if f.list_depth > 0 {
+                    let above = level(first + offset);
+                    m.list_depth = m.list_depth.max(above.saturating_add(f.list_depth));
+                }
                 if f.depth > 0 {
                     m.depth = m
                         .depth

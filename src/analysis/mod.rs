@@ -6,15 +6,18 @@
 //! overflow a worker's stack), never panic on any `&str`, and never expand fragments literally
 //! (exponential fan-out). The pipeline is: `lexer` (token budget) → `parser` (iterative, value
 //! and depth limits, arena `ir`) → `document` checks (unique names, defined spreads, cycles)
-//! → `cost` plan (schema types, `@cost`/`@listSize`) → `metrics` (memoised fragment
-//! summaries). Everything is pure: no I/O, no logging, no variables, so the result of
-//! [`analyse`] can be cached by the SHA-256 of the text; [`Operation::cost`] finishes the cost
-//! with the request's variables.
+//! → `typing` (schema fields, unknown names) → `cost` plan (`@cost`/`@listSize`) → `metrics`
+//! (memoised fragment summaries). Everything is pure: no I/O, no logging, no variables, so the
+//! result of [`analyse`] can be cached by the SHA-256 of the text; [`Operation::estimate`] finishes
+//! the cost with the request's variables (read as GraphQL coerces them: `coerce`), and
+//! [`ActualCost`] measures what a response really cost (`actual`), to be set against it.
 //!
 //! Input is `&str`: invalid UTF-8 never gets here (the HTTP layer decodes JSON or query strings,
 //! which are UTF-8 by definition, and rejects the rest as `INVALID_REQUEST`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod actual;
+mod coerce;
 mod cost;
 mod document;
 mod ir;
@@ -22,10 +25,13 @@ mod lexer;
 mod metrics;
 mod parser;
 mod schema;
+mod typing;
 mod variables;
 
 use std::sync::Arc;
 
+pub use actual::{ActualCost, ActualCostError, MAX_NESTING};
+pub use cost::{Contribution, CostError};
 pub use schema::{Schema, SchemaError};
 pub use variables::{VariableMetrics, measure_variables};
 
@@ -57,6 +63,9 @@ impl Default for Limits {
 pub struct CostSettings {
     /// Size of a list without slicing argument or `@listSize(assumedSize:)`.
     pub default_list_size: u64,
+    /// Size of a list whose size a request gives but cannot be known (a negative `first`, a
+    /// string where an `Int` is expected): the worst case, never a value the client chose.
+    pub max_list_size: u64,
     /// Schema-less mode: arguments whose value is a list's size.
     pub slicing_arguments: Vec<String>,
     /// Weight of a composite (object, interface, union) field.
@@ -71,6 +80,7 @@ impl Default for CostSettings {
     fn default() -> Self {
         Self {
             default_list_size: 10,
+            max_list_size: 1000,
             slicing_arguments: ["first", "last", "limit", "pageSize"]
                 .map(String::from)
                 .to_vec(),
@@ -125,6 +135,10 @@ pub struct Metrics {
     pub introspection_fields: u32,
     /// With a schema: fields, arguments and type conditions the schema does not define.
     pub unknown_schema_names: u32,
+    /// List fields nested in list fields, fragments expanded: `{ users { friends { id } } }` is
+    /// 2. A list field is one the schema types as a list; without a schema, a field with a
+    /// slicing argument.
+    pub list_depth: u32,
 }
 
 /// Why a document was refused. Names taken from the input are truncated to 64 bytes.
@@ -241,6 +255,7 @@ pub struct Operation {
     metrics: Metrics,
     plan: Arc<cost::CostPlan>,
     definition: u32,
+    response_shape: std::sync::OnceLock<Option<Arc<cost::ResponseShape>>>,
 }
 
 impl Operation {
@@ -257,9 +272,47 @@ impl Operation {
     }
 
     /// Static cost with the request's variables: linear in the plan, fragments memoised,
-    /// saturating, never panics.
-    pub fn cost(&self, variables: Option<&serde_json::Map<String, serde_json::Value>>) -> u64 {
+    /// saturating, never panics. Refused ([`CostError`]) when a variable that sizes the operation
+    /// does not coerce to its type, or a `@listSize(requireOneSlicingArgument:)` field does not
+    /// get exactly one slicing argument.
+    pub fn estimate(
+        &self,
+        variables: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<u64, CostError> {
         self.plan.evaluate(self.definition, variables)
+    }
+
+    /// The cost of the document alone (manifest review, `analyse`): variables at their
+    /// defaults, a required variable without default as not given, `requireOneSlicingArgument`
+    /// unchecked. A request's cost is [`Operation::estimate`]'s.
+    pub fn document_cost(&self) -> u64 {
+        self.plan.document_only(self.definition)
+    }
+
+    /// The `top` fields contributing most to [`Operation::estimate`], largest first, each with
+    /// the number of times it is expected to resolve.
+    pub fn cost_breakdown(
+        &self,
+        variables: Option<&serde_json::Map<String, serde_json::Value>>,
+        top: usize,
+    ) -> Result<Vec<Contribution>, CostError> {
+        self.plan.breakdown(self.definition, variables, top)
+    }
+
+    /// What the response's keys map to, built on first use and kept with the operation (so
+    /// with the analysis cache entry); `None` when the operation is too complex to map.
+    pub(crate) fn response_shape(&self) -> Option<&Arc<cost::ResponseShape>> {
+        self.response_shape
+            .get_or_init(|| cost::ResponseShape::build(&self.plan, self.definition).map(Arc::new))
+            .as_ref()
+    }
+
+    /// Per plan node: arguments' cost with the request's variables (empty when none cost).
+    pub(crate) fn argument_costs(
+        &self,
+        variables: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Vec<u64> {
+        self.plan.argument_costs(self.definition, variables)
     }
 }
 
@@ -271,21 +324,24 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
     }
     let (mut ir, tokens) = parser::parse(document, &settings.limits)?;
     let fragment_order = document::check(document, &mut ir)?;
-    let compiled = cost::compile(
+    let typing = typing::resolve(document, &ir, settings.schema.as_deref());
+    let plan = cost::compile(
         document,
         &ir,
         &fragment_order,
         &settings.cost,
-        settings.schema.as_deref(),
+        settings.schema.as_ref(),
+        &typing,
     );
     let metrics = metrics::measure(
         document,
         &ir,
         &fragment_order,
-        &compiled.unknown_nodes,
-        &compiled.unknown_definitions,
+        &typing.unknown_nodes,
+        &typing.unknown_definitions,
+        &plan.list_levels,
     );
-    let plan = Arc::new(compiled.plan);
+    let plan = Arc::new(plan);
     let mut operations = Vec::new();
     for (index, definition) in ir.definitions.iter().enumerate() {
         if let ir::DefinitionKind::Operation(kind) = definition.kind {
@@ -295,6 +351,7 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
                 metrics: metrics.get(index).copied().unwrap_or_default(),
                 plan: Arc::clone(&plan),
                 definition: lexer::to_u32(index),
+                response_shape: std::sync::OnceLock::new(),
             });
         }
     }

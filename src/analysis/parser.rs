@@ -10,8 +10,8 @@
 //! Only executable documents are accepted: type-system definitions in a request are refused.
 
 use super::ir::{
-    Argument, Definition, DefinitionKind, Ir, NONE, Node, NodeKind, Span, ValueSummary,
-    VariableDefinition,
+    Argument, Condition, Definition, DefinitionKind, Ir, NONE, Node, NodeKind, Span, TypeReference,
+    ValueSummary, VariableDefinition,
 };
 use super::lexer::{Lexer, Token, TokenKind, syntax_error, to_u32};
 use super::{AnalysisError, Limits, OperationKind};
@@ -40,6 +40,7 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Result<(Ir, u32), AnalysisErr
         current,
         limits,
         ir,
+        previous_end: 0,
     };
     parser.document()?;
     let tokens = parser.lexer.tokens();
@@ -55,6 +56,8 @@ struct Parser<'a, 'l> {
     current: Token,
     limits: &'l Limits,
     ir: Ir,
+    /// End of the last token consumed.
+    previous_end: u32,
 }
 
 /// An open selection set on the explicit stack.
@@ -68,6 +71,7 @@ struct Frame {
 impl Parser<'_, '_> {
     fn advance(&mut self) -> Result<Token, AnalysisError> {
         let token = self.current;
+        self.previous_end = token.end;
         self.current = self.lexer.next_token()?;
         Ok(token)
     }
@@ -151,20 +155,27 @@ impl Parser<'_, '_> {
                     self.expect(TokenKind::Dollar, "expected a variable definition")?;
                     let var = span(self.expect(TokenKind::Name, "expected a variable name")?);
                     self.expect(TokenKind::Colon, "expected `:`")?;
-                    self.type_reference()?;
-                    let default = if self.eat(TokenKind::Equals)? {
-                        self.value(true)?
+                    let ty = self.type_reference()?;
+                    let (default, default_span) = if self.eat(TokenKind::Equals)? {
+                        let start = self.current.start;
+                        let value = self.value(true)?;
+                        (Some(value), self.span_from(start))
                     } else {
-                        ValueSummary::Other
+                        (None, Span::default())
                     };
-                    directives = directives.saturating_add(self.directives(true)?);
-                    variables.push(VariableDefinition { name: var, default });
+                    directives = directives.saturating_add(self.directives(true, NONE)?);
+                    variables.push(VariableDefinition {
+                        name: var,
+                        ty,
+                        default,
+                        default_span,
+                    });
                     if self.eat(TokenKind::ParenR)? {
                         break;
                     }
                 }
             }
-            directives = directives.saturating_add(self.directives(false)?);
+            directives = directives.saturating_add(self.directives(false, NONE)?);
         }
         let nodes_start = to_u32(self.ir.nodes.len());
         self.selection_set()?;
@@ -191,7 +202,7 @@ impl Parser<'_, '_> {
         }
         self.advance()?;
         let type_condition = span(self.expect(TokenKind::Name, "expected a type name")?);
-        let directives = self.directives(false)?;
+        let directives = self.directives(false, NONE)?;
         let nodes_start = to_u32(self.ir.nodes.len());
         self.selection_set()?;
         self.ir.definitions.push(Definition {
@@ -207,7 +218,7 @@ impl Parser<'_, '_> {
     }
 
     /// `Type : NamedType | [Type] | Type!`, with a bracket counter instead of recursion.
-    fn type_reference(&mut self) -> Result<(), AnalysisError> {
+    fn type_reference(&mut self) -> Result<TypeReference, AnalysisError> {
         let mut open: u32 = 0;
         while self.eat(TokenKind::BracketL)? {
             open += 1;
@@ -217,24 +228,57 @@ impl Parser<'_, '_> {
                 });
             }
         }
-        self.expect(TokenKind::Name, "expected a type name")?;
-        self.eat(TokenKind::Bang)?;
+        let name = span(self.expect(TokenKind::Name, "expected a type name")?);
+        let mut non_null = self.eat(TokenKind::Bang)?;
         for _ in 0..open {
             self.expect(TokenKind::BracketR, "expected `]`")?;
-            self.eat(TokenKind::Bang)?;
+            non_null = self.eat(TokenKind::Bang)?;
         }
-        Ok(())
+        Ok(TypeReference {
+            name,
+            list_depth: open,
+            non_null,
+        })
     }
 
-    /// Zero or more `@name(args)`; returns how many.
-    fn directives(&mut self, constant: bool) -> Result<u32, AnalysisError> {
+    /// Zero or more `@name(args)`; returns how many. `@skip(if:)` / `@include(if:)` of selection
+    /// `node` (`NONE` elsewhere) are recorded as conditions.
+    fn directives(&mut self, constant: bool, node: u32) -> Result<u32, AnalysisError> {
         let mut count = 0u32;
         while self.eat(TokenKind::At)? {
-            self.expect(TokenKind::Name, "expected a directive name")?;
-            self.arguments(constant)?;
+            let name = self.expect(TokenKind::Name, "expected a directive name")?;
+            let skip = match self.text(name) {
+                "skip" => Some(true),
+                "include" => Some(false),
+                _ => None,
+            };
+            let (start, len) = self.arguments(constant)?;
+            if let Some(skip) = skip
+                && node != NONE
+            {
+                let condition = self
+                    .ir
+                    .arguments
+                    .get(start as usize..start as usize + len as usize)
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|a| a.name.text(self.src) == "if");
+                if let Some(argument) = condition {
+                    let value = argument.value;
+                    self.ir.conditions.push(Condition { node, skip, value });
+                }
+            }
             count = count.saturating_add(1);
         }
         Ok(count)
+    }
+
+    /// The source from byte `start` to the end of the previous token.
+    fn span_from(&self, start: u32) -> Span {
+        Span {
+            start,
+            end: self.previous_end,
+        }
     }
 
     /// Optional `(name: value …)`; returns the range pushed to the argument arena.
@@ -244,8 +288,14 @@ impl Parser<'_, '_> {
             loop {
                 let name = span(self.expect(TokenKind::Name, "expected an argument name")?);
                 self.expect(TokenKind::Colon, "expected `:`")?;
+                let start = self.current.start;
                 let value = self.value(constant)?;
-                self.ir.arguments.push(Argument { name, value });
+                let value_span = self.span_from(start);
+                self.ir.arguments.push(Argument {
+                    name,
+                    value,
+                    value_span,
+                });
                 if self.eat(TokenKind::ParenR)? {
                     break;
                 }
@@ -258,14 +308,22 @@ impl Parser<'_, '_> {
     fn value(&mut self, constant: bool) -> Result<ValueSummary, AnalysisError> {
         let mut stack: Vec<bool> = Vec::new();
         let mut summary = ValueSummary::Other;
+        // Items of a top-level list literal.
+        let mut items = 0u32;
         loop {
             let token = self.current;
+            if stack.len() == 1 && stack.first() == Some(&false) {
+                items = items.saturating_add(1);
+            }
             match token.kind {
                 TokenKind::BracketL | TokenKind::BraceL => {
                     if to_u32(stack.len()) >= self.limits.max_value_nesting {
                         return Err(AnalysisError::ValueNestingLimit {
                             limit: self.limits.max_value_nesting,
                         });
+                    }
+                    if stack.is_empty() && token.kind == TokenKind::BracketL {
+                        summary = ValueSummary::List(0);
                     }
                     stack.push(token.kind == TokenKind::BraceL);
                     self.advance()?;
@@ -286,7 +344,18 @@ impl Parser<'_, '_> {
                         summary = int_summary(self.text(token));
                     }
                 }
-                TokenKind::Float | TokenKind::String | TokenKind::BlockString | TokenKind::Name => {
+                TokenKind::Name => {
+                    self.advance()?;
+                    if stack.is_empty() {
+                        summary = match self.text(token) {
+                            "true" => ValueSummary::Bool(true),
+                            "false" => ValueSummary::Bool(false),
+                            "null" => ValueSummary::Null,
+                            _ => ValueSummary::Other,
+                        };
+                    }
+                }
+                TokenKind::Float | TokenKind::String | TokenKind::BlockString => {
                     self.advance()?;
                 }
                 _ => return Err(self.error("expected a value")),
@@ -294,6 +363,9 @@ impl Parser<'_, '_> {
             // Close finished containers; stop where the next value starts.
             loop {
                 match stack.last() {
+                    None if summary == ValueSummary::List(0) => {
+                        return Ok(ValueSummary::List(items));
+                    }
                     None => return Ok(summary),
                     Some(false) => {
                         if self.eat(TokenKind::BracketR)? {
@@ -362,7 +434,7 @@ impl Parser<'_, '_> {
                 } else {
                     node.kind = NodeKind::Inline;
                 }
-                node.directives = self.directives(false)?;
+                node.directives = self.directives(false, index)?;
                 if node.kind == NodeKind::Inline {
                     self.expect(TokenKind::BraceL, "expected `{`")?;
                     node.has_selection = true;
@@ -394,7 +466,7 @@ impl Parser<'_, '_> {
                 });
             }
             (node.args_start, node.args_len) = self.arguments(false)?;
-            node.directives = self.directives(false)?;
+            node.directives = self.directives(false, index)?;
             if self.eat(TokenKind::BraceL)? {
                 node.has_selection = true;
                 stack.push(Frame {
@@ -415,11 +487,10 @@ fn span(token: Token) -> Span {
     }
 }
 
-/// Integer literals count as list sizes only when they are valid GraphQL `Int`s (32-bit) and not
-/// negative; anything else falls back to the configured size, as the backend would reject it.
+/// Integer literals are GraphQL `Int`s only within 32 bits; the backend rejects larger ones.
 fn int_summary(text: &str) -> ValueSummary {
     match text.parse::<i32>() {
-        Ok(n) if n >= 0 => ValueSummary::Int(n.unsigned_abs().into()),
+        Ok(n) => ValueSummary::Int(n.into()),
         _ => ValueSummary::Other,
     }
 }

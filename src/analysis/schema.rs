@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use async_graphql_parser::Positioned;
 use async_graphql_parser::parse_schema;
 use async_graphql_parser::types::{
-    BaseType, ConstDirective, FieldDefinition, SchemaDefinition, Type, TypeDefinition,
-    TypeKind as SdlTypeKind, TypeSystemDefinition,
+    BaseType, ConstDirective, FieldDefinition, InputValueDefinition, SchemaDefinition, Type,
+    TypeDefinition, TypeKind as SdlTypeKind, TypeSystemDefinition,
 };
 use serde_json::Value;
 
@@ -47,6 +47,8 @@ pub(crate) enum Kind {
 pub(crate) struct TypeInfo {
     pub(crate) kind: Kind,
     pub(crate) fields: HashMap<String, FieldInfo>,
+    /// Fields of an input object.
+    pub(crate) input_fields: HashMap<String, InputInfo>,
     pub(crate) cost: Option<u64>,
 }
 
@@ -55,9 +57,30 @@ pub(crate) struct FieldInfo {
     /// Innermost named type.
     pub(crate) type_name: String,
     pub(crate) list: bool,
-    pub(crate) arguments: Vec<String>,
+    pub(crate) arguments: Vec<InputInfo>,
     pub(crate) cost: Option<u64>,
     pub(crate) list_size: Option<ListSize>,
+    /// Index in `arguments` of the only list-typed argument, if there is exactly one: without
+    /// `@listSize`, it sizes a list field (`usersByIds(ids: [ID!]!): [User]!`).
+    pub(crate) list_argument: Option<usize>,
+    /// Whether any argument can cost something (`@cost` on it, on its type or on an input field
+    /// below it, or an input object, which costs 1 as in Apollo Router): settled once the whole
+    /// SDL is read.
+    pub(crate) arguments_cost: bool,
+}
+
+/// An argument or an input object's field.
+#[derive(Debug)]
+pub(crate) struct InputInfo {
+    pub(crate) name: String,
+    /// Innermost named type.
+    pub(crate) type_name: String,
+    pub(crate) list: bool,
+    /// The default value, as a size: an `Int`, or a list's length (a single value is a list of
+    /// one); `None` without default or with a `null` one.
+    pub(crate) default_size: Option<u64>,
+    /// `@cost` on the definition, else on its named type (scalars, enums).
+    pub(crate) cost: Option<u64>,
 }
 
 /// `@listSize` of the IBM cost directives spec.
@@ -66,6 +89,8 @@ pub(crate) struct ListSize {
     pub(crate) assumed_size: Option<u64>,
     pub(crate) slicing_arguments: Vec<String>,
     pub(crate) sized_fields: Vec<String>,
+    /// Spec default `true` (applies when `slicing_arguments` is not empty).
+    pub(crate) require_one_slicing_argument: bool,
 }
 
 /// Schema facts used by analysis and cost.
@@ -94,7 +119,44 @@ impl Schema {
                 TypeSystemDefinition::Directive(_) => {}
             }
         }
+        schema.settle_input_costs();
         Ok(schema)
+    }
+
+    /// Type costs of arguments and input fields, and which fields' arguments can cost: both
+    /// need every type read first (`extend`, types declared after their use).
+    fn settle_input_costs(&mut self) {
+        let type_costs: HashMap<String, u64> = self
+            .types
+            .iter()
+            .filter_map(|(name, t)| Some((name.clone(), t.cost?)))
+            .collect();
+        let inherit = |input: &mut InputInfo| {
+            if input.cost.is_none() {
+                input.cost = type_costs.get(&input.type_name).copied();
+            }
+        };
+        for info in self.types.values_mut() {
+            info.input_fields.values_mut().for_each(inherit);
+            for field in info.fields.values_mut() {
+                field.arguments.iter_mut().for_each(inherit);
+            }
+        }
+        // An input object costs when it is one (1 by default) — every argument of that type.
+        let input_objects: std::collections::HashSet<String> = self
+            .types
+            .iter()
+            .filter(|(_, t)| t.kind == Kind::InputObject)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for info in self.types.values_mut() {
+            for field in info.fields.values_mut() {
+                field.arguments_cost = field
+                    .arguments
+                    .iter()
+                    .any(|a| a.cost.is_some() || input_objects.contains(&a.type_name));
+            }
+        }
     }
 
     fn roots(&mut self, definition: &SchemaDefinition) {
@@ -123,24 +185,40 @@ impl Schema {
         let entry = self.types.entry(name.clone()).or_insert_with(|| TypeInfo {
             kind,
             fields: HashMap::new(),
+            input_fields: HashMap::new(),
             cost: None,
         });
         // `extend type` merges; a cost on either declaration applies.
         entry.cost = cost.or(entry.cost);
+        if let SdlTypeKind::InputObject(input) = &definition.kind {
+            for field in &input.fields {
+                let location = format!("{name}.{}", field.node.name.node);
+                let info = input_info(&field.node, &location)?;
+                entry.input_fields.insert(info.name.clone(), info);
+            }
+        }
         for field in fields {
             let field = &field.node;
             let location = format!("{name}.{}", field.name.node);
             let (type_name, list) = unwrap_type(&field.ty.node);
+            let arguments = field
+                .arguments
+                .iter()
+                .map(|a| input_info(&a.node, &format!("{location}({}:)", a.node.name.node)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut list_arguments = arguments.iter().enumerate().filter(|(_, a)| a.list);
+            let list_argument = match (list_arguments.next(), list_arguments.next()) {
+                (Some((index, _)), None) => Some(index),
+                _ => None,
+            };
             let info = FieldInfo {
                 type_name,
                 list,
-                arguments: field
-                    .arguments
-                    .iter()
-                    .map(|a| a.node.name.node.to_string())
-                    .collect(),
+                arguments,
                 cost: cost_weight(&field.directives, &location)?,
                 list_size: list_size(&field.directives, &location)?,
+                list_argument,
+                arguments_cost: false,
             };
             entry.fields.insert(field.name.node.to_string(), info);
         }
@@ -175,6 +253,28 @@ impl Schema {
     pub(crate) fn subscription_root(&self) -> &str {
         &self.subscription
     }
+}
+
+fn input_info(definition: &InputValueDefinition, location: &str) -> Result<InputInfo, SchemaError> {
+    let (type_name, list) = unwrap_type(&definition.ty.node);
+    let default_size = definition
+        .default_value
+        .as_ref()
+        .and_then(|d| d.node.clone().into_json().ok())
+        .and_then(|value| match value {
+            Value::Null => None,
+            Value::Array(items) if list => Some(items.len() as u64),
+            _ if list => Some(1),
+            Value::Number(n) => n.as_i64().and_then(|n| u64::try_from(n).ok()),
+            _ => None,
+        });
+    Ok(InputInfo {
+        name: definition.name.node.to_string(),
+        type_name,
+        list,
+        default_size,
+        cost: cost_weight(&definition.directives, location)?,
+    })
 }
 
 /// `[[T!]]!` → (`T`, true). The SDL is trusted and small; a loop still avoids recursion.
@@ -241,7 +341,10 @@ fn list_size(
         location: location.to_owned(),
         reason,
     };
-    let mut out = ListSize::default();
+    let mut out = ListSize {
+        require_one_slicing_argument: true,
+        ..ListSize::default()
+    };
     for (name, value) in &directive.arguments {
         let value = value.node.clone().into_json().unwrap_or(Value::Null);
         match (name.node.as_str(), &value) {
@@ -250,9 +353,7 @@ fn list_size(
             }
             ("slicingArguments", value) => out.slicing_arguments = strings(value),
             ("sizedFields", value) => out.sized_fields = strings(value),
-            // Accepted but not enforced: the backend validates required arguments, and cost
-            // already uses whichever slicing arguments are present.
-            ("requireOneSlicingArgument", Value::Bool(_)) => {}
+            ("requireOneSlicingArgument", Value::Bool(b)) => out.require_one_slicing_argument = *b,
             (_, Value::Null) => {}
             _ => return Err(error("unexpected argument or argument type")),
         }

@@ -24,7 +24,13 @@ fn metrics(src: &str) -> Metrics {
 fn cost(src: &str, variables: serde_json::Value) -> u64 {
     let document = analyse(src, &open()).unwrap();
     let operation = document.operation(None).unwrap();
-    operation.cost(variables.as_object())
+    operation.estimate(variables.as_object()).unwrap()
+}
+
+fn cost_error(src: &str, variables: serde_json::Value) -> CostError {
+    let document = analyse(src, &open()).unwrap();
+    let operation = document.operation(None).unwrap();
+    operation.estimate(variables.as_object()).unwrap_err()
 }
 
 #[test]
@@ -172,23 +178,40 @@ fn multiplies_list_subtrees_by_slicing_arguments_literals_variables_and_defaults
     let q = "query ($n: Int, $m: Int = 7) { a(first: $n) { b(last: 3) { c } } z(first: $m) { y } }";
     assert_eq!(cost(q, serde_json::json!({"n": 5})), 5 * (1 + 3) + 7);
     assert_eq!(cost(q, serde_json::json!({"n": 5, "m": 2})), 20 + 2);
-    // Missing, null, negative, non-integer, huge or mistyped variables fall back.
+    // GraphQL `Int` coercion: any spelling of a whole number.
+    for spelled in ["5e0", "5.0", "0.5e1", "5.0000000000000001"] {
+        let variables: serde_json::Value =
+            serde_json::from_str(&format!(r#"{{"n": {spelled}}}"#)).unwrap();
+        assert_eq!(cost(q, variables), 5 * (1 + 3) + 7, "{spelled}");
+    }
+    // Missing or null: not given, the default list size.
+    assert_eq!(cost(q, serde_json::json!({})), 10 * 4 + 7);
+    assert_eq!(cost(q, serde_json::json!({"n": null})), 10 * 4 + 7);
+    // Negative: unknowable, the worst case.
+    assert_eq!(cost(q, serde_json::json!({"n": -4})), 1000 * 4 + 7);
+    // Fractions, out of range, strings: not an `Int`, refused.
     for bad in [
-        serde_json::json!({}),
-        serde_json::json!({"n": null}),
-        serde_json::json!({"n": -4}),
         serde_json::json!({"n": 2.5}),
         serde_json::json!({"n": 1e20}),
         serde_json::json!({"n": "5"}),
+        serde_json::json!({"n": true}),
         serde_json::json!({"n": 4_294_967_296_u64}),
     ] {
-        assert_eq!(cost(q, bad.clone()), 10 * 4 + 7, "{bad}");
+        assert!(
+            matches!(cost_error(q, bad.clone()), CostError::VariableInvalid { ref variable, expected: "Int", .. } if variable == "n"),
+            "{bad}"
+        );
     }
     assert_eq!(
         cost("{ a(first: 2, last: 9) { b } }", serde_json::json!({})),
         9
     );
-    assert_eq!(cost("{ a(limit: -3) { b } }", serde_json::json!({})), 10);
+    assert_eq!(cost("{ a(limit: -3) { b } }", serde_json::json!({})), 1000);
+    assert_eq!(
+        cost("{ a(limit: \"3\") { b } }", serde_json::json!({})),
+        1000
+    );
+    assert_eq!(cost("{ a(limit: null) { b } }", serde_json::json!({})), 10);
 }
 
 #[test]
@@ -217,7 +240,7 @@ fn saturates_on_exponential_fragment_fan_out_in_microseconds() {
     let operation = document.operation(None).unwrap();
     assert_eq!(operation.metrics().fields, u32::MAX);
     assert_eq!(operation.metrics().aliases, u32::MAX);
-    assert_eq!(operation.cost(None), u64::MAX);
+    assert_eq!(operation.document_cost(), u64::MAX);
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
         }
     };
     let metrics = op.metrics();
-    let cost = op.cost(None);
+    let cost = op.document_cost();
     println!(
         "operation:            {}",
         op.name().unwrap_or("(anonymous)")
@@ -52,6 +52,7 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
     println!("introspection fields: {}", metrics.introspection_fields);
     println!("unknown schema names: {}", metrics.unknown_schema_names);
     println!("cost:                 {cost} (variables at their defaults)");
+    print_breakdown(op);
     let verdict = policy::judge(
         &policy::Measured {
             tokens: document.tokens(),
@@ -86,5 +87,23 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The fields that contribute most to the cost, with their multipliers: why the operation costs
+/// what it costs.
+fn print_breakdown(op: &analysis::Operation) {
+    let Ok(contributions) = op.cost_breakdown(None, 10) else {
+        return;
+    };
+    if contributions.is_empty() {
+        return;
+    }
+    println!("largest cost contributions:");
+    for c in contributions {
+        println!(
+            "  {:<40} ×{:<8} weight {:<4} = {}",
+            c.path, c.multiplier, c.weight, c.subtotal
+        );
     }
 }

@@ -62,7 +62,7 @@ pub fn check(config: &Config, path: &Path) -> ExitCode {
                 metrics.root_fields,
                 metrics.directives,
                 reviewed.document.tokens(),
-                operation.cost(None),
+                operation.document_cost(),
             );
         }
     }

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use crate::net::IpNetworks;
 
-use super::parse::{parse_count, parse_duration, parse_header_names, parse_limit, parse_switch};
+use super::parse::{
+    choice, parse_count, parse_duration, parse_header_names, parse_limit, parse_switch,
+};
 use super::table::*;
+use super::values::CostBudgetMode;
 use super::{ConfigError, Reader};
 use crate::rules::{Rate, parse_rate};
 
@@ -21,6 +24,8 @@ pub struct ClientsConfig {
     pub rate_limit: Option<Rate>,
     /// `COST_BUDGET`.
     pub cost_budget: Option<Rate>,
+    /// `COST_BUDGET_MODE`.
+    pub cost_budget_mode: CostBudgetMode,
     /// `RATE_LIMIT_HEADERS`: `RateLimit-*` on forwarded responses too.
     pub rate_limit_headers: bool,
     /// `RATE_LIMIT_MAX_CLIENTS`: clients tracked per budget.
@@ -44,6 +49,7 @@ impl ClientsConfig {
                 .unwrap_or_default(),
             rate_limit: read.value(RATE_LIMIT, parse_rate)?,
             cost_budget: read.value(COST_BUDGET, parse_rate)?,
+            cost_budget_mode: read.value(COST_BUDGET_MODE, |v| choice(v, CostBudgetMode::CHOICES))?,
             rate_limit_headers: read.value(RATE_LIMIT_HEADERS, parse_switch)?,
             max_clients: read.value(RATE_LIMIT_MAX_CLIENTS, |v| {
                 parse_count(v).map(|n| n as usize)

@@ -46,6 +46,8 @@ pub enum SchemaSource {
 pub struct CostConfig {
     /// `DEFAULT_LIST_SIZE`.
     pub default_list_size: u64,
+    /// `MAX_LIST_SIZE`.
+    pub max_list_size: u64,
     /// `SLICING_ARGUMENTS`.
     pub slicing_arguments: Vec<String>,
     /// `COST_OBJECT_WEIGHT`.
@@ -79,6 +81,7 @@ impl LimitsConfig {
                 fields: count(MAX_FIELDS)?,
                 cost: wide(MAX_COST)?,
                 batch_cost: wide(MAX_BATCH_COST)?,
+                list_depth: count(MAX_LIST_DEPTH)?,
                 introspection: read.value(INTROSPECTION, |v| choice(v, Introspection::CHOICES))?,
                 variables: VariableLimits {
                     count: count(MAX_VARIABLES)?,
@@ -107,6 +110,7 @@ impl LimitsConfig {
             schema,
             cost_settings: CostConfig {
                 default_list_size: read.value(DEFAULT_LIST_SIZE, parse_weight)?,
+                max_list_size: read.value(MAX_LIST_SIZE, parse_weight)?,
                 slicing_arguments: read.value(SLICING_ARGUMENTS, parse_names)?,
                 object_weight: read.value(COST_OBJECT_WEIGHT, parse_weight)?,
                 scalar_weight: read.value(COST_SCALAR_WEIGHT, parse_weight)?,

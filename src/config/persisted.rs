@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::clients::one_header_name;
 use super::parse::{choice, parse_duration, parse_size, parse_switch};
 use super::table::*;
-use super::values::{LimitViolations, PersistedQueries};
+use super::values::{LimitViolations, PersistedQueries, SkipLimits};
 use super::{ConfigError, Reader};
 
 /// Persisted-query settings.
@@ -20,8 +20,8 @@ pub struct PersistedConfig {
     pub dir_required: bool,
     /// `PERSISTED_REQUIRE_ID`: in allowlist mode, refuse manifest documents sent as text.
     pub require_id: bool,
-    /// `PERSISTED_SKIP_LIMITS`: manifest documents skip the document limits.
-    pub skip_limits: bool,
+    /// `PERSISTED_SKIP_LIMITS`.
+    pub skip_limits: SkipLimits,
     /// `PERSISTED_LIMIT_VIOLATIONS`.
     pub limit_violations: LimitViolations,
     /// `PERSISTED_PASS_THROUGH`: keep `extensions.persistedQuery` / `documentId` upstream.
@@ -34,8 +34,8 @@ pub struct PersistedConfig {
     pub apq_ttl: Duration,
     /// `TRUSTED_CLIENT_HEADER` and `TRUSTED_CLIENT_KEY_HASHES`, set together.
     pub client_keys: Option<ClientKeysConfig>,
-    /// `TRUSTED_CLIENT_SKIP_LIMITS`: callers holding a client key skip the document limits too.
-    pub client_keys_skip_limits: bool,
+    /// `TRUSTED_CLIENT_SKIP_LIMITS`.
+    pub client_keys_skip_limits: SkipLimits,
 }
 
 /// The header carrying a client key and the SHA-256 of every accepted key.
@@ -71,7 +71,7 @@ impl PersistedConfig {
             dir: read.value(PERSISTED_QUERIES_DIR, |v| Ok(PathBuf::from(v)))?,
             dir_required: read.is_set(PERSISTED_QUERIES_DIR)?,
             require_id: read.value(PERSISTED_REQUIRE_ID, parse_switch)?,
-            skip_limits: read.value(PERSISTED_SKIP_LIMITS, parse_switch)?,
+            skip_limits: read.value(PERSISTED_SKIP_LIMITS, |v| choice(v, SkipLimits::CHOICES))?,
             limit_violations: read.value(PERSISTED_LIMIT_VIOLATIONS, |v| {
                 choice(v, LimitViolations::CHOICES)
             })?,
@@ -86,7 +86,9 @@ impl PersistedConfig {
             apq_cache_bytes: read.value(APQ_CACHE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
             apq_ttl: read.value(APQ_TTL, parse_duration)?,
             client_keys,
-            client_keys_skip_limits: read.value(TRUSTED_CLIENT_SKIP_LIMITS, parse_switch)?,
+            client_keys_skip_limits: read.value(TRUSTED_CLIENT_SKIP_LIMITS, |v| {
+                choice(v, SkipLimits::CHOICES)
+            })?,
         })
     }
 }

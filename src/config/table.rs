@@ -101,6 +101,7 @@ variables! {
         MAX_FIELDS = Some("3500"), "Fields with fragments expanded.";
         MAX_COST = Some("5000"), "Static cost of one operation.";
         MAX_BATCH_COST = Some("10000"), "Sum of the static costs of a batch.";
+        MAX_LIST_DEPTH = Some("off"), "Nested list fields of an operation, or off.";
         MAX_VALUE_NESTING = Some("32"), "List/object nesting inside a document's values (a parser bound).";
         INTROSPECTION = Some("block"), "block or allow __schema/__type.";
         MODE = Some("enforce"), "enforce refuses; monitor logs every violation and forwards.";
@@ -110,6 +111,7 @@ variables! {
         ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
         SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
         DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";
+        MAX_LIST_SIZE = Some("1000"), "Size assumed for a list whose size cannot be known (worst case).";
         SLICING_ARGUMENTS = Some("first,last,limit,pageSize"), "Schema-less mode: arguments whose value is a list's size.";
         COST_OBJECT_WEIGHT = Some("1"), "Cost of a composite field.";
         COST_SCALAR_WEIGHT = Some("0"), "Cost of a scalar or enum field.";
@@ -120,6 +122,7 @@ variables! {
         TRUSTED_PROXIES = None, "CIDR list of peers whose X-Forwarded-For/Forwarded is believed.";
         RATE_LIMIT = Some("off"), "Requests per client, e.g. 100/s.";
         COST_BUDGET = Some("off"), "Cost points per client, e.g. 50000/min.";
+        COST_BUDGET_MODE = Some("estimated"), "estimated: spend the estimate; actual: then settle with the measured cost.";
         RATE_LIMIT_HEADERS = Some("on"), "RateLimit-* headers on forwarded responses too.";
         RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget.";
         PROBE_LIMIT = Some("10"), "Schema-validation refusals per client per minute before a cool-down, or off.";
@@ -137,7 +140,7 @@ variables! {
         PERSISTED_QUERIES = Some("off"), "off, apq, audit or allowlist.";
         PERSISTED_QUERIES_DIR = Some("persisted-queries"), "Directory of manifests (*.json).";
         PERSISTED_REQUIRE_ID = Some("off"), "In allowlist mode, refuse manifest text sent inline.";
-        PERSISTED_SKIP_LIMITS = Some("on"), "Manifest documents skip the document limits.";
+        PERSISTED_SKIP_LIMITS = Some("on"), "Manifest documents skip the limits their text decides (on), those and cost (all), or none (off).";
         PERSISTED_LIMIT_VIOLATIONS = Some("error"), "A manifest entry breaking an enforced limit: error or warn.";
         PERSISTED_PASS_THROUGH = Some("off"), "Keep persisted-query members for an APQ-aware upstream.";
         PERSISTED_RELOAD_INTERVAL = Some("5s"), "How often the manifest directory is checked for changes, or off.";
@@ -145,7 +148,7 @@ variables! {
         APQ_TTL = Some("24h"), "Lifetime of an APQ registration.";
         TRUSTED_CLIENT_HEADER = None, "Header carrying a client key.";
         TRUSTED_CLIENT_KEY_HASHES = None, "Comma-separated SHA-256 hex of the accepted client keys.";
-        TRUSTED_CLIENT_SKIP_LIMITS = Some("off"), "Callers holding a client key skip the document limits.";
+        TRUSTED_CLIENT_SKIP_LIMITS = Some("off"), "Callers holding a client key skip the limits the text decides (on), those and cost (all), or none (off).";
     }
 }
 

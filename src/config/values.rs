@@ -66,6 +66,43 @@ impl LimitViolations {
     ];
 }
 
+/// `PERSISTED_SKIP_LIMITS`, `TRUSTED_CLIENT_SKIP_LIMITS`: which limits a reviewed document (or a
+/// caller holding a client key) skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipLimits {
+    /// None.
+    Off,
+    /// The limits the document's text alone decides; cost, which depends on the request's
+    /// variables, is still checked.
+    Text,
+    /// Those and cost.
+    All,
+}
+
+impl SkipLimits {
+    pub const CHOICES: &[(&str, SkipLimits)] = &[
+        ("off", SkipLimits::Off),
+        ("on", SkipLimits::Text),
+        ("all", SkipLimits::All),
+    ];
+}
+
+/// `COST_BUDGET_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostBudgetMode {
+    /// The estimate is spent up front.
+    Estimated,
+    /// The estimate is spent up front, then settled with the measured cost of the answer.
+    Actual,
+}
+
+impl CostBudgetMode {
+    pub const CHOICES: &[(&str, CostBudgetMode)] = &[
+        ("estimated", CostBudgetMode::Estimated),
+        ("actual", CostBudgetMode::Actual),
+    ];
+}
+
 /// `SANITISE_OVERFLOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SanitiseOverflow {

@@ -225,6 +225,18 @@ impl Query {
             .collect()
     }
 
+    /// One entry per id, in order (`null` for an unknown id): the list's length is the
+    /// argument's, whatever `first`-style limit the firewall's defaults assume.
+    async fn users_by_ids(&self, ids: Vec<ID>) -> Vec<Option<User>> {
+        ids.iter()
+            .map(|id| {
+                parse_id(id, "u")
+                    .filter(|n| (*n as usize) < NAMES.len())
+                    .map(User)
+            })
+            .collect()
+    }
+
     async fn search(
         &self,
         ctx: &Context<'_>,

@@ -6,7 +6,8 @@
 //! could pick to stay out of the sample).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -34,6 +35,17 @@ pub struct Record {
     pub upstream: Option<Duration>,
     pub upstream_status: Option<StatusCode>,
     pub hardened: Option<Hardened>,
+    /// The answer's actual cost, when it is measured (see [`Measured`]).
+    pub measured: Option<Arc<Measured>>,
+}
+
+/// An answer's actual cost, measured when its last byte has been read: before the audit event
+/// for an answer read whole, after it for a streamed one (which then gets an event of its own).
+#[derive(Debug, Default)]
+pub struct Measured {
+    pub actual: OnceLock<u64>,
+    /// The request's audit event has been written.
+    pub audited: AtomicBool,
 }
 
 /// The end-of-request facts that are not in the [`Record`].
@@ -71,6 +83,25 @@ impl Sampler {
 
 /// Writes the audit events and the metrics of one request.
 pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
+    write(record, outcome, metrics, sampler);
+    if let Some(measured) = &record.measured {
+        measured.audited.store(true, Ordering::Release);
+    }
+}
+
+/// The actual cost of a streamed answer, measured after its audit event was written: an event
+/// of its own, with the request id to join them.
+pub fn record_late_actual_cost(request_id: &str, estimate: u64, actual: u64) {
+    tracing::info!(
+        target: "graphql_firewall::audit",
+        request_id,
+        cost = estimate,
+        cost_actual = actual,
+        "answer measured"
+    );
+}
+
+fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
     let monitored = !record.monitored.is_empty();
     let verdict = match (&record.rejection, monitored) {
         (Some(_), _) => "rejected",
@@ -200,6 +231,10 @@ fn log_operation(
     let fields = metrics.map(|m| m.fields);
     let tokens = report.map(|r| r.tokens);
     let cost = report.map(|r| r.cost);
+    let cost_actual = record
+        .measured
+        .as_ref()
+        .and_then(|measured| measured.actual.get().copied());
     let code = code.map(RejectCode::as_str);
     let upstream_status = record.upstream_status.map(|s| s.as_u16());
     let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
@@ -212,7 +247,7 @@ fn log_operation(
                 request_id, client_key, client_ip = %client_ip, peer = %outcome.peer,
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
-                depth, aliases, root_fields, directives, fields, tokens, cost,
+                depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,
                 verdict, code, status = outcome.status.as_u16(), upstream_status,
                 upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
                 $message

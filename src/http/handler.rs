@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -13,12 +14,13 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
 
-use super::audit::{self, Record};
+use super::audit::{self, Measured, Record};
 use super::decode::{self, decode_body, decode_query_string};
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
 use super::{Firewall, body, client_ip, encode, harden};
 use crate::admission::Client;
+use crate::analysis::ActualCostError;
 use crate::inspect::{Caller, Transport};
 use crate::metrics::count;
 use crate::ratelimit::Quota;
@@ -37,6 +39,7 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
     let peer = peer_ip(&parts);
     let mut record = Record::default();
     let response = match firewall
+        .clone()
         .handle(&parts, body, &request_id, peer, &mut record)
         .await
     {
@@ -63,7 +66,7 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
 
 impl Firewall {
     async fn handle(
-        &self,
+        self: Arc<Self>,
         parts: &Parts,
         body: Body,
         request_id: &RequestId,
@@ -166,7 +169,7 @@ impl Firewall {
     }
 
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         parts: &Parts,
         body: Bytes,
         query_string: Option<&str>,
@@ -189,6 +192,7 @@ impl Firewall {
             .inspect_err(|error| count(&self.metrics.upstream_errors, error.as_str()))?;
         record.upstream = Some(answer.elapsed);
         record.upstream_status = Some(answer.status);
+        let metering = self.metering(record, client, request_id);
         let mut headers = answer.headers;
         let (body, hardened) = harden::harden(
             &self.settings.harden,
@@ -196,6 +200,7 @@ impl Firewall {
             &mut headers,
             answer.body,
             request_id.shared(),
+            metering,
         )
         .await?;
         record.hardened = Some(hardened);
@@ -203,6 +208,55 @@ impl Firewall {
         *response.status_mut() = answer.status;
         *response.headers_mut() = headers;
         Ok(response)
+    }
+
+    /// The meter of the answer's actual cost, and what is done with it: counted, set against the
+    /// estimate, settled in the cost budget, and written to the audit log.
+    fn metering(
+        self: &Arc<Self>,
+        record: &mut Record,
+        client: &Client,
+        request_id: &RequestId,
+    ) -> Option<harden::Metering> {
+        let meter = record.inspection.meter.take()?;
+        let estimate = record.inspection.total_cost();
+        let measured = Arc::new(Measured::default());
+        record.measured = Some(measured.clone());
+        let firewall = Arc::clone(self);
+        let client = client.clone();
+        let request_id = request_id.shared().clone();
+        let report = move |result: Result<u64, ActualCostError>| {
+            let actual = match result {
+                Ok(actual) => actual,
+                Err(error) => {
+                    count(&firewall.metrics.cost_unmeasured, error.as_str());
+                    return;
+                }
+            };
+            firewall
+                .metrics
+                .operation_cost_actual
+                .observe(actual as f64);
+            if actual > estimate {
+                firewall.metrics.cost_underestimated.inc();
+                tracing::warn!(
+                    target: "graphql_firewall::policy",
+                    request_id = %request_id,
+                    cost = estimate,
+                    cost_actual = actual,
+                    "an answer cost more than its estimate: check the schema's @cost/@listSize"
+                );
+            }
+            firewall.budgets.settle_cost(&client, estimate, actual);
+            let _ = measured.actual.set(actual);
+            if measured.audited.load(Ordering::Acquire) {
+                audit::record_late_actual_cost(&request_id, estimate, actual);
+            }
+        };
+        Some(harden::Metering {
+            meter,
+            report: Box::new(report),
+        })
     }
 
     fn add_quota_headers(&self, response: &mut Response, quota: &Quota) {

@@ -37,6 +37,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::guard::media_type;
+use crate::analysis::{ActualCost, ActualCostError};
 use crate::metrics::{Metrics, count};
 use crate::sanitise::multipart::{MultipartError, MultipartSanitiser};
 use crate::sanitise::sse::{SseError, SseSanitiser};
@@ -56,6 +57,15 @@ impl<B> UpstreamBody for B where
         + Send
         + 'static
 {
+}
+
+/// The answer's actual cost, measured on the bytes the client receives (a JSON answer to one
+/// operation), and what to do with it once known: `report` is called once, when the whole answer
+/// has been read (before `harden` returns for an answer read whole, when the body ends for a
+/// streamed one; never for an answer cut off).
+pub struct Metering {
+    pub meter: ActualCost,
+    pub report: Box<dyn FnOnce(Result<u64, ActualCostError>) + Send>,
 }
 
 /// Settings of the hardening stage.
@@ -179,6 +189,7 @@ pub async fn harden<B>(
     headers: &mut HeaderMap,
     body: B,
     request_id: &Arc<str>,
+    metering: Option<Metering>,
 ) -> Result<(Body, Hardened), HardenError>
 where
     B: UpstreamBody,
@@ -195,14 +206,16 @@ where
     let sanitising = rules.block_suggestions || rules.mask != MaskMode::Off;
     if kind == Kind::Other || !sanitising {
         // Nothing GraphQL to look at: passed through as it comes, bounded in size and time.
-        let stream = Bounded::new(raw_frames(body), settings, deadline_kind(&kind), metrics);
+        let mut stream = Bounded::new(raw_frames(body), settings, deadline_kind(&kind), metrics);
+        stream.metering =
+            metering.filter(|_| kind == Kind::Json && encoding == Some(Encoding::Identity));
         return Ok((Body::new(stream), Hardened::Passed));
     }
     let Some(encoding) = encoding else {
         return Err(HardenError::Unreadable);
     };
     if kind == Kind::Json && declared.is_some_and(|length| length <= READ_WHOLE_BYTES) {
-        return read_whole(settings, headers, body, encoding, request_id).await;
+        return read_whole(settings, headers, body, encoding, request_id, metering).await;
     }
     let sanitiser = match &kind {
         Kind::Json => Sanitiser::Json(Box::new(StreamSanitiser::new(
@@ -236,6 +249,8 @@ where
         metrics,
     );
     stream.sanitiser = sanitiser;
+    // Only a JSON answer is one result; an event stream's results are not metered.
+    stream.metering = metering.filter(|_| kind == Kind::Json);
     Ok((Body::new(stream), Hardened::Streamed))
 }
 
@@ -247,6 +262,7 @@ async fn read_whole(
     body: impl UpstreamBody,
     encoding: Encoding,
     request_id: &Arc<str>,
+    metering: Option<Metering>,
 ) -> Result<(Body, Hardened), HardenError> {
     let read = body.collect();
     let original = tokio::time::timeout(settings.body_timeout, read)
@@ -276,6 +292,10 @@ async fn read_whole(
     };
     if !starts_like_json(&decoded) {
         return Err(HardenError::Unreadable);
+    }
+    if let Some(Metering { mut meter, report }) = metering {
+        meter.push(&decoded);
+        report(meter.finish());
     }
     if !may_hold_errors(&decoded) {
         return Ok((Body::from(original), Hardened::Unchanged));
@@ -449,6 +469,7 @@ struct Bounded {
     deadline: Deadline,
     timer: Pin<Box<Sleep>>,
     metrics: Arc<Metrics>,
+    metering: Option<Metering>,
     done: bool,
 }
 
@@ -469,6 +490,7 @@ impl Bounded {
             deadline,
             timer: Box::pin(tokio::time::sleep(settings.body_timeout)),
             metrics: metrics.clone(),
+            metering: None,
             done: false,
         }
     }
@@ -534,6 +556,9 @@ impl http_body::Body for Bounded {
                         Ok(outcome) => {
                             self.done = true;
                             count(&self.metrics.responses_streamed, outcome.as_str());
+                            if let Some(Metering { meter, report }) = self.metering.take() {
+                                report(meter.finish());
+                            }
                             let rest = std::mem::take(&mut self.out);
                             if rest.is_empty() {
                                 Poll::Ready(None)
@@ -551,6 +576,9 @@ impl http_body::Body for Bounded {
             if self.deadline == Deadline::PerFrame {
                 let next = Instant::now() + self.timeout;
                 self.timer.as_mut().reset(next);
+            }
+            if let Some(metering) = &mut self.metering {
+                metering.meter.push(&chunk);
             }
             if matches!(self.sanitiser, Sanitiser::None) {
                 return Poll::Ready(Some(Ok(Frame::data(chunk))));

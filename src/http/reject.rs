@@ -17,7 +17,7 @@ use super::decode::DecodeError;
 use super::guard::GuardError;
 use super::harden::HardenError;
 use crate::admission::Refusal;
-use crate::analysis::AnalysisError;
+use crate::analysis::{AnalysisError, CostError};
 use crate::inspect::{InspectError, Reason};
 use crate::persisted::ResolveError;
 use crate::policy::Violation;
@@ -45,7 +45,10 @@ pub enum RejectCode {
     DirectiveLimitExceeded,
     FieldLimitExceeded,
     CostLimitExceeded,
+    ListDepthLimitExceeded,
     VariablesLimitExceeded,
+    VariablesInvalid,
+    CostInvalidSlicing,
     FragmentCycle,
     IntrospectionDisabled,
     RateLimited,
@@ -70,6 +73,7 @@ impl From<Rule> for RejectCode {
             Rule::Directives => RejectCode::DirectiveLimitExceeded,
             Rule::Fields => RejectCode::FieldLimitExceeded,
             Rule::Cost | Rule::BatchCost => RejectCode::CostLimitExceeded,
+            Rule::ListDepth => RejectCode::ListDepthLimitExceeded,
             Rule::Introspection => RejectCode::IntrospectionDisabled,
             Rule::Schema => RejectCode::GraphqlValidationFailed,
             Rule::Variables => RejectCode::VariablesLimitExceeded,
@@ -99,6 +103,9 @@ impl RejectCode {
             RejectCode::DirectiveLimitExceeded => "DIRECTIVE_LIMIT_EXCEEDED",
             RejectCode::FieldLimitExceeded => "FIELD_LIMIT_EXCEEDED",
             RejectCode::CostLimitExceeded => "COST_LIMIT_EXCEEDED",
+            RejectCode::ListDepthLimitExceeded => "LIST_DEPTH_LIMIT_EXCEEDED",
+            RejectCode::VariablesInvalid => "VARIABLES_INVALID",
+            RejectCode::CostInvalidSlicing => "COST_INVALID_SLICING",
             RejectCode::VariablesLimitExceeded => "VARIABLES_LIMIT_EXCEEDED",
             RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
@@ -141,7 +148,10 @@ impl RejectCode {
             | RejectCode::DirectiveLimitExceeded
             | RejectCode::FieldLimitExceeded
             | RejectCode::CostLimitExceeded
+            | RejectCode::ListDepthLimitExceeded
             | RejectCode::VariablesLimitExceeded
+            | RejectCode::VariablesInvalid
+            | RejectCode::CostInvalidSlicing
             | RejectCode::FragmentCycle => rule_status,
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -398,6 +408,7 @@ fn operation_error(reason: &Reason) -> RejectError {
             message,
         ),
         Reason::Analysis(error) => analysis_error(error, reason.is_validation_failure()),
+        Reason::Cost(error) => cost_error(error),
         Reason::Violation(violation) => violation_error(violation),
     }
 }
@@ -422,6 +433,28 @@ fn violation_error(violation: &Violation) -> RejectError {
     RejectError {
         details,
         ..RejectError::new(code, message)
+    }
+}
+
+/// A variable that sizes the operation and does not coerce, or a field without its one slicing
+/// argument: the request is invalid for the backend too, and its cost cannot be bounded.
+fn cost_error(error: &CostError) -> RejectError {
+    match error {
+        CostError::VariableInvalid { variable, .. } => RejectError::new(
+            RejectCode::VariablesInvalid,
+            format!(
+                "variable `${}` does not coerce to its declared type",
+                crate::analysis::excerpt(variable)
+            ),
+        ),
+        // The field is not named: a rejection never names a schema field.
+        CostError::InvalidSlicing { found, .. } => RejectError {
+            details: vec![("actual", u64::from(*found))],
+            ..RejectError::new(
+                RejectCode::CostInvalidSlicing,
+                "a list field of the operation takes exactly one slicing argument",
+            )
+        },
     }
 }
 

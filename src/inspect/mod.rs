@@ -22,7 +22,7 @@ mod request;
 
 use std::sync::Arc;
 
-use crate::analysis::{self, AnalysisError, OperationKind};
+use crate::analysis::{self, ActualCost, AnalysisError, CostError, OperationKind};
 use crate::metrics::{Metrics, count};
 use crate::persisted::{self, Claim, Origin, Registry, ResolveError, Resolver};
 use crate::policy::{self, LimitProfiles, Violation};
@@ -93,6 +93,9 @@ pub struct Inspection {
     pub operations: Vec<OperationReport>,
     /// Rules broken in monitor mode, with the batch position of their operation (0 otherwise).
     pub monitored: Vec<(usize, Violation)>,
+    /// The meter of the answer's actual cost, for a request of one operation (a batch's answer
+    /// is an array, which the meter does not map).
+    pub meter: Option<ActualCost>,
 }
 
 impl Inspection {
@@ -134,6 +137,10 @@ pub enum Reason {
     Resolve(#[from] ResolveError),
     #[error(transparent)]
     Analysis(#[from] AnalysisError),
+    /// A variable that sizes the operation does not coerce, or a slicing rule is broken: the
+    /// cost cannot be bounded, so the operation is refused (never monitored).
+    #[error(transparent)]
+    Cost(#[from] CostError),
     /// GraphQL-over-HTTP: a GET must not change anything.
     #[error("mutations and subscriptions must be sent with POST")]
     NotAllowedOverGet,
@@ -206,8 +213,9 @@ impl Inspector {
         let mut batch_cost: u64 = 0;
         for (index, request) in requests.iter().enumerate() {
             let batch_index = batch.then_some(index);
-            match self.inspect_one(request, transport, caller) {
-                Ok((report, verdict)) => {
+            match self.inspect_one(request, transport, caller, !batch) {
+                Ok((report, verdict, meter)) => {
+                    inspection.meter = meter;
                     batch_cost = batch_cost.saturating_add(report.cost);
                     // One error per operation: the first enforced rule it breaks.
                     if let Some(first) = verdict.enforced.first() {
@@ -247,12 +255,14 @@ impl Inspector {
         }
     }
 
+    /// `measure`: also build the meter of the answer's actual cost.
     fn inspect_one(
         &self,
         request: &GraphqlRequest,
         transport: Transport,
         caller: Caller,
-    ) -> Result<(OperationReport, policy::Verdict), Reason> {
+        measure: bool,
+    ) -> Result<(OperationReport, policy::Verdict, Option<ActualCost>), Reason> {
         if request
             .operation_name
             .as_ref()
@@ -292,7 +302,7 @@ impl Inspector {
             kind: operation.kind(),
             metrics: *operation.metrics(),
             tokens: document.tokens(),
-            cost: operation.cost(variables),
+            cost: operation.estimate(variables)?,
         };
         let limits = self
             .settings
@@ -308,7 +318,8 @@ impl Inspector {
             limits,
             &self.settings.modes,
         );
-        Ok((report, verdict))
+        let meter = measure.then(|| ActualCost::new(operation, variables));
+        Ok((report, verdict, meter))
     }
 
     /// Resolves the request's document, counting the persisted-query outcomes.

@@ -21,6 +21,7 @@ fn limits() -> Limits {
         fields: Some(100),
         cost: Some(50),
         batch_cost: Some(60),
+        list_depth: Some(3),
         introspection: Introspection::Block,
         variables: VariableLimits {
             count: Some(5),
@@ -48,7 +49,7 @@ fn inspector_with(mode: Mode, modes: rules::Modes) -> Inspector {
     Inspector::new(
         Settings {
             analysis,
-            profiles: LimitProfiles::new(limits(), Relax::DocumentLimits, Relax::No),
+            profiles: LimitProfiles::new(limits(), Relax::TextLimits, Relax::No),
             modes,
             cache_bytes: 1 << 20,
             resolver: Resolver {

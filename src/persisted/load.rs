@@ -85,7 +85,7 @@ impl Source {
                     &policy::Measured {
                         tokens: reviewed.document.tokens(),
                         metrics: operation.metrics(),
-                        cost: operation.cost(None),
+                        cost: operation.document_cost(),
                         variables: &VariableMetrics::default(),
                     },
                     &self.limits,

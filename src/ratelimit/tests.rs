@@ -146,3 +146,19 @@ fn ipv6_rotation_inside_a_64_is_one_client() {
     );
     assert_eq!(first.short_hex().len(), 12);
 }
+
+#[test]
+fn a_cost_settled_after_the_answer_gives_back_or_charges_the_difference() {
+    let (limiter, _clock) = limiter(None, Some("100/min"), 100);
+    let key = ClientKey::from_api_key("settling");
+    assert!(matches!(limiter.check_cost(&key, 80), Decision::Allowed(q) if q.remaining == 20));
+    // The answer cost 30, not 80: 50 points come back.
+    limiter.settle_cost(&key, 80, 30);
+    assert!(matches!(limiter.check_cost(&key, 60), Decision::Allowed(q) if q.remaining == 10));
+    // The next answer cost 40 more than estimated: the client owes them.
+    limiter.settle_cost(&key, 5, 45);
+    assert!(matches!(
+        limiter.check_cost(&key, 5),
+        Decision::Limited { .. }
+    ));
+}

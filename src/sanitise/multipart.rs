@@ -33,8 +33,8 @@ use memchr::memmem;
 use std::sync::Arc;
 
 use super::Settings;
-use super::scan::{Event, ScanError, Scanner};
 use super::stream::{StreamError, StreamLimits, StreamSanitiser, Streamed, may_hold_errors};
+use crate::json_scan::{Event, ScanError, Scanner};
 
 /// Why a multipart stream was refused or stopped. After any of these nothing more is emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

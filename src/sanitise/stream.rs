@@ -43,8 +43,8 @@ use std::sync::{Arc, LazyLock};
 use memchr::memmem;
 use serde_json::value::RawValue;
 
-use super::scan::{Container, Event, ScanError, Scanner};
 use super::{MaskMode, Outcome, Settings, sanitise};
+use crate::json_scan::{Container, Event, ScanError, Scanner};
 
 /// What to do with an `errors` member that cannot be inspected: larger than the cap, or not
 /// readable by the rules (`GRAPHQL_FIREWALL_SANITISE_OVERFLOW`).

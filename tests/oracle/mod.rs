@@ -65,14 +65,26 @@ pub fn syntax_level(result: &Result<(), AnalysisError>) -> bool {
 }
 
 /// Metrics and schema-less cost computed the obvious way: recursion and literal expansion.
+/// Cost follows the firewall's documented rules: GraphQL `Int` coercion of variables (an
+/// invalid one makes the cost `u64::MAX`, what `Operation::cost` reports for a refusal), a
+/// variable's default only when it is absent, `null` as "not given", a size that cannot be
+/// known as the worst case (1000), literal `@skip`/`@include` leaving a subtree out entirely
+/// and variable ones leaving its cost out (its variables are still checked).
 pub struct Reference<'a> {
     document: &'a ExecutableDocument,
     variables: &'a serde_json::Map<String, serde_json::Value>,
     defaults: HashMap<String, serde_json::Value>,
+    /// Declared variables: name → named type.
+    declared: HashMap<String, String>,
     mutation: bool,
 }
 
 pub const SLICING: [&str; 4] = ["first", "last", "limit", "pageSize"];
+const WORST: u64 = 1000;
+
+/// Whether a selection is left out: `Some(true)` by a literal condition, `Some(false)` by a
+/// variable one, `None` when it counts.
+type Left = Option<bool>;
 
 impl<'a> Reference<'a> {
     pub fn run(
@@ -94,10 +106,21 @@ impl<'a> Reference<'a> {
                 ))
             })
             .collect();
+        let declared = operation
+            .variable_definitions
+            .iter()
+            .map(|v| {
+                (
+                    v.node.name.node.to_string(),
+                    v.node.var_type.node.to_string(),
+                )
+            })
+            .collect();
         let reference = Reference {
             document,
             variables,
             defaults,
+            declared,
             mutation: operation.ty == OperationType::Mutation,
         };
         let mut m = Metrics {
@@ -109,13 +132,15 @@ impl<'a> Reference<'a> {
                     .sum::<usize>()) as u32,
             ..Metrics::default()
         };
-        reference.walk(&operation.selection_set.node, 0, &mut m);
+        reference.walk(&operation.selection_set.node, 0, 0, &mut m);
         m.root_fields = reference.root_fields(&operation.selection_set.node);
-        let cost = reference.cost(&operation.selection_set.node, true);
+        let cost = reference
+            .cost(&operation.selection_set.node, true)
+            .unwrap_or(u64::MAX);
         (m, cost)
     }
 
-    fn walk(&self, set: &SelectionSet, level: u32, m: &mut Metrics) {
+    fn walk(&self, set: &SelectionSet, level: u32, lists: u32, m: &mut Metrics) {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => {
@@ -130,16 +155,22 @@ impl<'a> Reference<'a> {
                     if name != "__typename" {
                         m.depth = m.depth.max(level + 1);
                     }
-                    self.walk(&f.selection_set.node, level + 1, m);
+                    let list = f
+                        .arguments
+                        .iter()
+                        .any(|(n, _)| SLICING.contains(&n.node.as_str()));
+                    let lists = lists + u32::from(list);
+                    m.list_depth = m.list_depth.max(lists);
+                    self.walk(&f.selection_set.node, level + 1, lists, m);
                 }
                 Selection::InlineFragment(i) => {
                     m.directives += i.node.directives.len() as u32;
-                    self.walk(&i.node.selection_set.node, level, m);
+                    self.walk(&i.node.selection_set.node, level, lists, m);
                 }
                 Selection::FragmentSpread(s) => {
                     let fragment = &self.document.fragments[&s.node.fragment_name.node].node;
                     m.directives += (s.node.directives.len() + fragment.directives.len()) as u32;
-                    self.walk(&fragment.selection_set.node, level, m);
+                    self.walk(&fragment.selection_set.node, level, lists, m);
                 }
             }
         }
@@ -161,31 +192,78 @@ impl<'a> Reference<'a> {
             .sum()
     }
 
-    fn size(&self, value: &str) -> Option<u64> {
-        let valid = |v: &serde_json::Value| v.as_u64().filter(|&n| n <= i32::MAX as u64);
-        if let Some(name) = value.strip_prefix('$') {
-            self.variables
-                .get(name)
-                .and_then(valid)
-                .or_else(|| self.defaults.get(name).and_then(valid))
-        } else {
-            value
-                .parse::<i32>()
-                .ok()
-                .filter(|&n| n >= 0)
-                .map(|n| n as u64)
+    /// A variable's value as the operation sees it: the request's, else its default.
+    fn given(&self, name: &str) -> Option<&serde_json::Value> {
+        self.variables.get(name).or_else(|| self.defaults.get(name))
+    }
+
+    /// A slicing argument's size: `Ok(None)` when not given, `Err` when refused.
+    fn size(&self, value: &str) -> Result<Option<u64>, ()> {
+        let Some(name) = value.strip_prefix('$') else {
+            return Ok(match value {
+                "null" => None,
+                _ => Some(match value.parse::<i32>() {
+                    Ok(n) if n >= 0 => n as u64,
+                    _ => WORST,
+                }),
+            });
+        };
+        let Some(given) = self.given(name) else {
+            return Ok(None);
+        };
+        if given.is_null() {
+            return Ok(None);
+        }
+        match self.declared.get(name).map(String::as_str) {
+            // graphql-js `GraphQLInt.parseValue`: a whole number within 32 bits.
+            Some("Int") => {
+                let f = given.as_f64().ok_or(())?;
+                if f.fract() != 0.0 || f < i32::MIN as f64 || f > i32::MAX as f64 {
+                    return Err(());
+                }
+                Ok(Some(if f < 0.0 { WORST } else { f as u64 }))
+            }
+            _ => Ok(Some(given.as_u64().unwrap_or(WORST))),
         }
     }
 
-    fn cost(&self, set: &SelectionSet, root: bool) -> u64 {
+    /// `@skip` / `@include` of a selection.
+    fn left_out(
+        &self,
+        directives: &[async_graphql_parser::Positioned<async_graphql_parser::types::Directive>],
+    ) -> Left {
+        let mut left = None;
+        for directive in directives {
+            let skip = match directive.node.name.node.as_str() {
+                "skip" => true,
+                "include" => false,
+                _ => continue,
+            };
+            let Some(value) = directive.node.get_argument("if") else {
+                continue;
+            };
+            let text = value.node.to_string();
+            let (literal, decided) = match text.strip_prefix('$') {
+                Some(name) => (false, self.given(name).and_then(serde_json::Value::as_bool)),
+                None => (true, text.parse::<bool>().ok()),
+            };
+            if decided == Some(skip) {
+                left = Some(left.unwrap_or(false) || literal);
+            }
+        }
+        left
+    }
+
+    fn cost(&self, set: &SelectionSet, root: bool) -> Result<u64, ()> {
         let mut total = 0u64;
         for item in &set.items {
-            let value = match &item.node {
+            let (value, left) = match &item.node {
                 Selection::Field(f) => {
                     let f = &f.node;
                     let name = f.name.node.as_str();
-                    if matches!(name, "__typename" | "__schema" | "__type") {
-                        0
+                    let left = self.left_out(&f.directives);
+                    if matches!(name, "__typename" | "__schema" | "__type") || left == Some(true) {
+                        (0, left)
                     } else {
                         let has_selection = !f.selection_set.node.items.is_empty();
                         let weight = if root && self.mutation {
@@ -198,32 +276,46 @@ impl<'a> Reference<'a> {
                             .iter()
                             .filter(|(n, _)| SLICING.contains(&n.node.as_str()))
                             .collect();
-                        let multiplier = if slicing.is_empty() {
-                            1
-                        } else {
-                            slicing
-                                .iter()
-                                .filter_map(|(_, v)| self.size(&v.node.to_string()))
-                                .max()
-                                .unwrap_or(10)
-                        };
-                        multiplier.saturating_mul(
-                            weight.saturating_add(self.cost(&f.selection_set.node, false)),
+                        let mut multiplier = 1;
+                        if !slicing.is_empty() {
+                            let mut largest = None;
+                            for (_, v) in &slicing {
+                                if let Some(n) = self.size(&v.node.to_string())? {
+                                    largest = Some(largest.map_or(n, |m: u64| m.max(n)));
+                                }
+                            }
+                            multiplier = largest.unwrap_or(10);
+                        }
+                        let below = self.cost(&f.selection_set.node, false)?;
+                        (
+                            multiplier.saturating_mul(weight.saturating_add(below)),
+                            left,
                         )
                     }
                 }
-                Selection::InlineFragment(i) => self.cost(&i.node.selection_set.node, root),
-                Selection::FragmentSpread(s) => self.cost(
-                    &self.document.fragments[&s.node.fragment_name.node]
-                        .node
-                        .selection_set
-                        .node,
-                    root,
-                ),
+                Selection::InlineFragment(i) => {
+                    let left = self.left_out(&i.node.directives);
+                    if left == Some(true) {
+                        (0, left)
+                    } else {
+                        (self.cost(&i.node.selection_set.node, root)?, left)
+                    }
+                }
+                Selection::FragmentSpread(s) => {
+                    let left = self.left_out(&s.node.directives);
+                    if left == Some(true) {
+                        (0, left)
+                    } else {
+                        let fragment = &self.document.fragments[&s.node.fragment_name.node];
+                        (self.cost(&fragment.node.selection_set.node, root)?, left)
+                    }
+                }
             };
-            total = total.saturating_add(value);
+            if left.is_none() {
+                total = total.saturating_add(value);
+            }
         }
-        total
+        Ok(total)
     }
 }
 

@@ -153,15 +153,54 @@ fn records_alias_arguments_and_levels() {
     let args = ir.arguments_of(a);
     assert_eq!(args[0].value, ValueSummary::Int(5));
     assert!(matches!(args[1].value, ValueSummary::Variable(_)));
-    assert_eq!(args[2].value, ValueSummary::Other);
+    assert_eq!(args[2].value, ValueSummary::Int(-1));
+    assert_eq!(
+        args[2]
+            .value_span
+            .text("{ x: a(first: 5, after: $c, last: -1) { b } }"),
+        "-1"
+    );
     assert_eq!(ir.nodes[1].level, 2);
     assert_eq!(ir.nodes[1].parent, 0);
+}
+
+#[test]
+fn summarises_lists_booleans_nulls_and_conditions() {
+    let src = "query Q($ids: [[ID!]]! = [[1], [2]], $n: Int) { a(ids: [1, [2, 3], {x: [4]}], b: true, c: null, d: []) @skip(if: $n) @include(if: false) { b @skip(if: true) } }";
+    let (ir, _) = parse(src, &limits()).unwrap();
+    let args = ir.arguments_of(&ir.nodes[0]);
+    assert_eq!(args[0].value, ValueSummary::List(3));
+    assert_eq!(args[1].value, ValueSummary::Bool(true));
+    assert_eq!(args[2].value, ValueSummary::Null);
+    assert_eq!(args[3].value, ValueSummary::List(0));
+    let ids = &ir.definitions[0].variables[0];
+    assert_eq!(ids.ty.name.text(src), "ID");
+    assert_eq!((ids.ty.list_depth, ids.ty.non_null), (2, true));
+    assert_eq!(ids.default, Some(ValueSummary::List(2)));
+    assert_eq!(ids.default_span.text(src), "[[1], [2]]");
+    let n = &ir.definitions[0].variables[1];
+    assert_eq!(
+        (n.ty.list_depth, n.ty.non_null, n.default),
+        (0, false, None)
+    );
+    let conditions: Vec<_> = ir
+        .conditions
+        .iter()
+        .map(|c| (c.node, c.skip, c.value))
+        .collect();
+    assert!(matches!(
+        conditions[0],
+        (0, true, ValueSummary::Variable(_))
+    ));
+    assert_eq!(conditions[1], (0, false, ValueSummary::Bool(false)));
+    assert_eq!(conditions[2], (1, true, ValueSummary::Bool(true)));
 }
 
 #[test]
 fn treats_integers_outside_graphql_int_as_unknown_sizes() {
     assert_eq!(int_summary("2147483647"), ValueSummary::Int(2_147_483_647));
     assert_eq!(int_summary("2147483648"), ValueSummary::Other);
-    assert_eq!(int_summary("-1"), ValueSummary::Other);
+    assert_eq!(int_summary("-1"), ValueSummary::Int(-1));
+    assert_eq!(int_summary("-2147483649"), ValueSummary::Other);
     assert_eq!(int_summary("99999999999999999999999"), ValueSummary::Other);
 }

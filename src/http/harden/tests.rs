@@ -55,7 +55,7 @@ async fn run(
     body: impl UpstreamBody,
 ) -> Result<(Result<Bytes, String>, Hardened), HardenError> {
     let metrics = Arc::new(Metrics::new());
-    let (body, hardened) = harden(settings, &metrics, headers, body, &id()).await?;
+    let (body, hardened) = harden(settings, &metrics, headers, body, &id(), None).await?;
     let collected = body
         .collect()
         .await

@@ -32,18 +32,19 @@
 )]
 
 /// The longest key name that is decoded for the caller; longer keys are reported as unnamed.
-const KEY_CAP: usize = 16;
+/// GraphQL names (the keys of a response's `data`) are ASCII, and rarely longer than this.
+const KEY_CAP: usize = 128;
 
 /// An object or an array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Container {
+pub enum Container {
     Object,
     Array,
 }
 
 /// What the scanner reports; after each, the caller's position is just past the last byte read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Event {
+pub enum Event {
     /// `{` or `[` was read; the container is now the innermost one.
     Open(Container),
     /// The innermost container was closed.
@@ -60,7 +61,7 @@ pub(crate) enum Event {
 
 /// Why the bytes are not the JSON the scanner expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ScanError {
+pub enum ScanError {
     #[error("not valid JSON")]
     Malformed,
     #[error("nested deeper than {max_depth}")]
@@ -197,7 +198,7 @@ impl KeyName {
 
 /// The scanner's whole state: a few words plus one byte per open container.
 #[derive(Debug)]
-pub(crate) struct Scanner {
+pub struct Scanner {
     stack: Vec<Container>,
     max_depth: usize,
     expect: Expect,
@@ -209,7 +210,7 @@ pub(crate) struct Scanner {
 
 impl Scanner {
     /// A scanner for one JSON text whose nesting may not exceed `max_depth` containers.
-    pub(crate) fn new(max_depth: usize) -> Self {
+    pub fn new(max_depth: usize) -> Self {
         Self {
             stack: Vec::new(),
             max_depth,
@@ -221,13 +222,13 @@ impl Scanner {
     }
 
     /// The number of open containers.
-    pub(crate) fn depth(&self) -> usize {
+    pub fn depth(&self) -> usize {
         self.stack.len()
     }
 
     /// The name of the last key, `None` when it was longer than a few bytes or not ASCII (no name
     /// that callers look for is).
-    pub(crate) fn key(&self) -> Option<&[u8]> {
+    pub fn key(&self) -> Option<&[u8]> {
         if self.key.exact {
             self.key.bytes.get(..self.key.len)
         } else {
@@ -236,24 +237,24 @@ impl Scanner {
     }
 
     /// Whether anything but whitespace has been read.
-    pub(crate) fn has_started(&self) -> bool {
+    pub fn has_started(&self) -> bool {
         self.expect != Expect::Root || self.token != Token::None
     }
 
     /// Skips the value of the key just reported by [`Event::Key`]; [`Event::Skipped`] follows
     /// once it has ended.
-    pub(crate) fn skip_value(&mut self) {
+    pub fn skip_value(&mut self) {
         self.skip_to = Some(self.stack.len());
     }
 
     /// Skips the rest of the container just reported by [`Event::Open`], up to and including its
     /// closing bracket; [`Event::Skipped`] follows.
-    pub(crate) fn skip_container(&mut self) {
+    pub fn skip_container(&mut self) {
         self.skip_to = Some(self.stack.len().saturating_sub(1));
     }
 
     /// The end of the input: completes a root number, or reports that the text was cut short.
-    pub(crate) fn finish(&mut self) -> Result<(), ScanError> {
+    pub fn finish(&mut self) -> Result<(), ScanError> {
         if let Token::Number(state) = self.token
             && state.is_complete()
             && self.stack.is_empty()
@@ -269,7 +270,7 @@ impl Scanner {
     }
 
     /// Reads `input` from `*pos` until something the caller follows happens, or the input ends.
-    pub(crate) fn next(&mut self, input: &[u8], pos: &mut usize) -> Result<Event, ScanError> {
+    pub fn next(&mut self, input: &[u8], pos: &mut usize) -> Result<Event, ScanError> {
         let mut at = *pos;
         let result = self.run(input, &mut at);
         *pos = at;
