@@ -37,6 +37,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod sanitise;
 mod server;
+pub mod state;
 pub mod upstream;
 
 pub use server::{ConnectionLimits, Traffic, serve, serve_workers};
@@ -252,8 +253,8 @@ const MAX_RESPONSE_DEPTH: usize = 512;
 fn budget_settings(config: &Config) -> admission::Settings {
     let clients = &config.clients;
     admission::Settings {
-        request_rate: clients.rate_limit.as_ref().map(quota),
-        cost_budget: clients.cost_budget.as_ref().map(quota),
+        request_rate: clients.rate_limit.as_ref().map(ratelimit::quota),
+        cost_budget: clients.cost_budget.as_ref().map(ratelimit::quota),
         max_clients: clients.max_clients,
         // Probing is only recognised with a schema to check names against.
         probe_limit: clients
@@ -262,14 +263,6 @@ fn budget_settings(config: &Config) -> admission::Settings {
         probe_cooldown: clients.probe_cooldown,
         settle_with_actual_cost: clients.cost_budget_mode == config::CostBudgetMode::Actual,
     }
-}
-
-/// A rate as the limiter counts it.
-fn quota(rate: &rules::Rate) -> governor::Quota {
-    // `rules::parse_rate` refuses rates whose interval is zero.
-    governor::Quota::with_period(rate.interval())
-        .expect("a rate's interval is at least a nanosecond (checked by config)")
-        .allow_burst(rate.burst())
 }
 
 fn relax(skip: config::SkipLimits) -> policy::Relax {

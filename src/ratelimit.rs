@@ -117,6 +117,14 @@ pub enum Decision {
     },
 }
 
+/// A rate as governor counts it.
+pub fn quota(rate: &crate::rules::Rate) -> governor::Quota {
+    // `rules::parse_rate` refuses rates whose interval is zero.
+    governor::Quota::with_period(rate.interval())
+        .expect("a rate's interval is at least a nanosecond (checked by config)")
+        .allow_burst(rate.burst())
+}
+
 type Keyed<C> = RateLimiter<ClientKey, SharedStore, C, StateInformationMiddleware>;
 
 /// One budget: governor's limiter and the quota it was built with (governor does not give it back

@@ -9,9 +9,7 @@ fn rate(text: &str) -> governor::Quota {
     let rate = crate::rules::parse_rate(text)
         .expect("valid rate")
         .expect("not off");
-    governor::Quota::with_period(rate.interval())
-        .expect("non-zero interval")
-        .allow_burst(rate.burst())
+    quota(&rate)
 }
 
 fn limiter(
