@@ -119,10 +119,12 @@ pub enum Decision {
 
 /// A rate as governor counts it.
 pub fn quota(rate: &crate::rules::Rate) -> governor::Quota {
-    // `rules::parse_rate` refuses rates whose interval is zero.
-    governor::Quota::with_period(rate.interval())
-        .expect("a rate's interval is at least a nanosecond (checked by config)")
-        .allow_burst(rate.burst())
+    let per_period = match rate.period.as_secs() {
+        1 => governor::Quota::per_second,
+        60 => governor::Quota::per_minute,
+        _ => governor::Quota::per_hour,
+    };
+    per_period(rate.amount).allow_burst(rate.burst())
 }
 
 type Keyed<C> = RateLimiter<ClientKey, SharedStore, C, StateInformationMiddleware>;

@@ -119,10 +119,10 @@ impl RedisServer {
         let deadline = Instant::now() + READY_WITHIN;
         let client = redis::Client::open(self.url()).map_err(|err| err.to_string())?;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("exited with {status}: {}", self.log_tail()));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!("exited with {status}: {}", self.log_tail()));
             }
             // The port may have been taken by another test's server: only ours counts.
             let answered = client
