@@ -10,23 +10,40 @@
 //!
 //! A budget in monitor mode refuses nothing: its violation goes the same way as a monitored
 //! limit's ([`policy::Verdict`]), so it is logged, counted and shown in the audit verdict.
+//!
+//! # Several replicas
+//! With `STATE=redis` every check is made on Redis ([`crate::state`]), so N replicas enforce one
+//! budget and one cool-down per client. When Redis does not answer within `REDIS_TIMEOUT`,
+//! `REDIS_FAILURE_MODE` decides ([`FailureMode::fallback`]): this replica's own budgets (`local`,
+//! the default), admit (`open`), or 503 `STATE_UNAVAILABLE` (`closed`). Every failure is counted
+//! and logged (at most one warning per [`WARN_EVERY`], so an outage does not flood the log).
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::metrics::{Metrics, RuleLabels};
+use crate::metrics::{Metrics, RedisErrorLabels, RedisFallbackLabels, RuleLabels};
 use crate::policy::{self, Violation};
-use crate::ratelimit::{ClientKey, Decision, Limiter, Quota};
-use crate::rules::{Modes, Rule};
+use crate::ratelimit::{self, ClientKey, Decision, Limiter, Quota};
+use crate::rules::{Modes, Rate, Rule};
+use crate::state::{
+    BudgetRules, FailureMode, Fallback, Operation, ProbeOutcome, ProbeRule, RedisState,
+    RequestCheck, StateError,
+};
+
+/// The most one replica warns about Redis failures: one line per this period, however many
+/// requests fail (each is counted in the metrics).
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
@@ -39,9 +56,9 @@ pub struct Client {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Requests per client (`RATE_LIMIT`).
-    pub request_rate: Option<governor::Quota>,
+    pub request_rate: Option<Rate>,
     /// Cost points per client (`COST_BUDGET`).
-    pub cost_budget: Option<governor::Quota>,
+    pub cost_budget: Option<Rate>,
     /// Clients tracked per budget before new ones share overflow buckets.
     pub max_clients: usize,
     /// Schema-validation refusals per client per minute before a cool-down (`PROBE_LIMIT`).
@@ -49,6 +66,24 @@ pub struct Settings {
     pub probe_cooldown: Duration,
     /// `COST_BUDGET_MODE=actual`: the estimate spent up front is settled with the measured cost.
     pub settle_with_actual_cost: bool,
+}
+
+impl Settings {
+    /// The same budgets, as the shared state on Redis enforces them.
+    pub fn shared_rules(&self) -> BudgetRules {
+        BudgetRules {
+            requests: self.request_rate,
+            cost: self.cost_budget,
+            probes: self.probe_limit.map(|amount| ProbeRule {
+                limit: Rate {
+                    amount,
+                    period: Duration::from_secs(60),
+                    burst: None,
+                },
+                cooldown: self.probe_cooldown,
+            }),
+        }
+    }
 }
 
 /// Per-client budgets and probe cool-downs.
@@ -59,7 +94,90 @@ pub struct Budgets {
     modes: Modes,
     /// Only with a probe limit.
     probing: Option<Probing>,
+    /// `STATE=redis`.
+    shared: Option<Shared>,
     metrics: Arc<Metrics>,
+}
+
+/// Budgets kept on Redis for every replica, and what to do when Redis does not answer.
+#[derive(Debug)]
+pub struct Shared {
+    pub redis: Arc<RedisState>,
+    pub failure_mode: FailureMode,
+    metrics: Arc<Metrics>,
+    /// When this replica last warned about a Redis failure (ms since `started`).
+    last_warning_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    pub fn new(redis: Arc<RedisState>, failure_mode: FailureMode, metrics: Arc<Metrics>) -> Shared {
+        Shared {
+            redis,
+            failure_mode,
+            metrics,
+            last_warning_ms: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs one call on Redis, timed and counted; a failure becomes what `REDIS_FAILURE_MODE`
+    /// says to do instead.
+    pub async fn call<T>(
+        &self,
+        operation: Operation,
+        call: impl Future<Output = Result<T, StateError>>,
+    ) -> Result<T, Fallback> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .redis_call_duration
+            .observe(started.elapsed().as_secs_f64());
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let fallback = self.failure_mode.fallback(operation);
+        self.metrics
+            .redis_errors
+            .get_or_create(&RedisErrorLabels {
+                operation: operation.as_str(),
+                error: error.as_str(),
+            })
+            .inc();
+        self.metrics
+            .redis_fallbacks
+            .get_or_create(&RedisFallbackLabels {
+                operation: operation.as_str(),
+                fallback: match fallback {
+                    Fallback::UseLocal => "local",
+                    Fallback::Proceed => "proceed",
+                    Fallback::Refuse => "refuse",
+                },
+            })
+            .inc();
+        if self.should_warn() {
+            tracing::warn!(
+                target: "graphql_firewall::state",
+                %error,
+                operation = operation.as_str(),
+                fallback = ?fallback,
+                "shared state on Redis unavailable: REDIS_FAILURE_MODE applies (further failures are counted in graphql_firewall_redis_errors_total)"
+            );
+        }
+        Err(fallback)
+    }
+
+    /// Whether this failure is the first in [`WARN_EVERY`].
+    fn should_warn(&self) -> bool {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        due && self
+            .last_warning_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
 }
 
 /// Schema-probing defence: invalid operations per client, and who is cooling down until when.
@@ -92,6 +210,9 @@ pub enum Refusal {
     /// Cooling down after too many schema-validation refusals.
     #[error("too many invalid operations: try again later")]
     CoolingDown { retry_after: Duration },
+    /// The shared budgets on Redis could not be read, and `REDIS_FAILURE_MODE=closed`.
+    #[error("the rate limiter is unavailable: try again shortly")]
+    StateUnavailable,
 }
 
 impl Refusal {
@@ -101,6 +222,7 @@ impl Refusal {
             Refusal::OverBudget { retry_after, .. } | Refusal::CoolingDown { retry_after } => {
                 retry_after
             }
+            Refusal::StateUnavailable => Duration::from_secs(1),
         }
     }
 
@@ -109,6 +231,7 @@ impl Refusal {
         match self {
             Refusal::OverBudget { rule, .. } => rule.as_str(),
             Refusal::CoolingDown { .. } => "probe_cooldown",
+            Refusal::StateUnavailable => "state_unavailable",
         }
     }
 
@@ -116,7 +239,7 @@ impl Refusal {
     pub fn quota(&self) -> Option<Quota> {
         match *self {
             Refusal::OverBudget { quota, .. } => Some(quota),
-            Refusal::CoolingDown { .. } => None,
+            Refusal::CoolingDown { .. } | Refusal::StateUnavailable => None,
         }
     }
 }
@@ -138,15 +261,28 @@ impl Budgets {
         });
         Budgets {
             limiter: Limiter::new(
-                settings.request_rate,
-                settings.cost_budget,
+                settings.request_rate.as_ref().map(ratelimit::quota),
+                settings.cost_budget.as_ref().map(ratelimit::quota),
                 settings.max_clients,
             ),
             settle_with_actual_cost: settings.settle_with_actual_cost,
             modes,
             probing,
+            shared: None,
             metrics,
         }
+    }
+
+    /// The same budgets, checked on Redis first (`STATE=redis`); this replica's own state is what
+    /// `REDIS_FAILURE_MODE=local` falls back to.
+    pub fn shared(mut self, shared: Shared) -> Budgets {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared state, when budgets are kept on Redis.
+    pub fn shared_state(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// The client behind `ip`, or behind the API key it sent.
@@ -159,50 +295,98 @@ impl Budgets {
     }
 
     /// Counts one request; refuses a client over its rate or cooling down after probing.
-    pub fn admit_request(&self, client: &Client) -> Result<Admit, Refusal> {
+    pub async fn admit_request(&self, client: &Client) -> Result<Admit, Refusal> {
+        if let Some(shared) = &self.shared {
+            match shared
+                .call(Operation::Budget, shared.redis.check_request(&client.key))
+                .await
+            {
+                Ok(RequestCheck::CoolingDown { retry_after }) => {
+                    return Err(self.refuse(Refusal::CoolingDown { retry_after }));
+                }
+                Ok(RequestCheck::Budget(decision)) => {
+                    return self.decide(Rule::RateLimit, decision);
+                }
+                Err(Fallback::Proceed) => return Ok(Admit::default()),
+                Err(Fallback::Refuse) => return Err(self.refuse(Refusal::StateUnavailable)),
+                Err(Fallback::UseLocal) => {}
+            }
+        }
         if let Some(until) = self
             .probing
             .as_ref()
             .and_then(|probing| probing.cooldowns.get(&client.key))
         {
-            let refusal = Refusal::CoolingDown {
+            return Err(self.refuse(Refusal::CoolingDown {
                 retry_after: until.saturating_duration_since(Instant::now()),
-            };
-            self.count(&refusal);
-            return Err(refusal);
+            }));
         }
         self.decide(Rule::RateLimit, self.limiter.check_request(&client.key))
     }
 
     /// Consumes the cost of the request's operations from the client's budget.
-    pub fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
+    pub async fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
+        if let Some(shared) = &self.shared {
+            match shared
+                .call(
+                    Operation::Budget,
+                    shared.redis.check_cost(&client.key, points),
+                )
+                .await
+            {
+                Ok(decision) => return self.decide(Rule::CostBudget, decision),
+                Err(Fallback::Proceed) => return Ok(Admit::default()),
+                Err(Fallback::Refuse) => return Err(self.refuse(Refusal::StateUnavailable)),
+                Err(Fallback::UseLocal) => {}
+            }
+        }
         self.decide(
             Rule::CostBudget,
             self.limiter.check_cost(&client.key, points),
         )
     }
 
-    /// Settles the cost spent up front with what the answer really cost, when the budget is metered
-    /// by actual cost (as GitHub meters GraphQL); otherwise the estimate stands.
-    pub fn settle_cost(&self, client: &Client, estimated: u64, actual: u64) {
-        if self.settle_with_actual_cost {
-            self.limiter.settle_cost(&client.key, estimated, actual);
-        }
+    /// `COST_BUDGET_MODE=actual`: [`Budgets::settle_cost`] has something to do.
+    pub fn settles_with_actual_cost(&self) -> bool {
+        self.settle_with_actual_cost
     }
 
-    /// Records a schema-validation refusal; past the probe limit the client cools down.
-    pub fn record_probe(&self, client: &Client) {
+    /// Settles the cost spent up front with what the answer really cost, when the budget is metered
+    /// by actual cost (as GitHub meters GraphQL); otherwise the estimate stands.
+    pub async fn settle_cost(&self, client: &Client, estimated: u64, actual: u64) {
+        if !self.settle_with_actual_cost {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            let settled = shared.redis.settle_cost(&client.key, estimated, actual);
+            match shared.call(Operation::Settle, settled).await {
+                Ok(()) | Err(Fallback::Proceed | Fallback::Refuse) => return,
+                Err(Fallback::UseLocal) => {}
+            }
+        }
+        self.limiter.settle_cost(&client.key, estimated, actual);
+    }
+
+    /// Records a schema-validation refusal; past the probe limit the client cools down (on every
+    /// replica, with `STATE=redis`).
+    pub async fn record_probe(&self, client: &Client) {
         let Some(probing) = &self.probing else {
             return;
         };
+        if let Some(shared) = &self.shared {
+            let recorded = shared.redis.record_probe(&client.key);
+            match shared.call(Operation::Probe, recorded).await {
+                Ok(ProbeOutcome::CoolDownStarted { .. }) => {
+                    warn_probing(client, probing.cooldown);
+                    return;
+                }
+                Ok(ProbeOutcome::Counted | ProbeOutcome::NotConfigured)
+                | Err(Fallback::Proceed | Fallback::Refuse) => return,
+                Err(Fallback::UseLocal) => {}
+            }
+        }
         if let Decision::Limited { .. } = probing.limiter.check_cost(&client.key, 1) {
-            tracing::warn!(
-                target: "graphql_firewall::policy",
-                client = %client.ip,
-                client_key = %client.key.short_hex(),
-                cooldown_s = probing.cooldown.as_secs(),
-                "schema probing detected: client cooling down"
-            );
+            warn_probing(client, probing.cooldown);
             probing
                 .cooldowns
                 .insert(client.key, Instant::now() + probing.cooldown);
@@ -217,13 +401,15 @@ impl Budgets {
         }
     }
 
-    fn count(&self, refusal: &Refusal) {
+    /// Counts a refusal and hands it back.
+    fn refuse(&self, refusal: Refusal) -> Refusal {
         self.metrics
             .rate_limited
             .get_or_create(&RuleLabels {
                 rule: refusal.label(),
             })
             .inc();
+        refusal
     }
 
     fn decide(&self, rule: Rule, decision: Decision) -> Result<Admit, Refusal> {
@@ -254,14 +440,22 @@ impl Budgets {
                 monitored: verdict.monitored.first().copied(),
             });
         }
-        let refusal = Refusal::OverBudget {
+        Err(self.refuse(Refusal::OverBudget {
             rule,
             retry_after,
             quota,
-        };
-        self.count(&refusal);
-        Err(refusal)
+        }))
     }
+}
+
+fn warn_probing(client: &Client, cooldown: Duration) {
+    tracing::warn!(
+        target: "graphql_firewall::policy",
+        client = %client.ip,
+        client_key = %client.key.short_hex(),
+        cooldown_s = cooldown.as_secs(),
+        "schema probing detected: client cooling down"
+    );
 }
 
 #[cfg(test)]
@@ -275,8 +469,8 @@ mod tests {
 
     fn settings() -> Settings {
         Settings {
-            request_rate: Some(governor::Quota::per_hour(NonZeroU32::new(2).unwrap())),
-            cost_budget: Some(governor::Quota::per_hour(NonZeroU32::new(100).unwrap())),
+            request_rate: crate::rules::parse_rate("2/h").unwrap(),
+            cost_budget: crate::rules::parse_rate("100/h").unwrap(),
             max_clients: 1_000,
             probe_limit: NonZeroU32::new(2),
             probe_cooldown: Duration::from_secs(60),
@@ -295,15 +489,15 @@ mod tests {
         Budgets::new(&settings(), modes(mode), Arc::new(Metrics::new()))
     }
 
-    #[test]
-    fn a_client_over_its_request_rate_is_refused_with_the_time_to_wait() {
+    #[tokio::test]
+    async fn a_client_over_its_request_rate_is_refused_with_the_time_to_wait() {
         let budgets = budgets(Mode::Enforce);
         let client = budgets.identify(IP, None);
         for _ in 0..2 {
-            let admit = budgets.admit_request(&client).unwrap();
+            let admit = budgets.admit_request(&client).await.unwrap();
             assert_eq!(admit.monitored, None);
         }
-        let refusal = budgets.admit_request(&client).unwrap_err();
+        let refusal = budgets.admit_request(&client).await.unwrap_err();
         assert!(matches!(
             refusal,
             Refusal::OverBudget {
@@ -315,17 +509,17 @@ mod tests {
         assert_eq!(refusal.quota().map(|q| q.remaining), Some(0));
         let other = budgets.identify(IP, Some("another client's key"));
         assert!(
-            budgets.admit_request(&other).is_ok(),
+            budgets.admit_request(&other).await.is_ok(),
             "budgets are per client"
         );
     }
 
-    #[test]
-    fn a_monitored_budget_admits_and_reports_the_violation() {
+    #[tokio::test]
+    async fn a_monitored_budget_admits_and_reports_the_violation() {
         let budgets = budgets(Mode::Monitor);
         let client = budgets.identify(IP, None);
-        budgets.admit_cost(&client, 80).unwrap();
-        let admit = budgets.admit_cost(&client, 30).unwrap();
+        budgets.admit_cost(&client, 80).await.unwrap();
+        let admit = budgets.admit_cost(&client, 30).await.unwrap();
         assert_eq!(
             admit.monitored,
             Some(Violation {
@@ -336,15 +530,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_probing_client_cools_down_after_the_probe_limit() {
+    #[tokio::test]
+    async fn a_probing_client_cools_down_after_the_probe_limit() {
         let budgets = budgets(Mode::Enforce);
         let prober = budgets.identify(IP, None);
-        budgets.record_probe(&prober);
-        budgets.record_probe(&prober);
-        assert!(budgets.admit_request(&prober).is_ok());
-        budgets.record_probe(&prober);
-        let refusal = budgets.admit_request(&prober).unwrap_err();
+        budgets.record_probe(&prober).await;
+        budgets.record_probe(&prober).await;
+        assert!(budgets.admit_request(&prober).await.is_ok());
+        budgets.record_probe(&prober).await;
+        let refusal = budgets.admit_request(&prober).await.unwrap_err();
         assert!(
             matches!(refusal, Refusal::CoolingDown { .. }),
             "{refusal:?}"
@@ -352,8 +546,8 @@ mod tests {
         assert!(refusal.retry_after() <= Duration::from_secs(60));
     }
 
-    #[test]
-    fn without_budgets_everything_is_admitted_without_a_quota() {
+    #[tokio::test]
+    async fn without_budgets_everything_is_admitted_without_a_quota() {
         let budgets = Budgets::new(
             &Settings {
                 request_rate: None,
@@ -366,8 +560,11 @@ mod tests {
         );
         let client = budgets.identify(IP, None);
         for _ in 0..10 {
-            assert_eq!(budgets.admit_request(&client), Ok(Admit::default()));
-            assert_eq!(budgets.admit_cost(&client, 1_000_000), Ok(Admit::default()));
+            assert_eq!(budgets.admit_request(&client).await, Ok(Admit::default()));
+            assert_eq!(
+                budgets.admit_cost(&client, 1_000_000).await,
+                Ok(Admit::default())
+            );
         }
     }
 }

@@ -63,6 +63,8 @@ pub enum BuildError {
     Schema { path: String, reason: String },
     #[error("persisted queries: {0}")]
     Persisted(#[from] persisted::StoreError),
+    #[error("shared state: {0}")]
+    State(#[from] state::StateError),
 }
 
 /// The firewall's two faces: the traffic router (with its connection limits) and the admin router
@@ -73,6 +75,8 @@ pub struct App {
     pub admin: Router,
     /// Persisted documents loaded at start-up.
     pub manifest_operations: usize,
+    /// `STATE=redis`: the shared state, for the commands to verify before serving.
+    pub redis: Option<Arc<state::RedisState>>,
 }
 
 /// Builds the firewall from a validated configuration; the binary and every test use it.
@@ -88,11 +92,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let persisted = &config.persisted;
     let firewall = Arc::new(http::Firewall {
         settings: http_settings(config),
-        budgets: admission::Budgets::new(
-            &budget_settings(config),
-            config.limits.modes.clone(),
-            metrics.clone(),
-        ),
+        budgets: budgets(config, &metrics)?,
         inspector: inspect::Inspector::new(
             inspect::Settings {
                 analysis,
@@ -122,6 +122,10 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
         metrics: metrics.clone(),
         sampler: http::audit::Sampler::new(config.server.log_sample),
     });
+    let redis = firewall
+        .budgets
+        .shared_state()
+        .map(|shared| shared.redis.clone());
     spawn_housekeeping(&firewall);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         persisted::load::spawn_watcher(
@@ -159,6 +163,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
         traffic,
         admin,
         manifest_operations,
+        redis,
     })
 }
 
@@ -249,12 +254,43 @@ fn http_settings(config: &Config) -> http::Settings {
 /// off). GraphQL results nest as deep as the operation, which `MAX_DEPTH` bounds far below this.
 const MAX_RESPONSE_DEPTH: usize = 512;
 
+/// The budgets, on Redis with `STATE=redis`.
+fn budgets(
+    config: &Config,
+    metrics: &Arc<metrics::Metrics>,
+) -> Result<admission::Budgets, BuildError> {
+    let settings = budget_settings(config);
+    let budgets = admission::Budgets::new(&settings, config.limits.modes.clone(), metrics.clone());
+    let Some(redis) = &config.state.redis else {
+        return Ok(budgets);
+    };
+    let redis_settings = state::RedisSettings {
+        url: redis.url.clone(),
+        timeout: redis.timeout,
+        key_prefix: redis.key_prefix.clone(),
+        max_refused_clients: config.clients.max_clients as u64,
+        apq_ttl: config.persisted.apq_ttl,
+    };
+    // Connects on first use; `REDIS_REQUIRED_TO_START` is checked by `serve`, which can wait.
+    let shared = state::RedisState::connect_lazy(&redis_settings, settings.shared_rules())?;
+    let failure_mode = match redis.failure_mode {
+        config::RedisFailureMode::Local => state::FailureMode::Local,
+        config::RedisFailureMode::Open => state::FailureMode::Open,
+        config::RedisFailureMode::Closed => state::FailureMode::Closed,
+    };
+    Ok(budgets.shared(admission::Shared::new(
+        Arc::new(shared),
+        failure_mode,
+        metrics.clone(),
+    )))
+}
+
 /// The budgets' settings.
 fn budget_settings(config: &Config) -> admission::Settings {
     let clients = &config.clients;
     admission::Settings {
-        request_rate: clients.rate_limit.as_ref().map(ratelimit::quota),
-        cost_budget: clients.cost_budget.as_ref().map(ratelimit::quota),
+        request_rate: clients.rate_limit,
+        cost_budget: clients.cost_budget,
         max_clients: clients.max_clients,
         // Probing is only recognised with a schema to check names against.
         probe_limit: clients

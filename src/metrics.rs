@@ -48,6 +48,21 @@ pub struct ManifestOperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisErrorLabels {
+    /// `budget`, `probe`, `apq_lookup`, `apq_registration`, `settle`.
+    pub operation: &'static str,
+    /// `timeout`, `redis`, `reply`.
+    pub error: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisFallbackLabels {
+    pub operation: &'static str,
+    /// `local` (this replica's state), `proceed` (admitted without it), `refuse` (503).
+    pub fallback: &'static str,
+}
+
 /// Every metric of the firewall.
 #[derive(Debug)]
 pub struct Metrics {
@@ -92,6 +107,10 @@ pub struct Metrics {
     pub connections_refused: Family<OutcomeLabels, Counter>,
     /// Connections closed because a head did not arrive in time or they sat idle.
     pub connections_timed_out: Counter,
+    /// `STATE=redis`: every call's latency, failures, and what was done instead.
+    pub redis_call_duration: Histogram,
+    pub redis_errors: Family<RedisErrorLabels, Counter>,
+    pub redis_fallbacks: Family<RedisFallbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -133,6 +152,9 @@ impl Metrics {
             manifest_reloads: Family::default(),
             connections_refused: Family::default(),
             connections_timed_out: Counter::default(),
+            redis_call_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            redis_errors: Family::default(),
+            redis_fallbacks: Family::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -264,6 +286,21 @@ impl Metrics {
             "connections_timed_out",
             "Connections closed for a late request head or idleness",
             metrics.connections_timed_out.clone(),
+        );
+        registry.register(
+            "redis_call_duration_seconds",
+            "Calls to the shared Redis (STATE=redis), successful or not",
+            metrics.redis_call_duration.clone(),
+        );
+        registry.register(
+            "redis_errors",
+            "Redis calls that failed or timed out, by operation and error",
+            metrics.redis_errors.clone(),
+        );
+        registry.register(
+            "redis_fallbacks",
+            "Requests handled under REDIS_FAILURE_MODE, by operation and fallback",
+            metrics.redis_fallbacks.clone(),
         );
         metrics
     }

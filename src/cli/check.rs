@@ -26,9 +26,31 @@ pub fn run(config: &Config) -> ExitCode {
     for warning in config::insecure_choices(config) {
         println!("  warning: {warning}");
     }
+    if let Some(redis) = &app.redis
+        && let Err(error) = verify_redis(redis, config)
+    {
+        eprintln!("check: {error}");
+        return ExitCode::FAILURE;
+    }
     println!("\npersisted documents: {}", app.manifest_operations);
     if app.manifest_operations > 0 {
         return super::manifest::check(config, &config.persisted.dir);
     }
     ExitCode::SUCCESS
+}
+
+/// `STATE=redis`: Redis answers within `READY_TIMEOUT` and holds the firewall's scripts.
+fn verify_redis(
+    redis: &graphql_firewall::state::RedisState,
+    config: &Config,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    runtime
+        .block_on(redis.verify(config.server.ready_timeout))
+        .map_err(|error| format!("shared state ({}): {error}", config::REDIS_URL))?;
+    println!("\nshared state: Redis answers and holds the scripts");
+    Ok(())
 }

@@ -31,6 +31,12 @@ enum Command {
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
     Demo,
+    /// Serve only the embedded demo GraphQL backend (no firewall), for trying several replicas in
+    /// front of one backend (deploy/docker-compose.yml).
+    DemoBackend {
+        #[arg(long, default_value = "127.0.0.1:4000")]
+        listen: std::net::SocketAddr,
+    },
     /// Validate the environment's configuration, load schema and manifests, print every setting
     /// (secrets redacted) and the manifest's operations; exit non-zero on any problem.
     Check,
@@ -74,9 +80,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let profile = match command {
         Command::Serve | Command::Check => Profile::Serve,
         Command::Demo => Profile::Demo,
-        Command::Analyse { .. } | Command::Healthcheck | Command::Manifest { .. } => {
-            Profile::Offline
-        }
+        Command::Analyse { .. }
+        | Command::Healthcheck
+        | Command::Manifest { .. }
+        | Command::DemoBackend { .. } => Profile::Offline,
     };
     // Load configuration from the environment before anything binds.
     let config = match Config::from_source(&Env, profile) {
@@ -89,6 +96,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_tracing(&config);
     match command {
         Command::Serve | Command::Demo => serve::run(config, profile),
+        Command::DemoBackend { listen } => serve::demo_backend(listen),
         Command::Check => check::run(&config),
         Command::Analyse { file, operation } => analyse::run(&config, &file, operation.as_deref()),
         Command::Healthcheck => healthcheck::run(&config),

@@ -28,6 +28,33 @@ pub fn run(config: Config, profile: Profile) -> ExitCode {
     }
 }
 
+/// `demo-backend`: the demo GraphQL server alone on `listen`, until SIGTERM or SIGINT.
+pub fn demo_backend(listen: std::net::SocketAddr) -> ExitCode {
+    let served = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+                let backend = graphql_firewall::demo::spawn(listener)
+                    .map_err(|error| format!("demo backend: {error}"))?;
+                tracing::info!(url = %backend.url(), "demo backend started");
+                shutdown_signal().await;
+                Ok::<(), String>(())
+            })
+        });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("graphql-firewall demo-backend: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Why serving stopped or never started.
 enum Failure {
     /// The configuration could not be turned into a firewall (schema, manifests, upstream URL).
@@ -47,6 +74,22 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
         config.server.upstream.url = backend.url();
     }
     let app = graphql_firewall::build(&config).map_err(Failure::Build)?;
+    if let (Some(redis), Some(settings)) = (&app.redis, &config.state.redis) {
+        match redis.verify(config.server.ready_timeout).await {
+            Ok(()) => tracing::info!("shared state: Redis answers and holds the scripts"),
+            Err(error) if settings.required_to_start => {
+                return Err(format!(
+                    "{error} ({}=on: not starting without Redis)",
+                    config::REDIS_REQUIRED_TO_START
+                )
+                .into());
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "shared state: Redis does not answer yet; serving under REDIS_FAILURE_MODE until it does"
+            ),
+        }
+    }
     let server = &config.server;
     let listener = std::net::TcpListener::bind(server.listen).map_err(|e| {
         format!(

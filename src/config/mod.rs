@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! [`table`] lists every variable with its default and meaning; one file per concern reads its
-//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`hardening`], [`persisted`]);
+//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`hardening`], [`persisted`],
+//! [`state`]);
 //! [`values`] holds the value types with parsers of their own; [`parse`] the small parsers of
 //! numbers, sizes, durations and switches; [`report`] what `check` and the start-up log print.
 //! Configuration imports no module it configures: `lib.rs` turns these plain values into each
@@ -23,6 +24,7 @@ pub mod persisted;
 mod report;
 pub mod requests;
 pub mod server;
+pub mod state;
 pub mod table;
 pub mod values;
 
@@ -35,6 +37,7 @@ pub use persisted::{ClientKeysConfig, PersistedConfig};
 pub use report::{Setting, insecure_choices, settings};
 pub use requests::RequestsConfig;
 pub use server::{ServerConfig, UpstreamConfig};
+pub use state::{RedisConfig, StateConfig};
 pub use table::*;
 pub use values::*;
 
@@ -123,6 +126,7 @@ pub struct Config {
     pub clients: ClientsConfig,
     pub hardening: HardeningConfig,
     pub persisted: PersistedConfig,
+    pub state: StateConfig,
     /// Every variable with the value in force, for `check` and the start-up log.
     pub settings: Vec<Setting>,
 }
@@ -139,6 +143,7 @@ impl Config {
             clients: ClientsConfig::read(&read)?,
             hardening: HardeningConfig::read(&read)?,
             persisted: PersistedConfig::read(&read)?,
+            state: StateConfig::read(&read)?,
             settings: settings(source)?,
         })
     }

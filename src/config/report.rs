@@ -2,7 +2,7 @@
 //! redacted), and a warning for each choice that weakens protection.
 
 use super::table::*;
-use super::values::MaskErrors;
+use super::values::{MaskErrors, RedisFailureMode};
 use super::{Config, ConfigError, Source};
 use crate::rules::{Introspection, Mode};
 
@@ -36,10 +36,10 @@ pub fn settings(source: &dyn Source) -> Result<Vec<Setting>, ConfigError> {
         .collect()
 }
 
-/// The upstream URL's password and the client key hashes never reach a log or a terminal.
+/// The upstream's and Redis's passwords and the client key hashes never reach a log or a terminal.
 fn redact(name: &str, value: String) -> String {
     match name {
-        UPSTREAM_URL => match url::Url::parse(&value) {
+        UPSTREAM_URL | REDIS_URL => match url::Url::parse(&value) {
             Ok(mut url) if url.password().is_some() => {
                 let _ = url.set_password(Some("REDACTED"));
                 url.to_string()
@@ -111,6 +111,13 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
     {
         warnings.push(format!(
             "{METRICS_LISTEN} is not a loopback address: keep /metrics off the internet"
+        ));
+    }
+    if let Some(redis) = &config.state.redis
+        && redis.failure_mode == RedisFailureMode::Open
+    {
+        warnings.push(format!(
+            "{REDIS_FAILURE_MODE}=open: whoever can slow Redis down switches the budgets off"
         ));
     }
     warnings

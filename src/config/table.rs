@@ -27,6 +27,7 @@ pub enum Section {
     Clients,
     Hardening,
     Persisted,
+    State,
 }
 
 impl Section {
@@ -39,6 +40,7 @@ impl Section {
             Section::Clients => "Clients and budgets",
             Section::Hardening => "Response hardening",
             Section::Persisted => "Persisted queries and trusted clients",
+            Section::State => "Shared state (several replicas)",
         }
     }
 }
@@ -149,6 +151,14 @@ variables! {
         TRUSTED_CLIENT_HEADER = None, "Header carrying a client key.";
         TRUSTED_CLIENT_KEY_HASHES = None, "Comma-separated SHA-256 hex of the accepted client keys.";
         TRUSTED_CLIENT_SKIP_LIMITS = Some("off"), "Callers holding a client key skip the limits the text decides (on), those and cost (all), or none (off).";
+    }
+    State {
+        STATE = Some("memory"), "Where budgets, probe cool-downs and APQ registrations live: memory (this process) or redis (shared by every replica).";
+        REDIS_URL = None, "redis:// or rediss:// (TLS) address of the shared Redis; required with STATE=redis.";
+        REDIS_TIMEOUT = Some("50ms"), "Longest one Redis call may take, reconnecting included, before REDIS_FAILURE_MODE applies.";
+        REDIS_KEY_PREFIX = Some("graphql-firewall:"), "Prefix of every key, so that several deployments can share one Redis.";
+        REDIS_REQUIRED_TO_START = Some("off"), "on: serve exits 1 when Redis does not answer within READY_TIMEOUT at start-up (off: it serves under REDIS_FAILURE_MODE until Redis answers).";
+        REDIS_FAILURE_MODE = Some("local"), "Redis unreachable: local (this replica's own budgets), open (admit) or closed (503 STATE_UNAVAILABLE).";
     }
 }
 

@@ -156,3 +156,31 @@ mod tests {
         );
     }
 }
+
+/// `STATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateStore {
+    Memory,
+    Redis,
+}
+
+impl StateStore {
+    pub const CHOICES: &[(&str, StateStore)] =
+        &[("memory", StateStore::Memory), ("redis", StateStore::Redis)];
+}
+
+/// `REDIS_FAILURE_MODE`: what admission does when Redis does not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailureMode {
+    Local,
+    Open,
+    Closed,
+}
+
+impl RedisFailureMode {
+    pub const CHOICES: &[(&str, RedisFailureMode)] = &[
+        ("local", RedisFailureMode::Local),
+        ("open", RedisFailureMode::Open),
+        ("closed", RedisFailureMode::Closed),
+    ];
+}

@@ -18,7 +18,7 @@ use super::audit::{self, Measured, Record};
 use super::decode::{self, decode_body, decode_query_string};
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
-use super::{Firewall, body, client_ip, encode, harden};
+use super::{Firewall, apq_sharing, body, client_ip, encode, harden};
 use crate::admission::Client;
 use crate::analysis::ActualCostError;
 use crate::inspect::{Caller, Transport};
@@ -78,14 +78,14 @@ impl Firewall {
         if parts.method == Method::OPTIONS {
             // A CORS preflight, answered by the upstream: admitted like any request, and
             // forwarded without its query string (nothing in it is inspected).
-            let admitted = self.budgets.admit_request(&client)?;
+            let admitted = self.budgets.admit_request(&client).await?;
             record.monitored.extend(admitted.monitored.map(|v| (0, v)));
             return self
                 .forward(parts, Bytes::new(), None, request_id, &client, record)
                 .await;
         }
         let transport = self.settings.guard.check(&parts.method, &parts.headers)?;
-        let admitted = self.budgets.admit_request(&client)?;
+        let admitted = self.budgets.admit_request(&client).await?;
         record.monitored.extend(admitted.monitored.map(|v| (0, v)));
         let (requests, batch, body) = match transport {
             Transport::Get => {
@@ -111,20 +111,29 @@ impl Firewall {
                 .as_ref()
                 .is_some_and(|keys| keys.presented_by(&parts.headers)),
         };
-        record.inspection = self
-            .inspector
-            .inspect(&requests, transport, batch, caller)
-            .inspect_err(|error| {
+        let shared_apq = self.budgets.shared_state().zip(self.inspector.apq_store());
+        if let Some((shared, local)) = shared_apq {
+            apq_sharing::fetch(shared, local, &requests).await;
+        }
+        record.inspection = match self.inspector.inspect(&requests, transport, batch, caller) {
+            Ok(inspection) => inspection,
+            Err(error) => {
                 if error.probes_schema() {
-                    self.budgets.record_probe(&client);
+                    self.budgets.record_probe(&client).await;
                 }
-            })?;
+                return Err(error.into());
+            }
+        };
+        if let Some((shared, _)) = shared_apq {
+            apq_sharing::publish(shared, &requests, &record.inspection).await;
+        }
         record
             .monitored
             .extend(record.inspection.monitored.iter().copied());
         let spent = self
             .budgets
-            .admit_cost(&client, record.inspection.total_cost())?;
+            .admit_cost(&client, record.inspection.total_cost())
+            .await?;
         record.monitored.extend(spent.monitored.map(|v| (0, v)));
         let forwarded = encode::forwarded(
             &requests,
@@ -237,6 +246,17 @@ impl Firewall {
                 .metrics
                 .operation_cost_actual
                 .observe(actual as f64);
+            if firewall.budgets.settles_with_actual_cost() {
+                // Settling may wait on Redis; the answer has been delivered already.
+                let settling = Arc::clone(&firewall);
+                let settled_client = client.clone();
+                tokio::spawn(async move {
+                    settling
+                        .budgets
+                        .settle_cost(&settled_client, estimate, actual)
+                        .await;
+                });
+            }
             if actual > estimate {
                 firewall.metrics.cost_underestimated.inc();
                 tracing::warn!(
@@ -247,7 +267,6 @@ impl Firewall {
                     "an answer cost more than its estimate: check the schema's @cost/@listSize"
                 );
             }
-            firewall.budgets.settle_cost(&client, estimate, actual);
             let _ = measured.actual.set(actual);
             if measured.audited.load(Ordering::Acquire) {
                 audit::record_late_actual_cost(&request_id, estimate, actual);

@@ -11,6 +11,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod apq_sharing;
 pub mod audit;
 pub mod body;
 pub mod client_ip;
@@ -102,17 +103,29 @@ pub async fn healthz() -> Response {
 
 /// `GET /readyz`: the upstream answers HTTP within the ready timeout.
 pub async fn readyz(State(firewall): State<Arc<Firewall>>) -> Response {
+    let timeout = firewall.settings.ready_timeout;
     // Any HTTP answer, whatever its status, means the upstream is up.
-    let ready = firewall
-        .upstream
-        .probe(firewall.settings.ready_timeout)
-        .await
-        .is_some();
-    if ready {
-        status(StatusCode::OK, "ready")
-    } else {
-        status(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable")
-    }
+    let upstream_up = firewall.upstream.probe(timeout).await.is_some();
+    let Some(shared) = firewall.budgets.shared_state() else {
+        return if upstream_up {
+            status(StatusCode::OK, "ready")
+        } else {
+            status(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable")
+        };
+    };
+    let redis = match shared.redis.verify(timeout).await {
+        Ok(()) => "ok",
+        Err(_) => "unreachable",
+    };
+    // Only `REDIS_FAILURE_MODE=closed` refuses traffic without Redis; under `local` and `open`
+    // a replica without Redis still serves, so it stays in the load balancer.
+    let serving = redis == "ok" || shared.failure_mode != crate::state::FailureMode::Closed;
+    let (code, text) = match (upstream_up, serving) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable"),
+        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
+    };
+    (code, axum::Json(json!({ "status": text, "redis": redis }))).into_response()
 }
 
 /// Any other path.

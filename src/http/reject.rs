@@ -59,6 +59,7 @@ pub enum RejectCode {
     UpstreamTimeout,
     ResponseTooLarge,
     Overloaded,
+    StateUnavailable,
     RequestTimeout,
     InternalError,
 }
@@ -117,6 +118,7 @@ impl RejectCode {
             RejectCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             RejectCode::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             RejectCode::Overloaded => "OVERLOADED",
+            RejectCode::StateUnavailable => "STATE_UNAVAILABLE",
             RejectCode::RequestTimeout => "REQUEST_TIMEOUT",
             RejectCode::InternalError => "INTERNAL_ERROR",
         }
@@ -156,7 +158,9 @@ impl RejectCode {
             RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             RejectCode::ResponseTooLarge => StatusCode::BAD_GATEWAY,
-            RejectCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            RejectCode::Overloaded | RejectCode::StateUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             RejectCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             RejectCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -496,7 +500,11 @@ fn analysis_error(error: &AnalysisError, validation: bool) -> RejectError {
 impl From<Refusal> for Rejection {
     fn from(refusal: Refusal) -> Rejection {
         let retry_after = seconds(refusal.retry_after());
-        let mut rejection = Rejection::new(RejectCode::RateLimited, refusal.to_string());
+        let code = match refusal {
+            Refusal::StateUnavailable => RejectCode::StateUnavailable,
+            Refusal::OverBudget { .. } | Refusal::CoolingDown { .. } => RejectCode::RateLimited,
+        };
+        let mut rejection = Rejection::new(code, refusal.to_string());
         rejection
             .headers
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

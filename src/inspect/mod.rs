@@ -364,6 +364,13 @@ impl Inspector {
         count(&self.metrics.persisted, lookup.as_str());
     }
 
+    /// This replica's APQ registrations, when `PERSISTED_QUERIES=apq` (shared through Redis by
+    /// the edge with `STATE=redis`).
+    pub fn apq_store(&self) -> Option<&persisted::ApqStore> {
+        let resolver = &self.settings.resolver;
+        (resolver.mode == persisted::Mode::Apq).then_some(&resolver.apq)
+    }
+
     /// Current size of the analysis cache (entries, estimated bytes), for the gauges.
     pub fn cache_size(&self) -> (u64, u64) {
         self.cache.size()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::ratelimit::{ClientKey, Decision, Quota};
 use crate::rules::Rate;
 
-use super::connection::RedisState;
+use super::connection::{GCRA, RedisState, SETTLE};
 use super::refused::{Refusal, Slot};
 use super::{Budget, StateError};
 
@@ -180,6 +180,31 @@ impl RedisState {
         }
     }
 
+    /// Settles `client`'s cost budget with the measured cost of an answer whose estimate was
+    /// spent up front (`COST_BUDGET_MODE=actual`): the difference is charged or refunded, with
+    /// the in-process limiter's arithmetic, in one round trip.
+    pub async fn settle_cost(
+        &self,
+        client: &ClientKey,
+        estimated: u64,
+        actual: u64,
+    ) -> Result<(), StateError> {
+        let Some(rate) = self.rules.cost else {
+            return Ok(());
+        };
+        let points = i128::from(actual) - i128::from(estimated);
+        if points == 0 {
+            return Ok(());
+        }
+        let interval_us = Bucket::of(&rate).interval.as_nanos() as f64 / 1000.0;
+        let shift = format!("{:.3}", points as f64 * interval_us);
+        let key = self.keys.budget(client, Budget::Cost);
+        let _changed: i64 = self.run_script(SETTLE, &[key.as_str()], &[shift]).await?;
+        // A refund may end a refusal this replica remembers; a charge is found by the next check.
+        self.refused.forget(client, Slot::Budget(Budget::Cost));
+        Ok(())
+    }
+
     /// Records one schema-validation refusal of `client`; past the probe limit, starts the
     /// cool-down on Redis (in the same script), so every replica refuses the client.
     pub async fn record_probe(&self, client: &ClientKey) -> Result<ProbeOutcome, StateError> {
@@ -297,7 +322,7 @@ impl RedisState {
         ];
         let [bucket_key, cooldown_key] = &keys;
         let reply: Vec<i64> = self
-            .run_gcra([bucket_key.as_str(), cooldown_key.as_str()], &args)
+            .run_script(GCRA, &[bucket_key.as_str(), cooldown_key.as_str()], &args)
             .await?;
         let answer = match verdict(&reply)? {
             Verdict::Allowed { remaining } => Ok(Decision::Allowed(Quota {

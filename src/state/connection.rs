@@ -13,8 +13,26 @@ use super::budgets::BudgetRules;
 use super::keys::Keys;
 use super::refused::RefusedCache;
 
-/// The GCRA script; see its header for the protocol.
-const GCRA_SCRIPT: &str = include_str!("gcra.lua");
+/// A Lua script run by `EVALSHA`, and its body for when Redis lost it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LuaScript {
+    pub(super) name: &'static str,
+    body: &'static str,
+}
+
+/// The GCRA check; see its header for the protocol.
+pub(super) const GCRA: LuaScript = LuaScript {
+    name: "gcra",
+    body: include_str!("gcra.lua"),
+};
+
+/// Settling a cost bucket with the measured cost.
+pub(super) const SETTLE: LuaScript = LuaScript {
+    name: "settle",
+    body: include_str!("settle.lua"),
+};
+
+const SCRIPTS: [LuaScript; 2] = [GCRA, SETTLE];
 
 /// How long one attempt to (re)connect may take. Longer than a call's timeout: a TLS handshake to
 /// a remote Redis takes a few round trips, and calls wait for it only up to their own timeout.
@@ -88,7 +106,8 @@ pub struct Stats {
 pub struct RedisState {
     connection: ConnectionManager,
     timeout: Duration,
-    script_sha: String,
+    /// SHA1 of each of [`SCRIPTS`], in order.
+    script_shas: [String; 2],
     pub(super) keys: Keys,
     pub(super) rules: BudgetRules,
     pub(super) refused: RefusedCache,
@@ -138,7 +157,7 @@ impl RedisState {
         Ok(Self {
             connection,
             timeout: settings.timeout,
-            script_sha: Script::new(GCRA_SCRIPT).get_hash().to_owned(),
+            script_shas: SCRIPTS.map(|script| Script::new(script.body).get_hash().to_owned()),
             keys: Keys::new(&settings.key_prefix),
             rules,
             refused: RefusedCache::new(settings.max_refused_clients),
@@ -148,22 +167,31 @@ impl RedisState {
         })
     }
 
-    /// Checks that Redis answers and holds the GCRA script (loading it), within `within`: for
+    /// Checks that Redis answers and holds the scripts (loading them), within `within`: for
     /// start-up, `/readyz` and the `check` command.
     pub async fn verify(&self, within: Duration) -> Result<(), StateError> {
         let mut connection = self.connection.clone();
         let checked = async {
             self.count_round_trip();
             cmd("PING").query_async::<String>(&mut connection).await?;
-            self.count_round_trip();
-            cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(GCRA_SCRIPT)
-                .query_async::<String>(&mut connection)
-                .await
+            let mut shas = Vec::with_capacity(SCRIPTS.len());
+            for script in SCRIPTS {
+                self.count_round_trip();
+                let sha = cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script.body)
+                    .query_async::<String>(&mut connection)
+                    .await?;
+                shas.push(sha);
+            }
+            Ok(shas)
         };
-        let sha = bounded(within, checked).await?;
-        if sha.eq_ignore_ascii_case(&self.script_sha) {
+        let shas = bounded(within, checked).await?;
+        let same = shas
+            .iter()
+            .zip(&self.script_shas)
+            .all(|(loaded, expected)| loaded.eq_ignore_ascii_case(expected));
+        if same {
             Ok(())
         } else {
             Err(StateError::Reply("SCRIPT LOAD returned another SHA1"))
@@ -183,21 +211,27 @@ impl RedisState {
         self.refused.len()
     }
 
-    /// Runs the GCRA script with `EVALSHA`. If Redis lost its script cache (a restart, a
-    /// failover, `SCRIPT FLUSH`), `EVAL` sends the body once, which caches it again. Both within
-    /// one timeout.
-    pub(super) async fn run_gcra<T: FromRedisValue>(
+    /// Runs `script` with `EVALSHA`. If Redis lost its script cache (a restart, a failover,
+    /// `SCRIPT FLUSH`), `EVAL` sends the body once, which caches it again. Both within one
+    /// timeout.
+    pub(super) async fn run_script<T: FromRedisValue>(
         &self,
-        keys: [&str; 2],
+        script: LuaScript,
+        keys: &[&str],
         args: &[String],
     ) -> Result<T, StateError> {
+        let sha = SCRIPTS
+            .iter()
+            .zip(&self.script_shas)
+            .find_map(|(known, sha)| (known.name == script.name).then_some(sha.as_str()))
+            .ok_or(StateError::Reply("a script this build does not know"))?;
         let mut connection = self.connection.clone();
         let run = async {
             self.count_round_trip();
             let by_sha = cmd("EVALSHA")
-                .arg(&self.script_sha)
+                .arg(sha)
                 .arg(keys.len())
-                .arg(&keys)
+                .arg(keys)
                 .arg(args)
                 .query_async::<T>(&mut connection)
                 .await;
@@ -205,9 +239,9 @@ impl RedisState {
                 Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     self.count_round_trip();
                     cmd("EVAL")
-                        .arg(GCRA_SCRIPT)
+                        .arg(script.body)
                         .arg(keys.len())
-                        .arg(&keys)
+                        .arg(keys)
                         .arg(args)
                         .query_async::<T>(&mut connection)
                         .await

@@ -53,7 +53,7 @@ mod refused;
 pub use self::apq::ApqError;
 pub use self::budgets::{BudgetRules, ProbeOutcome, ProbeRule, RequestCheck};
 pub use self::connection::{RedisSettings, RedisState, Stats};
-pub use self::failure::{FailureMode, FailureModeError, Fallback, Operation};
+pub use self::failure::{FailureMode, Fallback, Operation};
 
 use std::time::Duration;
 
@@ -95,4 +95,16 @@ pub enum StateError {
     /// Redis answered, but not in the shape the firewall expects.
     #[error("Redis answered in an unexpected shape: {0}")]
     Reply(&'static str),
+}
+
+impl StateError {
+    /// The `error` label of `graphql_firewall_redis_errors_total`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StateError::Url(_) => "url",
+            StateError::Timeout(_) => "timeout",
+            StateError::Redis(_) => "redis",
+            StateError::Reply(_) => "reply",
+        }
+    }
 }

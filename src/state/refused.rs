@@ -120,6 +120,11 @@ impl RefusedCache {
         }
     }
 
+    /// Drops `client`'s refusal in `slot`, if any (its bucket changed on Redis).
+    pub(super) fn forget(&self, client: &ClientKey, slot: Slot) {
+        self.cache.invalidate(&(*client, slot));
+    }
+
     /// Refusals held, after applying pending evictions and expiries.
     pub(super) fn len(&self) -> u64 {
         self.cache.run_pending_tasks();
