@@ -20,6 +20,11 @@
 //! as root). Knobs: `PROXY_BENCH_CONNECTIONS` (default 32), `PROXY_BENCH_SECONDS` (per run,
 //! default 5), `PROXY_BENCH_ROUNDS` (default 5: throughput on a shared VM swings by ±10% between
 //! runs). Traffic goes to loopback only.
+//!
+//! `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
+//! (never exhausted): (e) budgets in the firewall's memory, (f) the same budgets on Redis
+//! (`STATE=redis`, a `redis-server` started on a free port), and prints f/e and the Redis
+//! commands per request. Needs `redis-server` for that.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -58,6 +63,8 @@ struct Sample {
     upstream_cpu_us_per_request: f64,
     /// Share of the machine's CPU time left idle during the run, in percent.
     idle_percent: f64,
+    /// Requests completed in the run.
+    requests: f64,
 }
 
 /// Stops what the bench started: child processes, and the nginx instances by their prefixes.
@@ -133,23 +140,7 @@ fn main() {
         &mut guard,
     );
 
-    let firewall = Command::new(FIREWALL)
-        .arg("serve")
-        .env_clear()
-        .env(
-            "GRAPHQL_FIREWALL_UPSTREAM_URL",
-            format!("http://127.0.0.1:{static_port}/graphql"),
-        )
-        .env(
-            "GRAPHQL_FIREWALL_LISTEN",
-            format!("127.0.0.1:{firewall_port}"),
-        )
-        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
-        // The access log at info would measure the terminal, not the firewall.
-        .env("GRAPHQL_FIREWALL_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("firewall starts");
+    let firewall = start_firewall(static_port, firewall_port, &[]);
     let firewall_pid = firewall.id();
     guard.0.push(firewall);
     for port in [static_port, nginx_proxy_port, firewall_port] {
@@ -166,7 +157,7 @@ fn main() {
     .expect("lua script");
 
     let bare_port = spawn_bare_proxy(static_port);
-    let targets = [
+    let mut targets = vec![
         Target {
             name: "a: static upstream",
             url: format!("http://127.0.0.1:{static_port}/graphql"),
@@ -188,8 +179,14 @@ fn main() {
             processes: vec![std::process::id()],
         },
     ];
-    // Sanity: the firewall really proxies (a 4xx/5xx at full speed would measure nothing).
-    check_answers(&targets[2].url, &script);
+    let redis = (std::env::var("PROXY_BENCH_STATE").as_deref() == Ok("on"))
+        .then(|| add_state_targets(&mut targets, static_port, &work, &mut guard));
+    // Sanity: the firewalls really proxy (a 4xx/5xx at full speed would measure nothing).
+    for target in &targets[2..] {
+        if target.name != "d: bare stack" {
+            check_answers(&target.url, &script);
+        }
+    }
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
     for round in 0..rounds {
@@ -205,6 +202,7 @@ fn main() {
             samples[index].push(sample);
         }
     }
+    let redis_commands = redis.map(redis_commands_processed);
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
 
     let mut report = String::new();
@@ -249,9 +247,111 @@ fn main() {
         d.cpu_us_per_request / b.cpu_us_per_request,
         c.cpu_us_per_request / d.cpu_us_per_request,
     );
+    if let (Some(commands), [.., e, f]) = (redis_commands, medians.as_slice()) {
+        let requests: f64 = samples[samples.len() - 1].iter().map(|s| s.requests).sum();
+        let _ = writeln!(
+            report,
+            "budgets on Redis vs in memory: throughput f/e = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms, proxy CPU f/e = {:.2}; Redis commands per request (f) = {:.2}",
+            f.requests_per_second / e.requests_per_second,
+            f.p50_ms,
+            e.p50_ms,
+            f.p99_ms,
+            e.p99_ms,
+            f.cpu_us_per_request / e.cpu_us_per_request,
+            commands as f64 / requests,
+        );
+    }
     print!("{report}");
     drop(guard);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The release binary serving on `port` in front of the static upstream, with `extra` variables.
+fn start_firewall(static_port: u16, port: u16, extra: &[(&str, String)]) -> Child {
+    Command::new(FIREWALL)
+        .arg("serve")
+        .env_clear()
+        .env(
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            format!("http://127.0.0.1:{static_port}/graphql"),
+        )
+        .env("GRAPHQL_FIREWALL_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+        // The access log at info would measure the terminal, not the firewall.
+        .env("GRAPHQL_FIREWALL_LOG", "warn")
+        .envs(extra.iter().map(|(name, value)| (name, value)))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("firewall starts")
+}
+
+/// Adds (e) the firewall with budgets in memory and (f) with the same budgets on a Redis started
+/// here; returns Redis's port.
+fn add_state_targets(
+    targets: &mut Vec<Target>,
+    static_port: u16,
+    work: &Path,
+    guard: &mut Guard,
+) -> u16 {
+    let redis_port = free_port();
+    let dir = work.join("redis");
+    std::fs::create_dir_all(&dir).expect("redis directory");
+    let redis = Command::new("redis-server")
+        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts (PROXY_BENCH_STATE=on needs it on PATH)");
+    guard.0.push(redis);
+    wait_for_port(redis_port);
+    // Budgets far above what the bench can send: every request is checked, none refused.
+    let budgets = [
+        ("GRAPHQL_FIREWALL_RATE_LIMIT", "1000000/s".to_owned()),
+        ("GRAPHQL_FIREWALL_COST_BUDGET", "1000000000/s".to_owned()),
+    ];
+    let memory_port = free_port();
+    let memory = start_firewall(static_port, memory_port, &budgets);
+    let on_redis_port = free_port();
+    let mut shared = budgets.to_vec();
+    shared.push(("GRAPHQL_FIREWALL_STATE", "redis".to_owned()));
+    shared.push((
+        "GRAPHQL_FIREWALL_REDIS_URL",
+        format!("redis://127.0.0.1:{redis_port}"),
+    ));
+    shared.push(("GRAPHQL_FIREWALL_REDIS_REQUIRED_TO_START", "on".to_owned()));
+    let on_redis = start_firewall(static_port, on_redis_port, &shared);
+    targets.push(Target {
+        name: "e: budgets in memory",
+        url: format!("http://127.0.0.1:{memory_port}/graphql"),
+        processes: vec![memory.id()],
+    });
+    targets.push(Target {
+        name: "f: budgets on Redis",
+        url: format!("http://127.0.0.1:{on_redis_port}/graphql"),
+        processes: vec![on_redis.id()],
+    });
+    guard.0.push(memory);
+    guard.0.push(on_redis);
+    wait_for_port(memory_port);
+    wait_for_port(on_redis_port);
+    redis_port
+}
+
+/// Commands Redis has processed since it started (`INFO stats`).
+fn redis_commands_processed(port: u16) -> u64 {
+    let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|client| client.get_connection())
+        .expect("connects to the bench's Redis");
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut connection)
+        .expect("INFO stats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_commands_processed in INFO stats")
 }
 
 /// Starts an nginx instance under `prefix` with `servers` in its `http` block; returns the pids of
@@ -556,6 +656,7 @@ fn run_wrk(
         cpu * 1e6 / requests
     };
     sample.upstream_cpu_us_per_request = upstream_cpu * 1e6 / requests;
+    sample.requests = requests;
     sample.idle_percent =
         100.0 * (idle_after - idle_before) as f64 / (total_after - total_before).max(1) as f64;
     sample
@@ -606,5 +707,6 @@ fn median(samples: &[Sample]) -> Sample {
         cpu_us_per_request: pick(|s| s.cpu_us_per_request),
         upstream_cpu_us_per_request: pick(|s| s.upstream_cpu_us_per_request),
         idle_percent: pick(|s| s.idle_percent),
+        requests: pick(|s| s.requests),
     }
 }
