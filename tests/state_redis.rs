@@ -708,3 +708,50 @@ async fn an_idle_clients_bucket_disappears_from_redis_once_refilled() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[tokio::test]
+async fn settling_charges_and_refunds_the_shared_cost_budget_like_the_in_process_limiter() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // An hour's budget: nothing refills while the test runs.
+    let budget = rate("100/h");
+    let rules = BudgetRules {
+        cost: Some(budget),
+        ..BudgetRules::default()
+    };
+    let a = replica(&server, rules).await;
+    let b = replica(&server, rules).await;
+    let local = Limiter::new(None, Some(quota(&budget)), 1_000);
+    let alice = ClientKey::from_api_key("alice");
+    let remaining = |decision: Decision| match decision {
+        Decision::Allowed(quota) => quota.remaining,
+        other => panic!("expected allowed, got {other:?}"),
+    };
+
+    // Estimated 40, the answer cost 10: 30 points come back.
+    assert_eq!(remaining(a.check_cost(&alice, 40).await.unwrap()), 60);
+    assert_eq!(remaining(local.check_cost(&alice, 40)), 60);
+    a.settle_cost(&alice, 40, 10).await.unwrap();
+    local.settle_cost(&alice, 40, 10);
+    // Seen from the other replica: 90 left, so 1 point leaves 89.
+    assert_eq!(remaining(b.check_cost(&alice, 1).await.unwrap()), 89);
+    assert_eq!(remaining(local.check_cost(&alice, 1)), 89);
+
+    // Estimated 9, the answer cost 80: 71 more are charged, which leaves 9.
+    assert_eq!(remaining(b.check_cost(&alice, 9).await.unwrap()), 80);
+    assert_eq!(remaining(local.check_cost(&alice, 9)), 80);
+    b.settle_cost(&alice, 9, 80).await.unwrap();
+    local.settle_cost(&alice, 9, 80);
+    assert_eq!(remaining(a.check_cost(&alice, 9).await.unwrap()), 0);
+    assert_eq!(remaining(local.check_cost(&alice, 9)), 0);
+    assert!(matches!(
+        a.check_cost(&alice, 1).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+
+    // A refund to a client whose bucket expired (full) gives nothing beyond full.
+    let bob = ClientKey::from_api_key("bob");
+    b.settle_cost(&bob, 50, 0).await.unwrap();
+    assert_eq!(remaining(a.check_cost(&bob, 1).await.unwrap()), 99);
+}
