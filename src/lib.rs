@@ -121,6 +121,9 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
         })?,
         metrics: metrics.clone(),
         sampler: http::audit::Sampler::new(config.server.log_sample),
+        ws_operations: http::ws::caps::ClientOperations::new(
+            config.requests.websocket.max_subscriptions_per_client,
+        ),
     });
     spawn_housekeeping(&firewall);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -242,6 +245,17 @@ fn http_settings(config: &Config) -> http::Settings {
             },
             body_timeout: config.server.upstream.timeout,
         }),
+        ws: websocket_settings(&config.requests.websocket),
+    }
+}
+
+fn websocket_settings(websocket: &config::WebSocketConfig) -> http::ws::protocol::Settings {
+    http::ws::protocol::Settings {
+        max_message_bytes: websocket.max_message_bytes,
+        max_subscriptions: websocket.max_subscriptions,
+        init_timeout: websocket.init_timeout,
+        keepalive: websocket.keepalive,
+        idle_timeout: websocket.idle_timeout,
     }
 }
 

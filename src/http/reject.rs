@@ -16,6 +16,9 @@ use super::body::BodyError;
 use super::decode::DecodeError;
 use super::guard::GuardError;
 use super::harden::HardenError;
+use super::ws::caps::ClientCapExceeded;
+use super::ws::protocol::Refusal as SessionRefusal;
+use super::ws::relay::UpgradeError;
 use crate::admission::Refusal;
 use crate::analysis::{AnalysisError, CostError};
 use crate::inspect::{InspectError, Reason};
@@ -60,6 +63,7 @@ pub enum RejectCode {
     ResponseTooLarge,
     Overloaded,
     RequestTimeout,
+    SubscriptionLimitExceeded,
     InternalError,
 }
 
@@ -118,6 +122,7 @@ impl RejectCode {
             RejectCode::ResponseTooLarge => "RESPONSE_TOO_LARGE",
             RejectCode::Overloaded => "OVERLOADED",
             RejectCode::RequestTimeout => "REQUEST_TIMEOUT",
+            RejectCode::SubscriptionLimitExceeded => "SUBSCRIPTION_LIMIT_EXCEEDED",
             RejectCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -129,7 +134,9 @@ impl RejectCode {
             | RejectCode::CsrfBlocked
             | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
             RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
-            RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RejectCode::RateLimited | RejectCode::SubscriptionLimitExceeded => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             // APQ clients look for this error in a 200 response and resend with the text.
             RejectCode::PersistedQueryNotFound => StatusCode::OK,
             RejectCode::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
@@ -224,10 +231,15 @@ impl Rejection {
             .map_or(RejectCode::InvalidRequest, |e| e.code)
     }
 
-    /// Builds the response for a client whose request carried `request_headers` (`Accept`).
-    pub fn into_response(self, render: &Render, request_headers: &HeaderMap) -> Response {
-        let status = self.code().status(render.rule_status);
-        let errors: Vec<Value> = self
+    /// The HTTP status of this refusal (also the audit log's `status` on other transports).
+    pub fn status(&self, render: &Render) -> StatusCode {
+        self.code().status(render.rule_status)
+    }
+
+    /// The GraphQL errors, as the JSON array of a response's `errors` (a WebSocket `error`
+    /// message carries the same array).
+    pub fn errors_json(&self, render: &Render) -> Value {
+        let errors = self
             .errors
             .iter()
             .map(|error| {
@@ -244,7 +256,13 @@ impl Rejection {
                 json!({ "message": error.message, "extensions": extensions })
             })
             .collect();
-        let body = json!({ "errors": errors }).to_string();
+        Value::Array(errors)
+    }
+
+    /// Builds the response for a client whose request carried `request_headers` (`Accept`).
+    pub fn into_response(self, render: &Render, request_headers: &HeaderMap) -> Response {
+        let status = self.status(render);
+        let body = json!({ "errors": self.errors_json(render) }).to_string();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -504,6 +522,31 @@ impl From<Refusal> for Rejection {
             rejection.headers.extend(quota_headers(&quota));
         }
         rejection.with_detail("retryAfter", retry_after)
+    }
+}
+
+impl From<UpgradeError> for Rejection {
+    fn from(error: UpgradeError) -> Rejection {
+        Rejection::new(RejectCode::InvalidRequest, error.to_string())
+    }
+}
+
+impl From<SessionRefusal> for Rejection {
+    fn from(refusal: SessionRefusal) -> Rejection {
+        match refusal {
+            SessionRefusal::TooManySubscriptions { limit } => Rejection::new(
+                RejectCode::SubscriptionLimitExceeded,
+                format!("this connection already has {limit} operations open"),
+            )
+            .with_detail("limit", limit as u64),
+        }
+    }
+}
+
+impl From<ClientCapExceeded> for Rejection {
+    fn from(exceeded: ClientCapExceeded) -> Rejection {
+        Rejection::new(RejectCode::SubscriptionLimitExceeded, exceeded.to_string())
+            .with_detail("limit", exceeded.limit as u64)
     }
 }
 
