@@ -311,6 +311,19 @@ async fn a_suggestion_in_an_upstream_websocket_error_is_stripped() {
     );
     assert!(!text.contains("Did you mean"), "{text}");
     assert!(!text.contains("countdown"), "{text}");
+    // What the firewall removed: the backend's own answer over HTTP suggests the name.
+    let direct = harness
+        .client
+        .post(harness.backend().url())
+        .header("content-type", "application/json")
+        .body(json!({"query": "subscription { countdwn(from: 1) }"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(direct.contains("Did you mean"), "{direct}");
 }
 
 #[tokio::test]
@@ -578,4 +591,25 @@ async fn the_monitor_mode_forwards_what_it_would_refuse() {
                 .to_owned()],
         1.0
     );
+}
+
+#[tokio::test]
+async fn an_upstream_that_cannot_be_reached_gets_the_client_a_502_not_a_websocket() {
+    let upstream = common::closed_port().await;
+    let harness = common::start_with_upstream(&format!("http://{upstream}/graphql"), &[]).await;
+    let mut request = ws_url(&harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await.unwrap_err() {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 502);
+            let body: Value = serde_json::from_slice(response.body().as_ref().unwrap()).unwrap();
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"],
+                "UPSTREAM_UNAVAILABLE"
+            );
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
 }
