@@ -52,7 +52,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 use crate::files::Depth;
-use crate::http::reject::Render;
+use crate::http::reject::{Render, RuleStatus};
 
 /// Why the app could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -219,8 +219,11 @@ fn http_settings(config: &Config) -> http::Settings {
         body_read_timeout: config.server.body_read_timeout,
         render: Render {
             rule_status: match config.limits.reject_status {
-                config::RejectStatus::BadRequest => StatusCode::BAD_REQUEST,
-                config::RejectStatus::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
+                config::RejectStatus::BadRequest => RuleStatus::Fixed(StatusCode::BAD_REQUEST),
+                config::RejectStatus::UnprocessableEntity => {
+                    RuleStatus::Fixed(StatusCode::UNPROCESSABLE_ENTITY)
+                }
+                config::RejectStatus::Auto => RuleStatus::ByAccept,
             },
             expose_limits: config.limits.expose_limits,
         },

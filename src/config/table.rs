@@ -113,7 +113,7 @@ variables! {
         MODE = Some("enforce"), "enforce refuses; monitor logs every violation and forwards.";
         RULE_MODES = None, "Per-rule mode overrides, e.g. cost:monitor.";
         EXPOSE_LIMITS = Some("on"), "Include limit and actual in rejections.";
-        REJECT_STATUS = Some("400"), "HTTP status of rule rejections: 400 or 422.";
+        REJECT_STATUS = Some("400"), "HTTP status of rule rejections and parse failures: 400, 422 or auto (per Accept).";
         ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
         SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
         DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";

@@ -295,7 +295,8 @@ impl Relay {
             .rejection
             .as_ref()
             .map_or(StatusCode::OK, |rejection| {
-                rejection.status(&firewall.settings.render)
+                // No Accept on a WebSocket: the status an HTTP client of the new media type gets.
+                rejection.status(&firewall.settings.render, true)
             });
         let outcome = audit::Outcome {
             channel: audit::Channel::WebSocket,
