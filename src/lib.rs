@@ -52,7 +52,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 use crate::files::Depth;
-use crate::http::reject::Render;
+use crate::http::reject::{Render, RuleStatus};
 
 /// Why the app could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +121,9 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
         })?,
         metrics: metrics.clone(),
         sampler: http::audit::Sampler::new(config.server.log_sample),
+        ws_operations: http::ws::caps::ClientOperations::new(
+            config.requests.websocket.max_subscriptions_per_client,
+        ),
     });
     let redis = firewall
         .budgets
@@ -221,8 +224,11 @@ fn http_settings(config: &Config) -> http::Settings {
         body_read_timeout: config.server.body_read_timeout,
         render: Render {
             rule_status: match config.limits.reject_status {
-                config::RejectStatus::BadRequest => StatusCode::BAD_REQUEST,
-                config::RejectStatus::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
+                config::RejectStatus::BadRequest => RuleStatus::Fixed(StatusCode::BAD_REQUEST),
+                config::RejectStatus::UnprocessableEntity => {
+                    RuleStatus::Fixed(StatusCode::UNPROCESSABLE_ENTITY)
+                }
+                config::RejectStatus::Auto => RuleStatus::ByAccept,
             },
             expose_limits: config.limits.expose_limits,
         },
@@ -247,6 +253,17 @@ fn http_settings(config: &Config) -> http::Settings {
             },
             body_timeout: config.server.upstream.timeout,
         }),
+        ws: websocket_settings(&config.requests.websocket),
+    }
+}
+
+fn websocket_settings(websocket: &config::WebSocketConfig) -> http::ws::protocol::Settings {
+    http::ws::protocol::Settings {
+        max_message_bytes: websocket.max_message_bytes,
+        max_subscriptions: websocket.max_subscriptions,
+        init_timeout: websocket.init_timeout,
+        keepalive: websocket.keepalive,
+        idle_timeout: websocket.idle_timeout,
     }
 }
 

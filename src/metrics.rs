@@ -18,6 +18,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// `http` or `ws` (one operation of a WebSocket connection).
+    pub transport: &'static str,
     /// `allowed`, `rejected` or `monitored`.
     pub verdict: &'static str,
     /// The rejection code, or `none`.
@@ -344,13 +346,14 @@ mod tests {
         metrics
             .requests
             .get_or_create(&RequestLabels {
+                transport: "http",
                 verdict: "rejected",
                 code: "DEPTH_LIMIT_EXCEEDED",
             })
             .inc();
         let text = metrics.render();
         assert!(
-            text.contains(r#"graphql_firewall_requests_total{verdict="rejected",code="DEPTH_LIMIT_EXCEEDED"} 1"#),
+            text.contains(r#"graphql_firewall_requests_total{transport="http",verdict="rejected",code="DEPTH_LIMIT_EXCEEDED"} 1"#),
             "{text}"
         );
         assert!(text.contains("graphql_firewall_overhead_seconds_bucket"));

@@ -134,3 +134,62 @@ fn sigterm_lets_in_flight_requests_on_every_worker_finish() {
     process.wait_for(|event| event["message"] == "graphql-firewall stopped");
     assert_eq!(process.wait(), Some(0));
 }
+
+#[test]
+fn the_demos_sse_and_websocket_examples_work_and_a_websocket_operation_is_audited() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let process = common::Process::start(&["demo"], &[]);
+    let subscription = r#"{"query":"subscription { countdown(from: 3, intervalMs: 1) }"}"#;
+    // The SSE example (`curl -N … -H 'accept: text/event-stream'`).
+    let events = reqwest::blocking::Client::new()
+        .post(process.url())
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .body(subscription)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        events.contains(r#"data: {"data":{"countdown":0}}"#),
+        "{events}"
+    );
+    // The WebSocket example (websocat with graphql-transport-ws).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = process.url().replacen("http://", "ws://", 1);
+    let received = runtime.block_on(async move {
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        for message in [
+            r#"{"type":"connection_init"}"#.to_owned(),
+            format!(r#"{{"id":"1","type":"subscribe","payload":{subscription}}}"#),
+        ] {
+            socket.send(Message::text(message)).await.unwrap();
+        }
+        let mut received = Vec::new();
+        while let Some(Ok(Message::Text(text))) = socket.next().await {
+            let done = text.contains(r#""type":"complete""#);
+            received.push(text.to_string());
+            if done {
+                break;
+            }
+        }
+        received
+    });
+    assert_eq!(received.len(), 6, "ack, 4 results, complete: {received:?}");
+    assert!(received[4].contains(r#""countdown":0"#), "{received:?}");
+    // Log events are flat JSON objects.
+    let audited = process.wait_for(|event| {
+        event["target"] == "graphql_firewall::audit" && event["transport"] == "ws"
+    });
+    assert_eq!(audited["operation_type"], "subscription", "{audited}");
+    assert_eq!(audited["verdict"], "allowed", "{audited}");
+    assert!(audited["cost"].is_number(), "{audited}");
+}

@@ -54,7 +54,29 @@ const OTHER_FAILURES_ON_PURPOSE: &[(&str, &str)] = &[
         "a GET without a preflight-forcing header (CSRF_BLOCKED); its query is also the `__type` \
          probe, which introspection blocking refuses",
     ),
+    (
+        "22EB",
+        "the upstream's own answer: async-graphql answers `application/json` (the demo backend \
+         alone fails it too); the firewall does not relabel an answer it did not write",
+    ),
+    (
+        "86EE",
+        "the upstream's own answer: async-graphql reports a variable coercion failure with 200 \
+         (the demo backend alone fails it too)",
+    ),
+    (
+        "572B",
+        "a parse failure is 400 for every client by default; REJECT_STATUS=auto answers 200",
+    ),
+    (
+        "FDE2",
+        "a validation failure is 400 for every client by default; REJECT_STATUS=auto answers 200",
+    ),
 ];
+
+/// SHOULD audits that `REJECT_STATUS=auto` passes and the default (400) fails on purpose: a
+/// parse or validation failure answered 200 to a client that accepts only `application/json`.
+const NEGOTIATED: &[&str] = &["572B", "FDE2"];
 
 const NODE_DIR: &str = "tests/conformance";
 const AUDIT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -86,6 +108,23 @@ async fn the_firewall_passes_every_must_audit_of_the_graphql_over_http_suite_but
     print_score("demo backend alone", &direct);
     let through = run_audits(&node_dir, &harness.url).await;
     print_score("firewall in front of the demo backend", &through);
+    let negotiating = common::start(&[("GRAPHQL_FIREWALL_REJECT_STATUS", "auto")]).await;
+    let auto = run_audits(&node_dir, &negotiating.url).await;
+    print_score("the same with REJECT_STATUS=auto", &auto);
+    // Content negotiation answers the two audits that ask for 200 on a legacy client's request
+    // error, and breaks no other.
+    for id in NEGOTIATED {
+        let status = |audits: &[AuditLine]| {
+            audits
+                .iter()
+                .find(|audit| audit.id == *id)
+                .map(|audit| audit.status.clone())
+        };
+        assert_ne!(status(&through).as_deref(), Some("ok"), "{id} with 400");
+        assert_eq!(status(&auto).as_deref(), Some("ok"), "{id} with auto");
+    }
+    let passed = |audits: &[AuditLine]| audits.iter().filter(|a| a.status == "ok").count();
+    assert_eq!(passed(&auto), passed(&through) + NEGOTIATED.len());
 
     assert_eq!(
         through.len(),

@@ -34,20 +34,35 @@ async fn metrics_count_allowed_rejected_rate_limited_and_upstream_failures() {
     let metrics = scrape(&harness).await;
     let requests = "graphql_firewall_requests_total";
     assert_eq!(
-        metrics[&series(requests, &[("verdict", "allowed"), ("code", "none")])],
+        metrics[&series(
+            requests,
+            &[
+                ("transport", "http"),
+                ("verdict", "allowed"),
+                ("code", "none")
+            ]
+        )],
         2.0
     );
     assert_eq!(
         metrics[&series(
             requests,
-            &[("verdict", "rejected"), ("code", "INTROSPECTION_DISABLED")]
+            &[
+                ("transport", "http"),
+                ("verdict", "rejected"),
+                ("code", "INTROSPECTION_DISABLED")
+            ]
         )],
         1.0
     );
     assert_eq!(
         metrics[&series(
             requests,
-            &[("verdict", "rejected"), ("code", "RATE_LIMITED")]
+            &[
+                ("transport", "http"),
+                ("verdict", "rejected"),
+                ("code", "RATE_LIMITED")
+            ]
         )],
         1.0
     );
@@ -101,7 +116,11 @@ async fn metrics_count_allowed_rejected_rate_limited_and_upstream_failures() {
     assert_eq!(
         metrics[&series(
             requests,
-            &[("verdict", "rejected"), ("code", "UPSTREAM_UNAVAILABLE")]
+            &[
+                ("transport", "http"),
+                ("verdict", "rejected"),
+                ("code", "UPSTREAM_UNAVAILABLE")
+            ]
         )],
         1.0
     );
@@ -223,11 +242,25 @@ async fn a_budget_in_monitor_mode_is_counted_and_shown_in_the_verdict() {
     let metrics = scrape(&harness).await;
     let requests = "graphql_firewall_requests_total";
     assert_eq!(
-        metrics[&series(requests, &[("verdict", "allowed"), ("code", "none")])],
+        metrics[&series(
+            requests,
+            &[
+                ("transport", "http"),
+                ("verdict", "allowed"),
+                ("code", "none")
+            ]
+        )],
         1.0
     );
     assert_eq!(
-        metrics[&series(requests, &[("verdict", "monitored"), ("code", "none")])],
+        metrics[&series(
+            requests,
+            &[
+                ("transport", "http"),
+                ("verdict", "monitored"),
+                ("code", "none")
+            ]
+        )],
         2.0
     );
     let monitored = "graphql_firewall_monitored_violations_total";

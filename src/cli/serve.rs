@@ -168,6 +168,7 @@ async fn shutdown_signal() {
 }
 
 fn print_demo_help(endpoint: &str) {
+    let ws_endpoint = endpoint.replacen("http://", "ws://", 1);
     println!(
         r#"
 graphql-firewall demo: the firewall listens on {endpoint}
@@ -193,6 +194,16 @@ in front of an embedded async-graphql backend. Try:
 
   # a browser-style simple request is refused (CSRF_BLOCKED)
   curl -s {endpoint} -H 'content-type: text/plain' -d '{{"query":"{{ users {{ id }} }}"}}'
+
+  # a subscription over Server-Sent Events (one event per result, as it happens)
+  curl -N {endpoint} -H 'content-type: application/json' -H 'accept: text/event-stream' \
+    -d '{{"query":"subscription {{ countdown(from: 3, intervalMs: 500) }}"}}'
+
+  # a subscription over WebSocket (graphql-transport-ws), with websocat
+  # (https://github.com/vi/websocat); every subscribe is inspected like a POST
+  printf '%s\n' '{{"type":"connection_init"}}' \
+    '{{"id":"1","type":"subscribe","payload":{{"query":"subscription {{ countdown(from: 3, intervalMs: 500) }}"}}}}' \
+    | websocat -n --protocol graphql-transport-ws {ws_endpoint}
 
 Stop with Ctrl-C.
 "#

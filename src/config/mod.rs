@@ -35,7 +35,7 @@ pub use hardening::HardeningConfig;
 pub use limits::{CostConfig, LimitsConfig, SchemaSource};
 pub use persisted::{ClientKeysConfig, PersistedConfig};
 pub use report::{Setting, insecure_choices, settings};
-pub use requests::RequestsConfig;
+pub use requests::{RequestsConfig, WebSocketConfig};
 pub use server::{ServerConfig, UpstreamConfig};
 pub use state::{RedisConfig, StateConfig};
 pub use table::*;

@@ -24,6 +24,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A duration, or `off`.
+pub fn parse_optional_duration(text: &str) -> Result<Option<Duration>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_duration(text)
+        .map(Some)
+        .map_err(|accepted| format!("{accepted}, or off"))
+}
+
 /// `1048576`, `512KiB`, `1MiB`, `64KB` (KB/MB are read as their binary twins: sizes here are caps, not disk labels).
 pub fn parse_size(text: &str) -> Result<usize, String> {
     const ACCEPTED: &str = "a size in bytes such as 1048576, 512KiB or 1MiB";

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::clients::one_header_name;
-use super::parse::{choice, parse_duration, parse_size, parse_switch};
+use super::parse::{choice, parse_duration, parse_optional_duration, parse_size, parse_switch};
 use super::table::*;
 use super::values::{LimitViolations, PersistedQueries, SkipLimits};
 use super::{ConfigError, Reader};
@@ -76,13 +76,7 @@ impl PersistedConfig {
                 choice(v, LimitViolations::CHOICES)
             })?,
             pass_through: read.value(PERSISTED_PASS_THROUGH, parse_switch)?,
-            reload_interval: read.value(PERSISTED_RELOAD_INTERVAL, |v| {
-                if v.eq_ignore_ascii_case("off") {
-                    Ok(None)
-                } else {
-                    parse_duration(v).map(Some)
-                }
-            })?,
+            reload_interval: read.value(PERSISTED_RELOAD_INTERVAL, parse_optional_duration)?,
             apq_cache_bytes: read.value(APQ_CACHE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
             apq_ttl: read.value(APQ_TTL, parse_duration)?,
             client_keys,

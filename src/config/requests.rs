@@ -1,7 +1,12 @@
 //! The shape of a request: body and batch size, the CSRF guard. (The variables' limits are
 //! rules: see `limits.rs`.)
 
-use super::parse::{parse_header_names, parse_limit, parse_size, parse_switch};
+use std::time::Duration;
+
+use super::parse::{
+    parse_count, parse_duration, parse_header_names, parse_limit, parse_optional_duration,
+    parse_size, parse_switch,
+};
 use super::table::*;
 use super::{ConfigError, Reader};
 
@@ -14,6 +19,40 @@ pub struct RequestsConfig {
     pub max_batch: Option<usize>,
     /// `CSRF_REQUIRED_HEADERS` (lower-case), or `None` when `CSRF_PROTECTION=off`.
     pub csrf_required_headers: Option<Vec<http::HeaderName>>,
+    pub websocket: WebSocketConfig,
+}
+
+/// The limits of GraphQL over WebSocket (`WS_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// `WS_MAX_MESSAGE_BYTES`.
+    pub max_message_bytes: usize,
+    /// `WS_MAX_SUBSCRIPTIONS`, per connection.
+    pub max_subscriptions: usize,
+    /// `WS_MAX_SUBSCRIPTIONS_PER_CLIENT`; `None` (`off`): unbounded.
+    pub max_subscriptions_per_client: Option<usize>,
+    /// `WS_INIT_TIMEOUT`.
+    pub init_timeout: Duration,
+    /// `WS_KEEPALIVE`; `None` (`off`): no keep-alive.
+    pub keepalive: Option<Duration>,
+    /// `WS_IDLE_TIMEOUT`; `None` (`off`).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl WebSocketConfig {
+    fn read(read: &Reader<'_>) -> Result<WebSocketConfig, ConfigError> {
+        let count = |v: &str| parse_count(v).map(|n| n as usize);
+        Ok(WebSocketConfig {
+            max_message_bytes: read.value(WS_MAX_MESSAGE_BYTES, parse_size)?,
+            max_subscriptions: read.value(WS_MAX_SUBSCRIPTIONS, count)?,
+            max_subscriptions_per_client: read.value(WS_MAX_SUBSCRIPTIONS_PER_CLIENT, |v| {
+                parse_limit(v).map(|n| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+            })?,
+            init_timeout: read.value(WS_INIT_TIMEOUT, parse_duration)?,
+            keepalive: read.value(WS_KEEPALIVE, parse_optional_duration)?,
+            idle_timeout: read.value(WS_IDLE_TIMEOUT, parse_optional_duration)?,
+        })
+    }
 }
 
 impl RequestsConfig {
@@ -26,6 +65,7 @@ impl RequestsConfig {
                 parse_limit(v).map(|n| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
             })?,
             csrf_required_headers: csrf.then_some(headers),
+            websocket: WebSocketConfig::read(read)?,
         })
     }
 }

@@ -93,6 +93,12 @@ variables! {
         MAX_VARIABLE_DEPTH = Some("16"), "Deepest list/object nesting inside the variables.";
         MAX_VARIABLE_LIST = Some("1000"), "Longest list anywhere in the variables.";
         MAX_VARIABLES_BYTES = Some("256KiB"), "Size of the variables JSON, or off.";
+        WS_MAX_MESSAGE_BYTES = Some("256KiB"), "Largest WebSocket message from a client; over it the connection is closed (1009).";
+        WS_MAX_SUBSCRIPTIONS = Some("20"), "Operations open at once on one WebSocket; one more gets SUBSCRIPTION_LIMIT_EXCEEDED.";
+        WS_MAX_SUBSCRIPTIONS_PER_CLIENT = Some("100"), "Operations open at once by one client across its WebSockets, or off.";
+        WS_INIT_TIMEOUT = Some("3s"), "Time for a WebSocket client to send connection_init (else 4408), and for the upstream to acknowledge it.";
+        WS_KEEPALIVE = Some("30s"), "Keep-alive ping (or legacy ka) interval; a client silent for a whole interval is closed (1001), or off.";
+        WS_IDLE_TIMEOUT = Some("5m"), "A WebSocket with no operation open and no client message for this long is closed (1001), or off.";
     }
     Limits {
         MAX_TOKENS = Some("15000"), "Lexical tokens of the document.";
@@ -109,7 +115,7 @@ variables! {
         MODE = Some("enforce"), "enforce refuses; monitor logs every violation and forwards.";
         RULE_MODES = None, "Per-rule mode overrides, e.g. cost:monitor.";
         EXPOSE_LIMITS = Some("on"), "Include limit and actual in rejections.";
-        REJECT_STATUS = Some("400"), "HTTP status of rule rejections: 400 or 422.";
+        REJECT_STATUS = Some("400"), "HTTP status of rule rejections and parse failures: 400, 422 or auto (per Accept).";
         ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
         SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
         DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";

@@ -25,12 +25,16 @@ pub enum RejectStatus {
     BadRequest,
     /// 422, the 2026 GraphQL-over-HTTP draft's status for validation failures.
     UnprocessableEntity,
+    /// Per `Accept`, as GraphQL-over-HTTP says: 400 for `application/graphql-response+json`, 200
+    /// with the errors for a client that accepts only `application/json`.
+    Auto,
 }
 
 impl RejectStatus {
     pub const CHOICES: &[(&str, RejectStatus)] = &[
         ("400", RejectStatus::BadRequest),
         ("422", RejectStatus::UnprocessableEntity),
+        ("auto", RejectStatus::Auto),
     ];
 }
 

@@ -48,9 +48,28 @@ pub struct Measured {
     pub audited: AtomicBool,
 }
 
+/// How the client reached the firewall: the `transport` metric label and log field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// An HTTP request (GET, POST, OPTIONS).
+    Http,
+    /// One operation of a GraphQL-over-WebSocket connection.
+    WebSocket,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Http => "http",
+            Channel::WebSocket => "ws",
+        }
+    }
+}
+
 /// The end-of-request facts that are not in the [`Record`].
 #[derive(Debug)]
 pub struct Outcome<'a> {
+    pub channel: Channel,
     pub request_id: &'a str,
     pub method: &'a Method,
     pub peer: IpAddr,
@@ -154,6 +173,7 @@ fn record_metrics(
     metrics
         .requests
         .get_or_create(&RequestLabels {
+            transport: outcome.channel.as_str(),
             verdict,
             code: code.map_or("none", RejectCode::as_str),
         })
@@ -217,6 +237,7 @@ fn log_operation(
     code: Option<RejectCode>,
 ) {
     let request_id = outcome.request_id;
+    let transport = outcome.channel.as_str();
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
@@ -244,7 +265,7 @@ fn log_operation(
         ($level:ident, $message:literal) => {
             tracing::$level!(
                 target: "graphql_firewall::audit",
-                request_id, client_key, client_ip = %client_ip, peer = %outcome.peer,
+                request_id, transport, client_key, client_ip = %client_ip, peer = %outcome.peer,
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::inspect::{GraphqlRequest, Inspection, Transport};
+use crate::inspect::{GraphqlRequest, Inspection, OperationReport, Transport};
 
 /// The body and URL query to forward.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,39 +26,22 @@ pub fn forwarded(
     inspection: &Inspection,
     pass_through: bool,
 ) -> Forwarded {
-    let resolved = inspection
-        .operations
-        .iter()
-        .any(|op| op.text_for_upstream.is_some());
-    let carries_ids = requests.iter().any(GraphqlRequest::names_an_id);
-    if !resolved && (pass_through || !carries_ids) {
+    if !needs_rewrite(requests, inspection, pass_through) {
         return Forwarded {
             body,
             query_string: match transport {
                 Transport::Get => query_string.map(str::to_owned),
-                Transport::Post => None,
+                Transport::Post | Transport::WebSocket => None,
             },
         };
     }
     let rewritten: Vec<GraphqlRequest> = requests
         .iter()
         .zip(&inspection.operations)
-        .map(|(request, report)| {
-            let mut request = request.clone();
-            if let Some(text) = &report.text_for_upstream {
-                request.query = Some(text.to_string());
-            }
-            if !pass_through {
-                request.document_id = None;
-                if let Some(extensions) = &mut request.extensions {
-                    extensions.remove("persistedQuery");
-                }
-            }
-            request
-        })
+        .map(|(request, report)| rewrite(request, report, pass_through))
         .collect();
     match transport {
-        Transport::Post => Forwarded {
+        Transport::Post | Transport::WebSocket => Forwarded {
             body: Bytes::from(encode_body(&rewritten, batch)),
             query_string: None,
         },
@@ -67,6 +50,47 @@ pub fn forwarded(
             query_string: rewritten.first().map(encode_query_string),
         },
     }
+}
+
+/// The one operation of a WebSocket `subscribe` as it must go upstream, or `None` when it goes
+/// as the client sent it (the same rule as [`forwarded`]).
+pub fn for_upstream(
+    request: &GraphqlRequest,
+    inspection: &Inspection,
+    pass_through: bool,
+) -> Option<GraphqlRequest> {
+    let requests = std::slice::from_ref(request);
+    let report = inspection.operations.first()?;
+    needs_rewrite(requests, inspection, pass_through)
+        .then(|| rewrite(request, report, pass_through))
+}
+
+/// An operation sent as an id gets its text; persisted-query members go unless passed through.
+fn needs_rewrite(requests: &[GraphqlRequest], inspection: &Inspection, pass_through: bool) -> bool {
+    let resolved = inspection
+        .operations
+        .iter()
+        .any(|op| op.text_for_upstream.is_some());
+    let carries_ids = requests.iter().any(GraphqlRequest::names_an_id);
+    resolved || (!pass_through && carries_ids)
+}
+
+fn rewrite(
+    request: &GraphqlRequest,
+    report: &OperationReport,
+    pass_through: bool,
+) -> GraphqlRequest {
+    let mut request = request.clone();
+    if let Some(text) = &report.text_for_upstream {
+        request.query = Some(text.to_string());
+    }
+    if !pass_through {
+        request.document_id = None;
+        if let Some(extensions) = &mut request.extensions {
+            extensions.remove("persistedQuery");
+        }
+    }
+    request
 }
 
 /// The request as a JSON object.

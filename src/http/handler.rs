@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::Method;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use bytes::Bytes;
 
@@ -18,10 +18,10 @@ use super::audit::{self, Measured, Record};
 use super::decode::{self, decode_body, decode_query_string};
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
-use super::{Firewall, apq_sharing, body, client_ip, encode, harden};
+use super::{Firewall, apq_sharing, body, client_ip, encode, harden, ws};
 use crate::admission::Client;
 use crate::analysis::ActualCostError;
-use crate::inspect::{Caller, Transport};
+use crate::inspect::{Caller, GraphqlRequest, InspectError, Inspection, Transport};
 use crate::metrics::count;
 use crate::ratelimit::Quota;
 use crate::upstream::Outgoing;
@@ -29,7 +29,7 @@ use crate::upstream::Outgoing;
 /// The GraphQL endpoint.
 pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) -> Response {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     // Set by `RequestIdLayer`; a router served without it still gets an id.
     let request_id = parts
         .extensions
@@ -38,11 +38,15 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
         .unwrap_or_else(|| RequestId::decide(&parts.headers));
     let peer = peer_ip(&parts);
     let mut record = Record::default();
-    let response = match firewall
-        .clone()
-        .handle(&parts, body, &request_id, peer, &mut record)
-        .await
-    {
+    let handled = if ws::relay::is_upgrade(&parts) {
+        ws::relay::upgrade(&firewall, &mut parts, &request_id, peer, &mut record).await
+    } else {
+        firewall
+            .clone()
+            .handle(&parts, body, &request_id, peer, &mut record)
+            .await
+    };
+    let response = match handled {
         Ok(response) => response,
         Err(rejection) => {
             let response = rejection
@@ -53,6 +57,7 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
         }
     };
     let outcome = audit::Outcome {
+        channel: audit::Channel::Http,
         request_id: request_id.as_str(),
         method: &parts.method,
         peer,
@@ -93,7 +98,8 @@ impl Firewall {
                 let request = decode_query_string(query, self.settings.max_body_bytes)?;
                 (vec![request], false, Bytes::new())
             }
-            Transport::Post => {
+            // The guard names only HTTP methods; WebSocket operations come through `ws::relay`.
+            Transport::Post | Transport::WebSocket => {
                 decode::check_post_query_string(parts.uri.query())?;
                 let read = body::read_limited(&parts.headers, body, self.settings.max_body_bytes);
                 let bytes = tokio::time::timeout(self.settings.body_read_timeout, read)
@@ -104,29 +110,10 @@ impl Firewall {
             }
         };
         record.batch = requests.len();
-        let caller = Caller {
-            holds_client_key: self
-                .settings
-                .client_keys
-                .as_ref()
-                .is_some_and(|keys| keys.presented_by(&parts.headers)),
-        };
-        let shared_apq = self.budgets.shared_state().zip(self.inspector.apq_store());
-        if let Some((shared, local)) = shared_apq {
-            apq_sharing::fetch(shared, local, &requests).await;
-        }
-        record.inspection = match self.inspector.inspect(&requests, transport, batch, caller) {
-            Ok(inspection) => inspection,
-            Err(error) => {
-                if error.probes_schema() {
-                    self.budgets.record_probe(&client).await;
-                }
-                return Err(error.into());
-            }
-        };
-        if let Some((shared, _)) = shared_apq {
-            apq_sharing::publish(shared, &requests, &record.inspection).await;
-        }
+        let caller = self.caller(&parts.headers);
+        record.inspection = self
+            .inspect(&requests, transport, batch, caller, &client)
+            .await?;
         record
             .monitored
             .extend(record.inspection.monitored.iter().copied());
@@ -162,9 +149,50 @@ impl Firewall {
         Ok(response)
     }
 
+    /// What the decision needs to know of the caller: whether it presented a client key.
+    pub(super) fn caller(&self, headers: &HeaderMap) -> Caller {
+        Caller {
+            holds_client_key: self
+                .settings
+                .client_keys
+                .as_ref()
+                .is_some_and(|keys| keys.presented_by(headers)),
+        }
+    }
+
+    /// The decision on `requests` ([`crate::inspect`]), with what surrounds it on every
+    /// transport: APQ registrations shared through Redis, and a schema-validation refusal counted
+    /// towards the client's probe cool-down.
+    pub(super) async fn inspect(
+        &self,
+        requests: &[GraphqlRequest],
+        transport: Transport,
+        batch: bool,
+        caller: Caller,
+        client: &Client,
+    ) -> Result<Inspection, InspectError> {
+        let shared_apq = self.budgets.shared_state().zip(self.inspector.apq_store());
+        if let Some((shared, local)) = shared_apq {
+            apq_sharing::fetch(shared, local, requests).await;
+        }
+        let inspection = match self.inspector.inspect(requests, transport, batch, caller) {
+            Ok(inspection) => inspection,
+            Err(error) => {
+                if error.probes_schema() {
+                    self.budgets.record_probe(client).await;
+                }
+                return Err(error);
+            }
+        };
+        if let Some((shared, _)) = shared_apq {
+            apq_sharing::publish(shared, requests, &inspection).await;
+        }
+        Ok(inspection)
+    }
+
     /// The client: its address (forwarding headers believed only from trusted proxies) and the
     /// key header, if configured.
-    fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
+    pub(super) fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
         let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
         let api_key = self
             .settings

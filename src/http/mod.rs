@@ -68,6 +68,8 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub render: Render,
     pub harden: Arc<harden::Settings>,
+    /// The WebSocket limits of one connection.
+    pub ws: ws::protocol::Settings,
 }
 
 /// Shared state of the request handlers.
@@ -79,6 +81,8 @@ pub struct Firewall {
     pub upstream: Upstream,
     pub metrics: Arc<Metrics>,
     pub sampler: audit::Sampler,
+    /// Operations open per client across its WebSocket connections.
+    pub ws_operations: Arc<ws::caps::ClientOperations>,
 }
 
 /// `GET /metrics` (admin listener): the Prometheus exposition.

@@ -16,6 +16,9 @@ use super::body::BodyError;
 use super::decode::DecodeError;
 use super::guard::GuardError;
 use super::harden::HardenError;
+use super::ws::caps::ClientCapExceeded;
+use super::ws::protocol::Refusal as SessionRefusal;
+use super::ws::relay::UpgradeError;
 use crate::admission::Refusal;
 use crate::analysis::{AnalysisError, CostError};
 use crate::inspect::{InspectError, Reason};
@@ -61,6 +64,7 @@ pub enum RejectCode {
     Overloaded,
     StateUnavailable,
     RequestTimeout,
+    SubscriptionLimitExceeded,
     InternalError,
 }
 
@@ -120,26 +124,29 @@ impl RejectCode {
             RejectCode::Overloaded => "OVERLOADED",
             RejectCode::StateUnavailable => "STATE_UNAVAILABLE",
             RejectCode::RequestTimeout => "REQUEST_TIMEOUT",
+            RejectCode::SubscriptionLimitExceeded => "SUBSCRIPTION_LIMIT_EXCEEDED",
             RejectCode::InternalError => "INTERNAL_ERROR",
         }
     }
 
-    /// HTTP status; rule rejections take the operator's `REJECT_STATUS`.
-    fn status(self, rule_status: StatusCode) -> StatusCode {
+    /// How the status of this code is chosen.
+    fn status_rule(self) -> StatusRule {
+        let fixed = StatusRule::Fixed;
         match self {
-            RejectCode::InvalidRequest
-            | RejectCode::CsrfBlocked
-            | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
-            RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
-            RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RejectCode::InvalidRequest | RejectCode::CsrfBlocked => fixed(StatusCode::BAD_REQUEST),
+            RejectCode::GraphqlParseFailed => StatusRule::Parse,
+            RejectCode::IntrospectionDisabled => fixed(StatusCode::FORBIDDEN),
+            RejectCode::RateLimited | RejectCode::SubscriptionLimitExceeded => {
+                fixed(StatusCode::TOO_MANY_REQUESTS)
+            }
             // APQ clients look for this error in a 200 response and resend with the text.
-            RejectCode::PersistedQueryNotFound => StatusCode::OK,
-            RejectCode::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
-            RejectCode::PersistedQueryRequired => StatusCode::FORBIDDEN,
-            RejectCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RejectCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            RejectCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RejectCode::NotFound => StatusCode::NOT_FOUND,
+            RejectCode::PersistedQueryNotFound => fixed(StatusCode::OK),
+            RejectCode::PersistedQueryHashMismatch => fixed(StatusCode::BAD_REQUEST),
+            RejectCode::PersistedQueryRequired => fixed(StatusCode::FORBIDDEN),
+            RejectCode::PayloadTooLarge => fixed(StatusCode::PAYLOAD_TOO_LARGE),
+            RejectCode::UnsupportedMediaType => fixed(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            RejectCode::MethodNotAllowed => fixed(StatusCode::METHOD_NOT_ALLOWED),
+            RejectCode::NotFound => fixed(StatusCode::NOT_FOUND),
             RejectCode::BatchLimitExceeded
             | RejectCode::GraphqlValidationFailed
             | RejectCode::OperationNotFound
@@ -154,17 +161,28 @@ impl RejectCode {
             | RejectCode::VariablesLimitExceeded
             | RejectCode::VariablesInvalid
             | RejectCode::CostInvalidSlicing
-            | RejectCode::FragmentCycle => rule_status,
-            RejectCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-            RejectCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            RejectCode::ResponseTooLarge => StatusCode::BAD_GATEWAY,
+            | RejectCode::FragmentCycle => StatusRule::Rule,
+            RejectCode::UpstreamUnavailable => fixed(StatusCode::BAD_GATEWAY),
+            RejectCode::UpstreamTimeout => fixed(StatusCode::GATEWAY_TIMEOUT),
+            RejectCode::ResponseTooLarge => fixed(StatusCode::BAD_GATEWAY),
             RejectCode::Overloaded | RejectCode::StateUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
+                fixed(StatusCode::SERVICE_UNAVAILABLE)
             }
-            RejectCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            RejectCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            RejectCode::RequestTimeout => fixed(StatusCode::REQUEST_TIMEOUT),
+            RejectCode::InternalError => fixed(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
+}
+
+/// How a code's HTTP status is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusRule {
+    Fixed(StatusCode),
+    /// A rule rejection (limits, validation): `REJECT_STATUS`.
+    Rule,
+    /// A document that does not parse: 400, or 200 when `REJECT_STATUS=auto` answers a legacy
+    /// `application/json` client.
+    Parse,
 }
 
 /// One GraphQL error of a rejection.
@@ -228,10 +246,24 @@ impl Rejection {
             .map_or(RejectCode::InvalidRequest, |e| e.code)
     }
 
-    /// Builds the response for a client whose request carried `request_headers` (`Accept`).
-    pub fn into_response(self, render: &Render, request_headers: &HeaderMap) -> Response {
-        let status = self.code().status(render.rule_status);
-        let errors: Vec<Value> = self
+    /// The HTTP status of this refusal for a client that accepts (`graphql_response`) or not
+    /// `application/graphql-response+json`.
+    pub fn status(&self, render: &Render, graphql_response: bool) -> StatusCode {
+        // GraphQL-over-HTTP: a request error is 4xx in the new media type, and 200 with `errors`
+        // for a client that reads only `application/json` (what servers did before the spec).
+        let legacy_ok = render.rule_status == RuleStatus::ByAccept && !graphql_response;
+        match (self.code().status_rule(), render.rule_status) {
+            (StatusRule::Fixed(status), _) => status,
+            (StatusRule::Rule | StatusRule::Parse, _) if legacy_ok => StatusCode::OK,
+            (StatusRule::Rule, RuleStatus::Fixed(status)) => status,
+            (StatusRule::Rule | StatusRule::Parse, _) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The GraphQL errors, as the JSON array of a response's `errors` (a WebSocket `error`
+    /// message carries the same array).
+    pub fn errors_json(&self, render: &Render) -> Value {
+        let errors = self
             .errors
             .iter()
             .map(|error| {
@@ -248,12 +280,23 @@ impl Rejection {
                 json!({ "message": error.message, "extensions": extensions })
             })
             .collect();
-        let body = json!({ "errors": errors }).to_string();
+        Value::Array(errors)
+    }
+
+    /// Builds the response for a client whose request carried `request_headers` (`Accept`).
+    pub fn into_response(self, render: &Render, request_headers: &HeaderMap) -> Response {
+        let graphql_response = accepts_graphql_response(request_headers);
+        let status = self.status(render, graphql_response);
+        let body = json!({ "errors": self.errors_json(render) }).to_string();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            response_content_type(request_headers.get_all(header::ACCEPT).iter()),
+            if graphql_response {
+                HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
+            } else {
+                HeaderValue::from_static("application/json")
+            },
         );
         headers.extend(self.headers);
         response
@@ -263,18 +306,30 @@ impl Rejection {
 /// What the operator decided about rendering rejections.
 #[derive(Debug, Clone, Copy)]
 pub struct Render {
-    /// Status of rule rejections (`REJECT_STATUS`: 400 or 422).
-    pub rule_status: StatusCode,
+    /// Status of request errors (`REJECT_STATUS`).
+    pub rule_status: RuleStatus,
     /// Show `limit` / `actual` (`EXPOSE_LIMITS`).
     pub expose_limits: bool,
 }
 
+/// `REJECT_STATUS`: the status of request errors (parse, validation, limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleStatus {
+    /// `400` or `422`, whatever the client accepts (a parse failure is always 400).
+    Fixed(StatusCode),
+    /// `auto`: 400 for a client that accepts `application/graphql-response+json`, 200 (with the
+    /// errors) for one that accepts only `application/json`.
+    ByAccept,
+}
+
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// `application/graphql-response+json` when the client accepts it, else `application/json`
-/// (legacy clients).
-fn response_content_type<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> HeaderValue {
-    let accepts_graphql_response = accept
+/// The client accepts `application/graphql-response+json` (with a non-zero quality); otherwise it
+/// is a legacy client, answered in `application/json`.
+fn accepts_graphql_response(request_headers: &HeaderMap) -> bool {
+    request_headers
+        .get_all(header::ACCEPT)
+        .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .any(|media| {
@@ -285,19 +340,14 @@ fn response_content_type<'a>(accept: impl Iterator<Item = &'a HeaderValue>) -> H
                     .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
             });
             essence.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) && !refused
-        });
-    if accepts_graphql_response {
-        HeaderValue::from_static("application/graphql-response+json; charset=utf-8")
-    } else {
-        HeaderValue::from_static("application/json")
-    }
+        })
 }
 
 /// The answer to a request whose handler panicked: a GraphQL-shaped 500 that reveals nothing
 /// about the panic but the request id to quote.
 pub fn internal_error(request_id: &str, accept: Option<&HeaderValue>) -> Response {
     let render = Render {
-        rule_status: StatusCode::BAD_REQUEST,
+        rule_status: RuleStatus::Fixed(StatusCode::BAD_REQUEST),
         expose_limits: false,
     };
     let mut headers = HeaderMap::new();
@@ -515,6 +565,31 @@ impl From<Refusal> for Rejection {
     }
 }
 
+impl From<UpgradeError> for Rejection {
+    fn from(error: UpgradeError) -> Rejection {
+        Rejection::new(RejectCode::InvalidRequest, error.to_string())
+    }
+}
+
+impl From<SessionRefusal> for Rejection {
+    fn from(refusal: SessionRefusal) -> Rejection {
+        match refusal {
+            SessionRefusal::TooManySubscriptions { limit } => Rejection::new(
+                RejectCode::SubscriptionLimitExceeded,
+                format!("this connection already has {limit} operations open"),
+            )
+            .with_detail("limit", limit as u64),
+        }
+    }
+}
+
+impl From<ClientCapExceeded> for Rejection {
+    fn from(exceeded: ClientCapExceeded) -> Rejection {
+        Rejection::new(RejectCode::SubscriptionLimitExceeded, exceeded.to_string())
+            .with_detail("limit", exceeded.limit as u64)
+    }
+}
+
 impl From<HardenError> for Rejection {
     fn from(error: HardenError) -> Rejection {
         match error {
@@ -557,7 +632,7 @@ mod tests {
 
     fn render() -> Render {
         Render {
-            rule_status: StatusCode::BAD_REQUEST,
+            rule_status: RuleStatus::Fixed(StatusCode::BAD_REQUEST),
             expose_limits: true,
         }
     }
@@ -610,7 +685,7 @@ mod tests {
     #[test]
     fn rule_rejections_follow_the_configured_status() {
         let render = Render {
-            rule_status: StatusCode::UNPROCESSABLE_ENTITY,
+            rule_status: RuleStatus::Fixed(StatusCode::UNPROCESSABLE_ENTITY),
             expose_limits: true,
         };
         let response = Rejection::new(RejectCode::BatchLimitExceeded, "too many")
@@ -618,6 +693,57 @@ mod tests {
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let response = Rejection::new(RejectCode::InvalidRequest, "bad")
             .into_response(&render, &HeaderMap::new());
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn auto_negotiates_request_errors_by_accept_and_keeps_other_statuses() {
+        let render = Render {
+            rule_status: RuleStatus::ByAccept,
+            expose_limits: true,
+        };
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            headers
+        };
+        let legacy = accept("application/json");
+        let modern = accept("application/graphql-response+json, application/json;q=0.9");
+        let refused_modern = accept("application/graphql-response+json;q=0, application/json");
+        for code in [
+            RejectCode::DepthLimitExceeded,
+            RejectCode::GraphqlParseFailed,
+            RejectCode::GraphqlValidationFailed,
+        ] {
+            let response = Rejection::new(code, "x").into_response(&render, &legacy);
+            assert_eq!(response.status(), StatusCode::OK, "{code:?}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let response = Rejection::new(code, "x").into_response(&render, &refused_modern);
+            assert_eq!(response.status(), StatusCode::OK, "{code:?}");
+            let response = Rejection::new(code, "x").into_response(&render, &modern);
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{code:?}");
+            assert!(
+                response.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/graphql-response+json")
+            );
+        }
+        for (code, status) in [
+            (RejectCode::RateLimited, StatusCode::TOO_MANY_REQUESTS),
+            (RejectCode::CsrfBlocked, StatusCode::BAD_REQUEST),
+            (RejectCode::IntrospectionDisabled, StatusCode::FORBIDDEN),
+        ] {
+            let response = Rejection::new(code, "x").into_response(&render, &legacy);
+            assert_eq!(response.status(), status, "{code:?}");
+        }
+        // 422 applies to rule rejections; a document that does not parse stays a 400.
+        let render = Render {
+            rule_status: RuleStatus::Fixed(StatusCode::UNPROCESSABLE_ENTITY),
+            expose_limits: true,
+        };
+        let response =
+            Rejection::new(RejectCode::GraphqlParseFailed, "x").into_response(&render, &legacy);
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 

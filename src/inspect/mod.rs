@@ -41,6 +41,9 @@ pub enum Transport {
     Get,
     /// HTTP POST: every operation type.
     Post,
+    /// A `subscribe` (legacy `start`) message of a GraphQL-over-WebSocket connection: every
+    /// operation type, under exactly the rules of a POST.
+    WebSocket,
 }
 
 /// Who is asking, as far as the decision needs to know.

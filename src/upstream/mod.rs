@@ -19,6 +19,7 @@
 )]
 
 mod pool;
+pub mod ws;
 
 use std::net::IpAddr;
 use std::sync::Arc;

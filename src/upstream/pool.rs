@@ -34,15 +34,20 @@ use http_body::Frame;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use thread_local::ThreadLocal;
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 /// Idle connections kept per thread; beyond that, connections are closed after use.
 const MAX_IDLE_PER_THREAD: usize = 512;
 /// Idle connections older than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A connection to the upstream, plain or TLS.
+pub type Connection = MaybeHttpsStream<TokioIo<TcpStream>>;
 
 /// Why an exchange produced no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -159,14 +164,18 @@ impl Pool {
         }
     }
 
-    /// Opens a connection and runs its state machine as a task on this thread's runtime.
-    async fn connect(&self, authority: &Uri) -> Result<SendRequest<Full<Bytes>>, ExchangeError> {
-        let io = self
-            .connector
+    /// Opens a new connection (TLS for `https`), never pooled: a WebSocket takes it over.
+    pub async fn open(&self, authority: &Uri) -> Result<Connection, ExchangeError> {
+        self.connector
             .clone()
             .oneshot(authority.clone())
             .await
-            .map_err(|_| ExchangeError::Connect)?;
+            .map_err(|_| ExchangeError::Connect)
+    }
+
+    /// Opens a connection and runs its state machine as a task on this thread's runtime.
+    async fn connect(&self, authority: &Uri) -> Result<SendRequest<Full<Bytes>>, ExchangeError> {
+        let io = self.open(authority).await?;
         let (sender, connection) = http1::handshake(io)
             .await
             .map_err(|_| ExchangeError::Connect)?;

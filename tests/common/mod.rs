@@ -150,7 +150,7 @@ pub async fn closed_port() -> SocketAddr {
     addr
 }
 
-/// Scrapes `/metrics` into (series with labels → value), e.g. `graphql_firewall_requests_total{verdict="allowed",code="none"}`.
+/// Scrapes `/metrics` into (series with labels → value), e.g. `graphql_firewall_requests_total{transport="http",verdict="allowed",code="none"}`.
 pub async fn scrape(harness: &Harness) -> std::collections::BTreeMap<String, f64> {
     let text = harness
         .client
