@@ -34,7 +34,7 @@
 //!   (`benches/proxy/stack.rs`).
 //! - `PROXY_BENCH_OPEN_LOOP=on` then drives every target at 50% and 80% of nginx's measured
 //!   throughput with `oha -q` (latency counted from when each request was due) and reports p99;
-//!   needs `oha` (`cargo install --locked --no-default-features oha`).
+//!   needs `oha` (`cargo install --locked --no-default-features --features native-tls oha`).
 //! - `PROXY_BENCH_PROFILE=on` then profiles each proxy under load with `perf record -e
 //!   cpu-clock` and prints its top symbols; needs `perf` (Debian's `linux-perf`).
 //! - `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on

@@ -2,7 +2,7 @@
 //! 80% of the nginx proxy's measured maximum), so that a slow answer does not slow the arrivals
 //! down (wrk's closed loop does, and hides the tail). `oha` sends at the rate (`-q`) and counts
 //! each latency from when its request was due (`--latency-correction`), not from when it left.
-//! Needs `oha` on PATH: `cargo install --locked --no-default-features oha`.
+//! Needs `oha` on PATH: `cargo install --locked --no-default-features --features native-tls oha`.
 
 use std::fmt::Write as _;
 use std::process::Command;

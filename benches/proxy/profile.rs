@@ -23,8 +23,18 @@ pub fn profile(
 ) -> String {
     let data = work.join("perf.data");
     let pids: Vec<String> = target.processes.iter().map(u32::to_string).collect();
+    // `--no-inherit`: wrk is the bench process's child, and the in-process stacks are profiled
+    // as that process (their threads all exist by now).
     let mut perf = Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "999", "-o"])
+        .args([
+            "record",
+            "--no-inherit",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "999",
+            "-o",
+        ])
         .arg(&data)
         .args(["-p", &pids.join(",")])
         .stdout(Stdio::null())
