@@ -258,13 +258,14 @@ pub fn spawn_variant(upstream_port: u16, knobs: Knobs) -> u16 {
     if knobs.reuseport {
         let port = crate::free_port();
         for _ in 0..workers() {
+            // Bound here, listening on the worker (a listener belongs to the runtime that polls it).
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.set_reuseport(true).expect("SO_REUSEPORT");
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+                .expect("bind the shared port");
             let stack = stack.clone();
             run_on_worker(async move {
-                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-                socket.set_reuseport(true).expect("SO_REUSEPORT");
-                socket
-                    .bind(SocketAddr::from(([127, 0, 0, 1], port)))
-                    .expect("bind the shared port");
                 let listener = socket.listen(1024).expect("listen");
                 loop {
                     if let Ok((stream, peer)) = listener.accept().await {
@@ -273,8 +274,6 @@ pub fn spawn_variant(upstream_port: u16, knobs: Knobs) -> u16 {
                 }
             });
         }
-        // Every worker's socket is bound before the port is handed out.
-        crate::wait_for_port(port);
         return port;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
