@@ -1,4 +1,7 @@
-//! What every engine binary shares: its command line.
+//! What every engine binary shares: its command line and the firewall's allocator.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::SocketAddr;
 
