@@ -435,3 +435,23 @@ async fn redis_required_to_start_refuses_to_serve_without_redis() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("REDIS_REQUIRED_TO_START"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_replica_restart_loses_no_budget() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let first = replica(&server, &[LIMIT]).await;
+    assert_eq!(statuses(&first, 3).await, [200, 200, 200]);
+    drop(first);
+    // A new process knows nothing locally; the spent budget is on Redis.
+    let restarted = replica(&server, &[LIMIT]).await;
+    let response = restarted.post_json(QUERY).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+}
