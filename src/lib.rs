@@ -286,8 +286,14 @@ fn persisted_mode(mode: config::PersistedQueries) -> persisted::Mode {
 pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persisted::load::Source {
     let persisted = &config.persisted;
     persisted::load::Source {
-        dir: persisted.dir.clone(),
-        dir_required: persisted.dir_required,
+        manifests: match &persisted.manifests {
+            config::ManifestSource::None => persisted::load::Manifests::None,
+            config::ManifestSource::Demo => persisted::load::Manifests::Embedded {
+                name: "built-in demo manifest",
+                text: demo::MANIFEST,
+            },
+            config::ManifestSource::Dir(dir) => persisted::load::Manifests::Dir(dir.clone()),
+        },
         analysis: analysis.clone(),
         limits: config.limits.limits.clone(),
         modes: config.limits.modes.clone(),

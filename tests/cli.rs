@@ -4,22 +4,104 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_graphql-firewall");
 
 fn run_with(vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (code, _, stderr) = run_in(env!("CARGO_MANIFEST_DIR").as_ref(), &["serve"], vars);
+    (code, stderr)
+}
+
+/// Runs the binary with exactly `vars` in the working directory `dir`: status, stdout, stderr.
+fn run_in(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let output = Command::new(BIN)
-        .arg("serve")
+        .current_dir(dir)
+        .args(args)
         .env_clear()
         .envs(vars.iter().copied())
         .output()
         .expect("binary runs");
     (
         output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// An SDL of someone else's server: none of the demo manifest's fields exist in it.
+const OTHER_SCHEMA: &str =
+    "type Query { products(first: Int): [Product!]! }\ntype Product { sku: ID! }\n";
+
+#[test]
+fn serving_your_own_schema_from_the_clone_loads_no_demo_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.graphql");
+    std::fs::write(&schema, OTHER_SCHEMA).unwrap();
+    // From the repository, where `persisted-queries/` holds the demo's manifest.
+    let (code, stdout, stderr) = run_in(
+        env!("CARGO_MANIFEST_DIR").as_ref(),
+        &["check"],
+        &[
+            (
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                "http://127.0.0.1:4000/graphql",
+            ),
+            ("GRAPHQL_FIREWALL_SCHEMA", schema.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("persisted documents: 0"), "{stdout}");
+}
+
+#[test]
+fn a_manifest_that_does_not_fit_the_schema_says_so_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.graphql");
+    std::fs::write(&schema, OTHER_SCHEMA).unwrap();
+    let (code, _, stderr) = run_in(
+        dir.path(),
+        &["check"],
+        &[
+            (
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                "http://127.0.0.1:4000/graphql",
+            ),
+            ("GRAPHQL_FIREWALL_SCHEMA", schema.to_str().unwrap()),
+            (
+                "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries"),
+            ),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the schema does not define") && !stderr.contains("> limit 0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_serves_its_built_in_manifest_from_any_directory() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let process = common::Process::start_in(elsewhere.path(), &["demo"], &[]);
+    let body = reqwest::blocking::Client::new()
+        .post(process.url())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"documentId":"sha256:{}","variables":{{"first":2}}}}"#,
+            DEMO_DOCUMENT_ID
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(body.starts_with(r#"{"data":{"users":["#), "{body}");
+}
+
+/// The id the demo's start-up help and README use as the `documentId` example.
+const DEMO_DOCUMENT_ID: &str = "45ad4a28d26cfa9cf2be23a9177fb3e35bd022bbb463071ca26322d959a4369f";
 
 #[test]
 fn a_missing_upstream_exits_with_status_2_naming_the_variable() {
@@ -133,4 +215,15 @@ fn sigterm_lets_in_flight_requests_on_every_worker_finish() {
     }
     process.wait_for(|event| event["message"] == "graphql-firewall stopped");
     assert_eq!(process.wait(), Some(0));
+}
+
+#[test]
+fn check_offline_needs_no_upstream_and_plain_check_still_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run_in(dir.path(), &["check", "--offline"], &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+    let (code, _, stderr) = run_in(dir.path(), &["check"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_URL"), "{stderr}");
 }

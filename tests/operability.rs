@@ -397,12 +397,16 @@ fn run(args: &[&str], vars: &[(&str, &str)], stdin: Option<&str>) -> (i32, Strin
     )
 }
 
-const DEMO_CONFIG: [(&str, &str); 2] = [
+const DEMO_CONFIG: [(&str, &str); 3] = [
     (
         "GRAPHQL_FIREWALL_UPSTREAM_URL",
         "http://user:hunter2@127.0.0.1:4000/graphql",
     ),
     ("GRAPHQL_FIREWALL_SCHEMA", "schema/demo.graphql"),
+    (
+        "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
+        "persisted-queries",
+    ),
 ];
 
 #[test]
@@ -469,6 +473,10 @@ fn check_fails_on_each_kind_of_broken_input() {
         &["check"],
         &[
             ("GRAPHQL_FIREWALL_UPSTREAM_URL", "http://x/graphql"),
+            (
+                "GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR",
+                "persisted-queries",
+            ),
             ("GRAPHQL_FIREWALL_MAX_COST", "50"),
         ],
         None,

@@ -69,12 +69,7 @@ pub fn run(config: &Config, file: &Path, operation: Option<&str>) -> ExitCode {
     ];
     for (mode, list) in violations {
         for violation in list {
-            println!(
-                "violation:            {} {} > limit {} ({mode})",
-                violation.rule.as_str(),
-                violation.actual,
-                violation.limit,
-            );
+            println!("violation:            {violation} ({mode})");
         }
     }
     let outcome = match (verdict.allows(), verdict.monitored.is_empty()) {

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use graphql_firewall::config::{self, Config};
+use graphql_firewall::config::{self, Config, ManifestSource};
 
 pub fn run(config: &Config) -> ExitCode {
     // Building the app loads and checks everything the server would: schema, manifests, limits.
@@ -27,8 +27,8 @@ pub fn run(config: &Config) -> ExitCode {
         println!("  warning: {warning}");
     }
     println!("\npersisted documents: {}", app.manifest_operations);
-    if app.manifest_operations > 0 {
-        return super::manifest::check(config, &config.persisted.dir);
+    if let ManifestSource::Dir(dir) = &config.persisted.manifests {
+        return super::manifest::check(config, dir);
     }
     ExitCode::SUCCESS
 }

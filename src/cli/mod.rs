@@ -33,7 +33,11 @@ enum Command {
     Demo,
     /// Validate the environment's configuration, load schema and manifests, print every setting
     /// (secrets redacted) and the manifest's operations; exit non-zero on any problem.
-    Check,
+    Check {
+        /// Validate without an upstream: GRAPHQL_FIREWALL_UPSTREAM_URL may be unset (a CI gate).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the metrics and the verdict of one document (FILE, or - for standard input) under the
     /// limits of the current environment.
     Analyse {
@@ -72,11 +76,12 @@ enum ManifestCommand {
 pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let profile = match command {
-        Command::Serve | Command::Check => Profile::Serve,
+        Command::Serve | Command::Check { offline: false } => Profile::Serve,
         Command::Demo => Profile::Demo,
-        Command::Analyse { .. } | Command::Healthcheck | Command::Manifest { .. } => {
-            Profile::Offline
-        }
+        Command::Check { offline: true }
+        | Command::Analyse { .. }
+        | Command::Healthcheck
+        | Command::Manifest { .. } => Profile::Offline,
     };
     // Load configuration from the environment before anything binds.
     let config = match Config::from_source(&Env, profile) {
@@ -89,7 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_tracing(&config);
     match command {
         Command::Serve | Command::Demo => serve::run(config, profile),
-        Command::Check => check::run(&config),
+        Command::Check { .. } => check::run(&config),
         Command::Analyse { file, operation } => analyse::run(&config, &file, operation.as_deref()),
         Command::Healthcheck => healthcheck::run(&config),
         Command::Manifest {

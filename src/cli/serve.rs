@@ -141,7 +141,7 @@ in front of an embedded async-graphql backend. Try:
   # GET needs a preflight-forcing header (CSRF guard)
   curl -s -G {endpoint} -H 'graphql-preflight: 1' --data-urlencode 'query={{ user(id: "u2") {{ name }} }}'
 
-  # a persisted operation by id (from persisted-queries/manifest.json)
+  # a persisted operation by id (the demo client's manifest is built in)
   curl -s {endpoint} -H 'content-type: application/json' \
     -d '{{"documentId":"sha256:45ad4a28d26cfa9cf2be23a9177fb3e35bd022bbb463071ca26322d959a4369f","variables":{{"first":2}}}}'
 
