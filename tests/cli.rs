@@ -227,3 +227,116 @@ fn check_offline_needs_no_upstream_and_plain_check_still_does() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_URL"), "{stderr}");
 }
+
+const DEMO_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries/src");
+
+#[test]
+fn analyse_resolves_fragments_across_files_and_lists_the_operations_to_choose_from() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // One file whose fragment lives elsewhere: rejected, with a hint naming the remedy.
+    let users = format!("{DEMO_SOURCES}/users.graphql");
+    let (code, stdout, stderr) =
+        run_in(dir, &["analyse", &users, "--operation", "UserProfile"], &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("unknown fragment `UserCard`"), "{stdout}");
+    assert!(stderr.contains("pass that file too"), "{stderr}");
+
+    // The directory: the fragment is found; several operations, so the names are listed.
+    let (code, stdout, stderr) = run_in(dir, &["analyse", DEMO_SOURCES], &[]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    for name in ["UserProfile", "UserDirectory", "AuthorPosts", "Search"] {
+        assert!(stderr.contains(name), "{name} listed: {stderr}");
+    }
+    assert!(stderr.contains("--operation"), "{stderr}");
+
+    // Several files, one chosen: measured with its fragment, and its cost explained.
+    let fragments = std::fs::read_dir(DEMO_SOURCES)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a fragments directory");
+    let (code, stdout, stderr) = run_in(
+        dir,
+        &[
+            "analyse",
+            &users,
+            fragments.to_str().unwrap(),
+            "--operation",
+            "UserProfile",
+        ],
+        &[("GRAPHQL_FIREWALL_SCHEMA", "schema/demo.graphql")],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("operation:            UserProfile"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("largest cost contributions:"), "{stdout}");
+    assert!(stdout.contains("verdict:              allowed"), "{stdout}");
+
+    // One document with several operations and none chosen: the names, not "not found".
+    let two = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        two.path(),
+        "query First { users { id } } query Second { users { name } }",
+    )
+    .unwrap();
+    let (code, _, stderr) = run_in(dir, &["analyse", two.path().to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("First, Second"), "{stderr}");
+}
+
+/// Exit status 2 means "what you gave me is wrong" in every command: a variable, the schema, a
+/// manifest directory, a file named on the command line.
+#[test]
+fn every_command_exits_2_on_a_configuration_error() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let upstream = (
+        "GRAPHQL_FIREWALL_UPSTREAM_URL",
+        "http://127.0.0.1:9/graphql",
+    );
+    let no_schema = ("GRAPHQL_FIREWALL_SCHEMA", "/nope/schema.graphql");
+    let no_dir = ("GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR", "/nope/manifests");
+    let bad_value = ("GRAPHQL_FIREWALL_MAX_DEPTH", "ten");
+    let commands: &[&[&str]] = &[
+        &["serve"],
+        &["demo"],
+        &["check"],
+        &["check", "--offline"],
+        &["analyse", DEMO_SOURCES, "--operation", "Search"],
+        &[
+            "manifest",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries"),
+        ],
+    ];
+    for command in commands {
+        for (problem, named) in [
+            (no_schema, "/nope/schema.graphql"),
+            (bad_value, "MAX_DEPTH"),
+        ] {
+            let (code, _, stderr) = run_in(elsewhere.path(), command, &[upstream, problem]);
+            assert_eq!(code, Some(2), "{command:?} with {problem:?}: {stderr}");
+            assert!(stderr.contains(named), "{command:?}: {stderr}");
+        }
+    }
+    for command in [
+        &["serve"][..],
+        &["demo"],
+        &["check"],
+        &["check", "--offline"],
+    ] {
+        let (code, _, stderr) = run_in(elsewhere.path(), command, &[upstream, no_dir]);
+        assert_eq!(code, Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains("/nope/manifests"), "{command:?}: {stderr}");
+    }
+    for command in [
+        &["analyse", "/nope/query.graphql"][..],
+        &["manifest", "check", "/nope/manifest.json"],
+        &["manifest", "build", "/nope/sources"],
+    ] {
+        let (code, _, stderr) = run_in(elsewhere.path(), command, &[]);
+        assert_eq!(code, Some(2), "{command:?}: {stderr}");
+        assert!(stderr.contains("/nope/"), "{command:?}: {stderr}");
+    }
+}

@@ -38,11 +38,13 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Print the metrics and the verdict of one document (FILE, or - for standard input) under the
-    /// limits of the current environment.
+    /// Print the metrics, cost breakdown and verdict of one operation under the limits of the
+    /// current environment: from one document (FILE, or - for standard input), or from several
+    /// files or a directory of client sources (fragments resolved across them, as `manifest
+    /// build` does). Exit 1 when it would be rejected.
     Analyse {
-        #[arg(default_value = "-")]
-        file: PathBuf,
+        #[arg(default_value = "-", value_name = "FILE|DIR|-")]
+        paths: Vec<PathBuf>,
         /// Operation to select when the document has several.
         #[arg(long)]
         operation: Option<String>,
@@ -95,7 +97,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match command {
         Command::Serve | Command::Demo => serve::run(config, profile),
         Command::Check { .. } => check::run(&config),
-        Command::Analyse { file, operation } => analyse::run(&config, &file, operation.as_deref()),
+        Command::Analyse { paths, operation } => {
+            analyse::run(&config, &paths, operation.as_deref())
+        }
         Command::Healthcheck => healthcheck::run(&config),
         Command::Manifest {
             action: ManifestCommand::Check { path },
