@@ -340,3 +340,83 @@ fn every_command_exits_2_on_a_configuration_error() {
         assert!(stderr.contains("/nope/"), "{command:?}: {stderr}");
     }
 }
+
+#[test]
+fn json_logs_carry_settings_as_an_object_and_refusals_with_hash_and_measurements() {
+    let process = common::Process::start(
+        &["demo"],
+        &[
+            ("GRAPHQL_FIREWALL_MAX_COST", "5"),
+            ("GRAPHQL_FIREWALL_MAX_BATCH", "5"),
+            ("GRAPHQL_FIREWALL_PERSISTED_LIMIT_VIOLATIONS", "warn"),
+        ],
+    );
+    let client = reqwest::blocking::Client::new();
+    let post = |body: String| {
+        client
+            .post(process.url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let query = "{ users(first: 10) { id name } }";
+    assert_eq!(post(serde_json::json!({ "query": query }).to_string()), 400);
+    let refused = process.wait_for(|e| e["message"] == "operation rejected");
+    assert_eq!(refused["code"], "COST_LIMIT_EXCEEDED", "{refused}");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(query));
+    assert_eq!(refused["hash"], hash.as_str(), "{refused}");
+    assert_eq!(refused["depth"], 2, "{refused}");
+    assert_eq!(refused["fields"], 3, "{refused}");
+    assert_eq!(refused["limit"], 5, "{refused}");
+    assert!(refused["cost"].as_u64().unwrap() > 5, "{refused}");
+    assert_eq!(refused["actual"], refused["cost"], "{refused}");
+
+    // Refused during the parse (too deep): the hash and what was measured until then.
+    let deep = "{ users { friends { friends { friends { friends { friends { friends { friends { friends { friends { name } } } } } } } } } } }";
+    assert_eq!(post(serde_json::json!({ "query": deep }).to_string()), 400);
+    let refused = process.wait_for(|e| e["message"] == "operation rejected");
+    assert_eq!(refused["code"], "DEPTH_LIMIT_EXCEEDED", "{refused}");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(deep));
+    assert_eq!(refused["hash"], hash.as_str(), "{refused}");
+    assert_eq!(refused["limit"], 10, "{refused}");
+    assert!(refused["actual"].as_u64().unwrap() > 10, "{refused}");
+
+    let member = serde_json::json!({ "query": "{ __typename }" });
+    assert_eq!(post(serde_json::json!(vec![member; 6]).to_string()), 400);
+    let refused = process.wait_for(|e| e["message"] == "operation rejected");
+    assert_eq!(refused["code"], "BATCH_LIMIT_EXCEEDED", "{refused}");
+    assert_eq!(refused["batch"], 6, "{refused}");
+    assert_eq!(refused["actual"], 6, "{refused}");
+}
+
+#[test]
+fn the_start_up_settings_are_a_json_object_and_pretty_logs_have_no_colour_in_a_pipe() {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+        .env("GRAPHQL_FIREWALL_MAX_DEPTH", "7")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("graphql-firewall started"), "{line}");
+    assert!(!line.contains('\u{1b}'), "ANSI escapes in a pipe: {line:?}");
+
+    let process = common::Process::start(&["demo"], &[("GRAPHQL_FIREWALL_MAX_DEPTH", "7")]);
+    let settings = &process.started["settings"];
+    assert!(settings.is_object(), "{settings}");
+    assert_eq!(settings["MAX_DEPTH"], "7", "{settings}");
+    assert_eq!(settings["LOG_FORMAT"], "json", "{settings}");
+}

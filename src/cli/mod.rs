@@ -6,6 +6,7 @@
 mod analyse;
 mod check;
 mod healthcheck;
+mod logs;
 mod manifest;
 mod serve;
 
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use graphql_firewall::config::{Config, Env, LogFormat, Profile};
+use graphql_firewall::config::{Config, Env, Profile};
 
 /// Exit status for a configuration error (EX_USAGE-like; documented in README).
 const EXIT_CONFIG: u8 = 2;
@@ -93,7 +94,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_tracing(&config);
+    logs::init(&config);
     match command {
         Command::Serve | Command::Demo => serve::run(config, profile),
         Command::Check { .. } => check::run(&config),
@@ -114,19 +115,4 @@ pub fn run(cli: Cli) -> ExitCode {
 fn config_error(command: &str, error: impl std::fmt::Display) -> ExitCode {
     eprintln!("graphql-firewall {command}: {error}");
     ExitCode::from(EXIT_CONFIG)
-}
-
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.server.log_filter);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.server.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Pretty => builder.init(),
-    }
 }

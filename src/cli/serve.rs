@@ -72,13 +72,14 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
             Some(admin_address)
         }
     };
-    let settings: Vec<String> = config
+    // The settings the operator changed, as a JSON object (embedded as one in JSON logs).
+    let settings: serde_json::Map<String, serde_json::Value> = config
         .settings
         .iter()
         .filter(|setting| !setting.default)
         .map(|setting| {
-            let name = setting.name.trim_start_matches(config::PREFIX);
-            format!("{name}={}", setting.value.as_deref().unwrap_or_default())
+            let name = setting.name.trim_start_matches(config::PREFIX).to_owned();
+            (name, setting.value.clone().unwrap_or_default().into())
         })
         .collect();
     tracing::info!(
@@ -86,7 +87,7 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
         listen = %address,
         metrics_listen = admin_address.map(|a| a.to_string()),
         manifest_operations = app.manifest_operations,
-        settings = %settings.join(" "),
+        settings = %serde_json::Value::Object(settings),
         "graphql-firewall started"
     );
     for warning in config::insecure_choices(&config) {

@@ -99,7 +99,13 @@ impl Firewall {
                 let bytes = tokio::time::timeout(self.settings.body_read_timeout, read)
                     .await
                     .map_err(|_| body::BodyError::Timeout)??;
-                let (requests, batch) = decode_body(&bytes, self.settings.max_batch)?;
+                let (requests, batch) =
+                    decode_body(&bytes, self.settings.max_batch).inspect_err(|error| {
+                        // A refused batch is logged with its real size.
+                        if let decode::DecodeError::BatchTooLarge { actual, .. } = error {
+                            record.batch = *actual;
+                        }
+                    })?;
                 (requests, batch, bytes)
             }
         };
@@ -114,10 +120,12 @@ impl Firewall {
         record.inspection = self
             .inspector
             .inspect(&requests, transport, batch, caller)
-            .inspect_err(|error| {
+            .map_err(|mut error| {
                 if error.probes_schema() {
                     self.budgets.record_probe(&client);
                 }
+                record.learnt = std::mem::take(&mut error.learnt);
+                error
             })?;
         record
             .monitored

@@ -630,6 +630,7 @@ mod tests {
                     reason: Reason::NotAllowedOverGet,
                 },
             ],
+            learnt: Vec::new(),
         };
         let response = Rejection::from(error).into_response(&render(), &HeaderMap::new());
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -656,6 +657,7 @@ mod tests {
                     actual: 3,
                 }),
             }],
+            learnt: Vec::new(),
         };
         let body = body(Rejection::from(error).into_response(&render(), &HeaderMap::new())).await;
         assert_eq!(

@@ -208,6 +208,8 @@ pub struct Process {
     events: std::sync::mpsc::Receiver<Value>,
     /// The traffic listener's address, read from the start-up event.
     pub listen: String,
+    /// The start-up event.
+    pub started: Value,
 }
 
 impl Process {
@@ -249,9 +251,10 @@ impl Process {
             child,
             events,
             listen: String::new(),
+            started: Value::Null,
         };
-        let started = process.wait_for(|event| event["message"] == "graphql-firewall started");
-        process.listen = started["listen"]
+        process.started = process.wait_for(|event| event["message"] == "graphql-firewall started");
+        process.listen = process.started["listen"]
             .as_str()
             .expect("listen address")
             .to_owned();
