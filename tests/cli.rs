@@ -420,3 +420,45 @@ fn the_start_up_settings_are_a_json_object_and_pretty_logs_have_no_colour_in_a_p
     assert_eq!(settings["MAX_DEPTH"], "7", "{settings}");
     assert_eq!(settings["LOG_FORMAT"], "json", "{settings}");
 }
+
+#[test]
+fn check_json_lists_every_setting_as_data_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run_in(
+        dir.path(),
+        &["check", "--offline", "--json"],
+        &[
+            (
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                "http://user:hunter2@127.0.0.1:4000/graphql",
+            ),
+            ("GRAPHQL_FIREWALL_MODE", "monitor"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let settings = report["settings"].as_object().unwrap();
+    assert_eq!(settings.len(), graphql_firewall::config::VARIABLES.len());
+    assert_eq!(
+        settings["GRAPHQL_FIREWALL_MODE"],
+        serde_json::json!({ "value": "monitor", "default": false })
+    );
+    assert_eq!(
+        settings["GRAPHQL_FIREWALL_MAX_DEPTH"],
+        serde_json::json!({ "value": "10", "default": true })
+    );
+    assert_eq!(
+        settings["GRAPHQL_FIREWALL_SCHEMA"]["value"],
+        serde_json::Value::Null
+    );
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("MODE=monitor")),
+        "{report}"
+    );
+    assert_eq!(report["persisted_documents"], 0);
+}

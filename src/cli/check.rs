@@ -1,16 +1,21 @@
-//! `check`: everything the server would load, loaded; every setting printed; exit 0 only when
-//! the firewall would start.
+//! `check`: everything the server would load, loaded; every setting printed, for people or (with
+//! `--json`) for tools; exit 0 only when the firewall would start.
 
 use std::process::ExitCode;
 
 use graphql_firewall::config::{self, Config, ManifestSource};
+use graphql_firewall::persisted::load::OnViolation;
+use serde_json::json;
 
-pub fn run(config: &Config) -> ExitCode {
+pub fn run(config: &Config, json: bool) -> ExitCode {
     // Building the app loads and checks everything the server would: schema, manifests, limits.
     let app = match graphql_firewall::build(config) {
         Ok(app) => app,
         Err(error) => return super::config_error("check", error),
     };
+    if json {
+        return print_json(config, app.manifest_operations);
+    }
     println!("configuration is valid\n");
     let width = config
         .settings
@@ -31,4 +36,43 @@ pub fn run(config: &Config) -> ExitCode {
         return super::manifest::check(config, dir);
     }
     ExitCode::SUCCESS
+}
+
+/// One JSON object: every setting (`value` as written or the default, `null` when unset;
+/// `default`), the insecure choices, the persisted documents and the manifest entries that break
+/// an enforced limit (accepted with `PERSISTED_LIMIT_VIOLATIONS=warn`; exit 1 when there are any,
+/// as in the text form).
+fn print_json(config: &Config, manifest_operations: usize) -> ExitCode {
+    let settings: serde_json::Map<String, serde_json::Value> = config
+        .settings
+        .iter()
+        .map(|s| {
+            let value = json!({ "value": s.value, "default": s.default });
+            (s.name.to_owned(), value)
+        })
+        .collect();
+    let problems = match manifest_problems(config) {
+        Ok(problems) => problems,
+        Err(error) => return super::config_error("check", error),
+    };
+    let report = json!({
+        "valid": true,
+        "settings": settings,
+        "warnings": config::insecure_choices(config),
+        "persisted_documents": manifest_operations,
+        "manifest_limit_problems": problems,
+    });
+    println!("{report:#}");
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn manifest_problems(config: &Config) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let analysis = graphql_firewall::analysis_settings(config)?;
+    let mut source = graphql_firewall::manifest_source(config, &analysis);
+    source.on_violation = OnViolation::Warn;
+    Ok(source.load()?.warnings)
 }

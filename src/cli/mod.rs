@@ -38,6 +38,9 @@ enum Command {
         /// Validate without an upstream: GRAPHQL_FIREWALL_UPSTREAM_URL may be unset (a CI gate).
         #[arg(long)]
         offline: bool,
+        /// Print one JSON object (settings, warnings, persisted documents) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the metrics, cost breakdown and verdict of one operation under the limits of the
     /// current environment: from one document (FILE, or - for standard input), or from several
@@ -79,9 +82,9 @@ enum ManifestCommand {
 pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let profile = match command {
-        Command::Serve | Command::Check { offline: false } => Profile::Serve,
+        Command::Serve | Command::Check { offline: false, .. } => Profile::Serve,
         Command::Demo => Profile::Demo,
-        Command::Check { offline: true }
+        Command::Check { offline: true, .. }
         | Command::Analyse { .. }
         | Command::Healthcheck
         | Command::Manifest { .. } => Profile::Offline,
@@ -97,7 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logs::init(&config);
     match command {
         Command::Serve | Command::Demo => serve::run(config, profile),
-        Command::Check { .. } => check::run(&config),
+        Command::Check { json, .. } => check::run(&config, json),
         Command::Analyse { paths, operation } => {
             analyse::run(&config, &paths, operation.as_deref())
         }
