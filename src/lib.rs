@@ -65,6 +65,10 @@ pub enum BuildError {
     Persisted(#[from] persisted::StoreError),
     #[error("shared state: {0}")]
     State(#[from] state::StateError),
+    #[error(
+        "STATE=redis: the app must be built inside a Tokio runtime (its Redis client runs there)"
+    )]
+    NoRuntime,
 }
 
 /// The firewall's two faces: the traffic router (with its connection limits) and the admin router
@@ -289,6 +293,9 @@ fn budgets(
         apq_ttl: config.persisted.apq_ttl,
     };
     // Connects on first use; `REDIS_REQUIRED_TO_START` is checked by `serve`, which can wait.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(BuildError::NoRuntime);
+    }
     let shared = state::RedisState::connect_lazy(&redis_settings, settings.shared_rules())?;
     let failure_mode = match redis.failure_mode {
         config::RedisFailureMode::Local => state::FailureMode::Local,
@@ -339,8 +346,14 @@ fn persisted_mode(mode: config::PersistedQueries) -> persisted::Mode {
 pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persisted::load::Source {
     let persisted = &config.persisted;
     persisted::load::Source {
-        dir: persisted.dir.clone(),
-        dir_required: persisted.dir_required,
+        manifests: match &persisted.manifests {
+            config::ManifestSource::None => persisted::load::Manifests::None,
+            config::ManifestSource::Demo => persisted::load::Manifests::Embedded {
+                name: "built-in demo manifest",
+                text: demo::MANIFEST,
+            },
+            config::ManifestSource::Dir(dir) => persisted::load::Manifests::Dir(dir.clone()),
+        },
         analysis: analysis.clone(),
         limits: config.limits.limits.clone(),
         modes: config.limits.modes.clone(),

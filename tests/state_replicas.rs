@@ -455,3 +455,48 @@ async fn a_replica_restart_loses_no_budget() {
         .unwrap();
     assert!((1..=20).contains(&retry_after), "{retry_after}");
 }
+
+#[test]
+fn check_verifies_that_redis_answers_and_holds_the_scripts() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let check = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+            .arg("check")
+            .env_clear()
+            .env(
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                "http://127.0.0.1:9/graphql",
+            )
+            .env("GRAPHQL_FIREWALL_STATE", "redis")
+            .env("GRAPHQL_FIREWALL_REDIS_URL", url)
+            .env("GRAPHQL_FIREWALL_READY_TIMEOUT", "500ms")
+            .output()
+            .expect("the binary runs")
+    };
+    let url = server.url();
+    let output = check(&url);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Redis answers and holds the scripts"),
+        "{stdout}"
+    );
+    let scripts: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(sha1_hex(include_str!("../src/state/gcra.lua")))
+        .query(&mut server.admin())
+        .unwrap();
+    assert_eq!(scripts, [true], "check loaded the GCRA script");
+
+    server.stop();
+    let output = check(&url);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
+}
+
+fn sha1_hex(text: &str) -> String {
+    redis::Script::new(text).get_hash().to_owned()
+}

@@ -115,13 +115,14 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
             Some(admin_address)
         }
     };
-    let settings: Vec<String> = config
+    // The settings the operator changed, as a JSON object (embedded as one in JSON logs).
+    let settings: serde_json::Map<String, serde_json::Value> = config
         .settings
         .iter()
         .filter(|setting| !setting.default)
         .map(|setting| {
-            let name = setting.name.trim_start_matches(config::PREFIX);
-            format!("{name}={}", setting.value.as_deref().unwrap_or_default())
+            let name = setting.name.trim_start_matches(config::PREFIX).to_owned();
+            (name, setting.value.clone().unwrap_or_default().into())
         })
         .collect();
     tracing::info!(
@@ -129,7 +130,7 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
         listen = %address,
         metrics_listen = admin_address.map(|a| a.to_string()),
         manifest_operations = app.manifest_operations,
-        settings = %settings.join(" "),
+        settings = %serde_json::Value::Object(settings),
         "graphql-firewall started"
     );
     for warning in config::insecure_choices(&config) {
@@ -185,7 +186,7 @@ in front of an embedded async-graphql backend. Try:
   # GET needs a preflight-forcing header (CSRF guard)
   curl -s -G {endpoint} -H 'graphql-preflight: 1' --data-urlencode 'query={{ user(id: "u2") {{ name }} }}'
 
-  # a persisted operation by id (from persisted-queries/manifest.json)
+  # a persisted operation by id (the demo client's manifest is built in)
   curl -s {endpoint} -H 'content-type: application/json' \
     -d '{{"documentId":"sha256:45ad4a28d26cfa9cf2be23a9177fb3e35bd022bbb463071ca26322d959a4369f","variables":{{"first":2}}}}'
 

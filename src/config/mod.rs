@@ -33,7 +33,7 @@ use std::collections::HashMap;
 pub use clients::ClientsConfig;
 pub use hardening::HardeningConfig;
 pub use limits::{CostConfig, LimitsConfig, SchemaSource};
-pub use persisted::{ClientKeysConfig, PersistedConfig};
+pub use persisted::{ClientKeysConfig, ManifestSource, PersistedConfig};
 pub use report::{Setting, insecure_choices, settings};
 pub use requests::{RequestsConfig, WebSocketConfig};
 pub use server::{ServerConfig, UpstreamConfig};
@@ -142,7 +142,7 @@ impl Config {
             limits: LimitsConfig::read(&read, profile)?,
             clients: ClientsConfig::read(&read)?,
             hardening: HardeningConfig::read(&read)?,
-            persisted: PersistedConfig::read(&read)?,
+            persisted: PersistedConfig::read(&read, profile)?,
             state: StateConfig::read(&read)?,
             settings: settings(source)?,
         })

@@ -146,7 +146,7 @@ variables! {
     }
     Persisted {
         PERSISTED_QUERIES = Some("off"), "off, apq, audit or allowlist.";
-        PERSISTED_QUERIES_DIR = Some("persisted-queries"), "Directory of manifests (*.json).";
+        PERSISTED_QUERIES_DIR = None, "Directory of manifests (*.json); unset: no manifest (demo: its built-in one).";
         PERSISTED_REQUIRE_ID = Some("off"), "In allowlist mode, refuse manifest text sent inline.";
         PERSISTED_SKIP_LIMITS = Some("on"), "Manifest documents skip the limits their text decides (on), those and cost (all), or none (off).";
         PERSISTED_LIMIT_VIOLATIONS = Some("error"), "A manifest entry breaking an enforced limit: error or warn.";

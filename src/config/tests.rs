@@ -245,15 +245,21 @@ fn settings_show_what_was_set_and_redact_secrets() {
 }
 
 #[test]
-fn a_named_manifest_directory_is_required_the_default_is_not() {
+fn no_manifest_is_loaded_unless_a_directory_is_named_and_demo_has_its_own() {
     let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
-    assert!(!load(&[upstream]).unwrap().persisted.dir_required);
-    assert!(
+    assert_eq!(
+        load(&[upstream]).unwrap().persisted.manifests,
+        ManifestSource::None
+    );
+    assert_eq!(
         load(&[upstream, (PERSISTED_QUERIES_DIR, "/srv/manifests")])
             .unwrap()
             .persisted
-            .dir_required
+            .manifests,
+        ManifestSource::Dir("/srv/manifests".into())
     );
+    let demo = Config::from_source(&HashMap::<&str, &str>::new(), Profile::Demo).unwrap();
+    assert_eq!(demo.persisted.manifests, ManifestSource::Demo);
 }
 
 #[test]

@@ -13,15 +13,15 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 
 use crate::admission::Client;
-use crate::inspect::{Inspection, OperationReport};
+use crate::inspect::{Inspection, Learnt, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
 };
-use crate::persisted::Origin;
+use crate::persisted::{DocumentHash, Origin};
 use crate::policy::Violation;
 
 use super::harden::Hardened;
-use super::reject::{RejectCode, Rejection};
+use super::reject::{RejectCode, RejectError, Rejection};
 
 /// What one request did, filled in by the pipeline stages.
 #[derive(Debug, Default)]
@@ -30,6 +30,8 @@ pub struct Record {
     pub batch: usize,
     pub rejection: Option<Rejection>,
     pub inspection: Inspection,
+    /// Of a request the inspection refused: what it learnt of each operation (by position).
+    pub learnt: Vec<Learnt>,
     /// Rules broken in monitor mode (limits and budgets), with their operation's batch position.
     pub monitored: Vec<(usize, Violation)>,
     pub upstream: Option<Duration>,
@@ -135,16 +137,20 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
     match &record.rejection {
         Some(rejection) => {
             for error in &rejection.errors {
-                let report = error
-                    .batch_index
-                    .and_then(|i| record.inspection.operations.get(i));
+                // A batch-wide error (the batch's cost) belongs to no one member.
+                let learnt = match (error.batch_index, record.batch > 1) {
+                    (Some(index), _) => record.learnt.get(index),
+                    (None, false) => record.learnt.first(),
+                    (None, true) => None,
+                };
                 log_operation(
                     record,
                     outcome,
-                    report,
+                    learnt.and_then(|l| l.report.as_ref()),
+                    learnt.and_then(|l| l.hash),
                     error.batch_index,
                     verdict,
-                    Some(error.code),
+                    Some(error),
                 );
             }
         }
@@ -153,10 +159,19 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
             && sampler.sample() =>
         {
             for (index, report) in record.inspection.operations.iter().enumerate() {
-                log_operation(record, outcome, Some(report), Some(index), verdict, None);
+                let hash = Some(report.hash);
+                log_operation(
+                    record,
+                    outcome,
+                    Some(report),
+                    hash,
+                    Some(index),
+                    verdict,
+                    None,
+                );
             }
             if record.inspection.operations.is_empty() {
-                log_operation(record, outcome, None, None, verdict, None);
+                log_operation(record, outcome, None, None, None, verdict, None);
             }
         }
         None => {}
@@ -228,13 +243,16 @@ fn record_metrics(
     }
 }
 
+/// One operation's event: `report` holds its measurements when it got that far, `hash` its
+/// document once resolved, `refusal` the error it was refused with (its limit and actual value).
 fn log_operation(
     record: &Record,
     outcome: &Outcome<'_>,
     report: Option<&OperationReport>,
+    hash: Option<DocumentHash>,
     batch_index: Option<usize>,
     verdict: &'static str,
-    code: Option<RejectCode>,
+    refusal: Option<&RejectError>,
 ) {
     let request_id = outcome.request_id;
     let transport = outcome.channel.as_str();
@@ -242,7 +260,7 @@ fn log_operation(
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
     let operation_name = report.and_then(|r| r.name.as_deref());
-    let hash = report.map(|r| hex::encode(r.hash));
+    let hash = hash.map(hex::encode);
     let persisted = report.map(|r| r.origin.as_str());
     let metrics = report.map(|r| r.metrics);
     let depth = metrics.map(|m| m.depth);
@@ -256,7 +274,17 @@ fn log_operation(
         .measured
         .as_ref()
         .and_then(|measured| measured.actual.get().copied());
-    let code = code.map(RejectCode::as_str);
+    let code = refusal.map(|error| error.code.as_str());
+    let detail = |name: &str| {
+        refusal.and_then(|error| {
+            error
+                .details
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+        })
+    };
+    let (limit, actual) = (detail("limit"), detail("actual"));
     let upstream_status = record.upstream_status.map(|s| s.as_u16());
     let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
     let total_ms = outcome.total.as_secs_f64() * 1000.0;
@@ -269,7 +297,7 @@ fn log_operation(
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,
-                verdict, code, status = outcome.status.as_u16(), upstream_status,
+                verdict, code, limit, actual, status = outcome.status.as_u16(), upstream_status,
                 upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
                 $message
             )

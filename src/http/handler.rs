@@ -105,7 +105,13 @@ impl Firewall {
                 let bytes = tokio::time::timeout(self.settings.body_read_timeout, read)
                     .await
                     .map_err(|_| body::BodyError::Timeout)??;
-                let (requests, batch) = decode_body(&bytes, self.settings.max_batch)?;
+                let (requests, batch) =
+                    decode_body(&bytes, self.settings.max_batch).inspect_err(|error| {
+                        // A refused batch is logged with its real size.
+                        if let decode::DecodeError::BatchTooLarge { actual, .. } = error {
+                            record.batch = *actual;
+                        }
+                    })?;
                 (requests, batch, bytes)
             }
         };
@@ -113,7 +119,11 @@ impl Firewall {
         let caller = self.caller(&parts.headers);
         record.inspection = self
             .inspect(&requests, transport, batch, caller, &client)
-            .await?;
+            .await
+            .map_err(|mut error| {
+                record.learnt = std::mem::take(&mut error.learnt);
+                error
+            })?;
         record
             .monitored
             .extend(record.inspection.monitored.iter().copied());

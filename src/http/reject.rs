@@ -764,6 +764,7 @@ mod tests {
                     reason: Reason::NotAllowedOverGet,
                 },
             ],
+            learnt: Vec::new(),
         };
         let response = Rejection::from(error).into_response(&render(), &HeaderMap::new());
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -790,6 +791,7 @@ mod tests {
                     actual: 3,
                 }),
             }],
+            learnt: Vec::new(),
         };
         let body = body(Rejection::from(error).into_response(&render(), &HeaderMap::new())).await;
         assert_eq!(

@@ -179,10 +179,23 @@ pub struct OperationError {
 }
 
 /// A refused request: one error per offending operation (a batch is refused whole).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{} operation(s) refused", errors.len())]
 pub struct InspectError {
     pub errors: Vec<OperationError>,
+    /// What was learnt of each operation (by position in the request) before the refusal, for
+    /// the audit log: repeated attacks are correlated by hash, and limits are tuned from the
+    /// measurements of what was refused.
+    pub learnt: Vec<Learnt>,
+}
+
+/// What the inspection learnt of one operation before the request was refused.
+#[derive(Debug, Clone, Default)]
+pub struct Learnt {
+    /// The document's SHA-256, once it was resolved.
+    pub hash: Option<persisted::DocumentHash>,
+    /// Its measurements, once it was analysed and costed.
+    pub report: Option<OperationReport>,
 }
 
 impl InspectError {
@@ -213,10 +226,16 @@ impl Inspector {
     ) -> Result<Inspection, InspectError> {
         let mut inspection = Inspection::default();
         let mut errors = Vec::new();
+        let mut hashes = Vec::with_capacity(requests.len());
+        // The request position of each report in `inspection.operations`.
+        let mut measured = Vec::with_capacity(requests.len());
         let mut batch_cost: u64 = 0;
         for (index, request) in requests.iter().enumerate() {
             let batch_index = batch.then_some(index);
-            match self.inspect_one(request, transport, caller, !batch) {
+            let mut hash = None;
+            let inspected = self.inspect_one(request, transport, caller, !batch, &mut hash);
+            hashes.push(hash);
+            match inspected {
                 Ok((report, verdict, meter)) => {
                     inspection.meter = meter;
                     batch_cost = batch_cost.saturating_add(report.cost);
@@ -230,6 +249,7 @@ impl Inspector {
                     let monitored = verdict.monitored.into_iter().map(|v| (index, v));
                     inspection.monitored.extend(monitored);
                     inspection.operations.push(report);
+                    measured.push(index);
                 }
                 Err(reason) => errors.push(OperationError {
                     batch_index,
@@ -252,19 +272,29 @@ impl Inspector {
                 .extend(verdict.monitored.into_iter().map(|v| (0, v)));
         }
         if errors.is_empty() {
-            Ok(inspection)
-        } else {
-            Err(InspectError { errors })
+            return Ok(inspection);
         }
+        let mut learnt: Vec<Learnt> = hashes
+            .into_iter()
+            .map(|hash| Learnt { hash, report: None })
+            .collect();
+        for (index, report) in measured.into_iter().zip(inspection.operations) {
+            if let Some(slot) = learnt.get_mut(index) {
+                slot.report = Some(report);
+            }
+        }
+        Err(InspectError { errors, learnt })
     }
 
-    /// `measure`: also build the meter of the answer's actual cost.
+    /// `measure`: also build the meter of the answer's actual cost. `hash` is set as soon as the
+    /// document is known, so that a refusal after that point can be logged with it.
     fn inspect_one(
         &self,
         request: &GraphqlRequest,
         transport: Transport,
         caller: Caller,
         measure: bool,
+        hash: &mut Option<persisted::DocumentHash>,
     ) -> Result<(OperationReport, policy::Verdict, Option<ActualCost>), Reason> {
         if request
             .operation_name
@@ -274,6 +304,7 @@ impl Inspector {
             return Err(Reason::OperationNameTooLong);
         }
         let resolved = self.resolve(request, caller)?;
+        *hash = Some(resolved.hash);
         let analysed;
         let document = match &resolved.reviewed {
             Some(reviewed) => &reviewed.document,

@@ -265,7 +265,11 @@ impl Relay {
                 self.caller,
                 &self.client,
             )
-            .await?;
+            .await
+            .map_err(|mut error| {
+                record.learnt = std::mem::take(&mut error.learnt);
+                error
+            })?;
         // A stream of results is not one answer to meter.
         record.inspection.meter = None;
         record
