@@ -462,3 +462,57 @@ fn check_json_lists_every_setting_as_data_with_secrets_redacted() {
     );
     assert_eq!(report["persisted_documents"], 0);
 }
+
+#[test]
+fn demo_warns_that_typos_trip_the_probe_limit_and_they_do() {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+        .env("GRAPHQL_FIREWALL_PROBE_LIMIT", "3")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut endpoint = None;
+    let mut note = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listens on ").nth(1) {
+            endpoint = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Note:") || !note.is_empty() {
+            note.push_str(&line);
+            if line.contains("experiment freely") {
+                break;
+            }
+        }
+    }
+    assert!(
+        note.contains("more than 3 queries")
+            && note.contains("429")
+            && note.contains("PROBE_LIMIT=off"),
+        "{note}"
+    );
+    let endpoint = endpoint.expect("the demo prints its endpoint");
+    let client = reqwest::blocking::Client::new();
+    // The fourth typo trips the limit; the fifth request is refused.
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| {
+            client
+                .post(&endpoint)
+                .header("content-type", "application/json")
+                .body(r#"{"query":"{ users { nam } }"}"#)
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(statuses, [400, 400, 400, 400, 429]);
+}
