@@ -516,3 +516,30 @@ fn demo_warns_that_typos_trip_the_probe_limit_and_they_do() {
     let _ = child.wait();
     assert_eq!(statuses, [400, 400, 400, 400, 429]);
 }
+
+#[test]
+fn an_operation_refused_after_inspection_is_logged_with_its_measurements() {
+    // Nothing listens on the discard port: the upstream refuses the connection (502).
+    let process = common::Process::start(
+        &["serve"],
+        &[(
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:9/graphql",
+        )],
+    );
+    let query = "{ users(first: 2) { id } }";
+    let status = reqwest::blocking::Client::new()
+        .post(process.url())
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "query": query }).to_string())
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 502);
+    let refused = process.wait_for(|e| e["message"] == "operation rejected");
+    assert_eq!(refused["code"], "UPSTREAM_UNAVAILABLE", "{refused}");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(query));
+    assert_eq!(refused["hash"], hash.as_str(), "{refused}");
+    assert_eq!(refused["depth"], 2, "{refused}");
+    assert!(refused["cost"].as_u64().is_some(), "{refused}");
+}
