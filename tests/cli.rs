@@ -223,6 +223,8 @@ fn check_offline_needs_no_upstream_and_plain_check_still_does() {
     let (code, stdout, stderr) = run_in(dir.path(), &["check", "--offline"], &[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("configuration is valid"), "{stdout}");
+    let workers = std::thread::available_parallelism().unwrap();
+    assert!(stdout.contains(&format!("auto (= {workers})")), "{stdout}");
     let (code, _, stderr) = run_in(dir.path(), &["check"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_URL"), "{stderr}");
@@ -451,6 +453,14 @@ fn check_json_lists_every_setting_as_data_with_secrets_redacted() {
     assert_eq!(
         settings["GRAPHQL_FIREWALL_SCHEMA"]["value"],
         serde_json::Value::Null
+    );
+    // `auto` with what it resolved to on this machine.
+    assert_eq!(settings["GRAPHQL_FIREWALL_WORKERS"]["value"], "auto");
+    assert!(
+        settings["GRAPHQL_FIREWALL_WORKERS"]["effective"]
+            .as_u64()
+            .unwrap()
+            >= 1
     );
     assert!(
         report["warnings"]

@@ -299,3 +299,15 @@ fn a_rate_accepts_m_for_minutes_and_a_bad_one_is_explained_once() {
     assert!(!message.contains("invalid rate"), "{message}");
     assert!(message.contains("6000/min"), "an example: {message}");
 }
+
+#[test]
+fn auto_is_case_insensitive_too() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (WORKERS, "AUTO"),
+        (MAX_CONNECTIONS, "Auto"),
+    ])
+    .unwrap();
+    assert_eq!(config.server.workers, parse::available_cpus());
+    assert!(config.server.max_connections >= 64);
+}
