@@ -282,6 +282,8 @@ fn check_offline_needs_no_upstream_and_plain_check_still_does() {
     let (code, stdout, stderr) = run_in(dir.path(), &["check", "--offline"], &[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("configuration is valid"), "{stdout}");
+    let workers = std::thread::available_parallelism().unwrap();
+    assert!(stdout.contains(&format!("auto (= {workers})")), "{stdout}");
     let (code, _, stderr) = run_in(dir.path(), &["check"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("GRAPHQL_FIREWALL_UPSTREAM_URL"), "{stderr}");
@@ -511,6 +513,14 @@ fn check_json_lists_every_setting_as_data_with_secrets_redacted() {
         settings["GRAPHQL_FIREWALL_SCHEMA"]["value"],
         serde_json::Value::Null
     );
+    // `auto` with what it resolved to on this machine.
+    assert_eq!(settings["GRAPHQL_FIREWALL_WORKERS"]["value"], "auto");
+    assert!(
+        settings["GRAPHQL_FIREWALL_WORKERS"]["effective"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert!(
         report["warnings"]
             .as_array()
@@ -520,4 +530,85 @@ fn check_json_lists_every_setting_as_data_with_secrets_redacted() {
         "{report}"
     );
     assert_eq!(report["persisted_documents"], 0);
+}
+
+#[test]
+fn demo_warns_that_typos_trip_the_probe_limit_and_they_do() {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+        .env("GRAPHQL_FIREWALL_PROBE_LIMIT", "3")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut endpoint = None;
+    let mut note = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listens on ").nth(1) {
+            endpoint = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Note:") || !note.is_empty() {
+            note.push_str(&line);
+            if line.contains("experiment freely") {
+                break;
+            }
+        }
+    }
+    assert!(
+        note.contains("more than 3 queries")
+            && note.contains("429")
+            && note.contains("PROBE_LIMIT=off"),
+        "{note}"
+    );
+    let endpoint = endpoint.expect("the demo prints its endpoint");
+    let client = reqwest::blocking::Client::new();
+    // The fourth typo trips the limit; the fifth request is refused.
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| {
+            client
+                .post(&endpoint)
+                .header("content-type", "application/json")
+                .body(r#"{"query":"{ users { nam } }"}"#)
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(statuses, [400, 400, 400, 400, 429]);
+}
+
+#[test]
+fn an_operation_refused_after_inspection_is_logged_with_its_measurements() {
+    // Nothing listens on the discard port: the upstream refuses the connection (502).
+    let process = common::Process::start(
+        &["serve"],
+        &[(
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:9/graphql",
+        )],
+    );
+    let query = "{ users(first: 2) { id } }";
+    let status = reqwest::blocking::Client::new()
+        .post(process.url())
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "query": query }).to_string())
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 502);
+    let refused = process.wait_for(|e| e["message"] == "operation rejected");
+    assert_eq!(refused["code"], "UPSTREAM_UNAVAILABLE", "{refused}");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(query));
+    assert_eq!(refused["hash"], hash.as_str(), "{refused}");
+    assert_eq!(refused["depth"], 2, "{refused}");
+    assert!(refused["cost"].as_u64().is_some(), "{refused}");
 }

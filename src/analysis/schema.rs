@@ -23,6 +23,15 @@ pub enum SchemaError {
     /// The SDL is not valid GraphQL.
     #[error("the schema SDL does not parse: {0}")]
     Parse(String),
+    /// A field, argument or input field of a type the SDL does not define: a typo such as
+    /// `a: Strin` would otherwise make every operation selecting below it unknown to the schema.
+    #[error("type `{type_name}` is not defined (used by {used_by}{})", if *.more > 0 { format!(" and {more} other undefined type use(s)") } else { String::new() })]
+    UndefinedType {
+        type_name: String,
+        used_by: String,
+        /// Further undefined uses, counted rather than listed.
+        more: usize,
+    },
     /// A directive argument has the wrong shape (e.g. `@cost(weight: "x")`).
     #[error("invalid `@{directive}` on `{location}`: {reason}")]
     Directive {
@@ -119,8 +128,47 @@ impl Schema {
                 TypeSystemDefinition::Directive(_) => {}
             }
         }
+        schema.check_types_defined()?;
         schema.settle_input_costs();
         Ok(schema)
+    }
+
+    /// Every type a field, argument or input field names is defined (or built in); the first
+    /// undefined one in name order is reported, so the message does not depend on hash order.
+    fn check_types_defined(&self) -> Result<(), SchemaError> {
+        let defined = |name: &str| {
+            self.types.contains_key(name)
+                || matches!(name, "Int" | "Float" | "String" | "Boolean" | "ID")
+        };
+        let mut undefined: Vec<(&str, String)> = Vec::new();
+        for (type_name, info) in &self.types {
+            for (field_name, field) in &info.fields {
+                let at = || format!("{type_name}.{field_name}");
+                if !defined(&field.type_name) {
+                    undefined.push((&field.type_name, at()));
+                }
+                for argument in &field.arguments {
+                    if !defined(&argument.type_name) {
+                        undefined
+                            .push((&argument.type_name, format!("{}({}:)", at(), argument.name)));
+                    }
+                }
+            }
+            for (input_name, input) in &info.input_fields {
+                if !defined(&input.type_name) {
+                    undefined.push((&input.type_name, format!("{type_name}.{input_name}")));
+                }
+            }
+        }
+        undefined.sort();
+        match undefined.first() {
+            None => Ok(()),
+            Some((type_name, used_by)) => Err(SchemaError::UndefinedType {
+                type_name: (*type_name).to_owned(),
+                used_by: used_by.clone(),
+                more: undefined.len() - 1,
+            }),
+        }
     }
 
     /// Type costs of arguments and input fields, and which fields' arguments can cost: both

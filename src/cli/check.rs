@@ -43,8 +43,11 @@ pub fn run(config: &Config, json: bool, offline: bool) -> ExitCode {
         .unwrap_or_default();
     for setting in &config.settings {
         let value = setting.value.as_deref().unwrap_or("(unset)");
+        let effective = effective(config, setting.name)
+            .map(|n| format!(" (= {n})"))
+            .unwrap_or_default();
         let marker = if setting.default { "  (default)" } else { "" };
-        println!("  {:<width$}  {value}{marker}", setting.name);
+        println!("  {:<width$}  {value}{effective}{marker}", setting.name);
     }
     for warning in config::insecure_choices(config) {
         println!("  warning: {warning}");
@@ -88,7 +91,10 @@ fn print_json(
         .settings
         .iter()
         .map(|s| {
-            let value = json!({ "value": s.value, "default": s.default });
+            let value = match effective(config, s.name) {
+                Some(n) => json!({ "value": s.value, "default": s.default, "effective": n }),
+                None => json!({ "value": s.value, "default": s.default }),
+            };
             (s.name.to_owned(), value)
         })
         .collect();
@@ -121,4 +127,14 @@ fn manifest_problems(config: &Config) -> Result<Vec<String>, Box<dyn std::error:
     let mut source = graphql_firewall::manifest_source(config, &analysis);
     source.on_violation = OnViolation::Warn;
     Ok(source.load()?.warnings)
+}
+
+/// The number an `auto` setting resolved to on this machine (for the others, the value is what
+/// is in force).
+fn effective(config: &Config, name: &str) -> Option<usize> {
+    match name {
+        config::WORKERS => Some(config.server.workers.get()),
+        config::MAX_CONNECTIONS => Some(config.server.max_connections),
+        _ => None,
+    }
 }

@@ -138,6 +138,7 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
     }
     if profile == Profile::Demo {
         print_demo_help(&format!("http://{address}{}", server.path));
+        print_probe_note(&config.clients);
     }
     graphql_firewall::serve_workers(
         listener,
@@ -209,4 +210,22 @@ in front of an embedded async-graphql backend. Try:
 Stop with Ctrl-C.
 "#
     );
+}
+
+/// Typos while trying the demo are what a schema prober's guesses look like: say so before the
+/// user is locked out by `PROBE_LIMIT` and wonders why every query answers 429.
+fn print_probe_note(clients: &config::ClientsConfig) {
+    match clients.probe_limit {
+        Some(limit) => println!(
+            "Note: more than {limit} queries a minute naming fields the schema lacks (typos too) \
+             look like schema probing:\nthe client is then refused with 429 RATE_LIMITED for {}s. Set \
+             {}=off to experiment freely.\n",
+            clients.probe_cooldown.as_secs(),
+            config::PROBE_LIMIT
+        ),
+        None => println!(
+            "Note: {}=off: schema probing is not throttled.\n",
+            config::PROBE_LIMIT
+        ),
+    }
 }

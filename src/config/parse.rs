@@ -97,12 +97,12 @@ pub fn available_cpus() -> NonZeroUsize {
 /// `auto` (one worker per available CPU) or a positive number of worker threads.
 pub fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
     let accepted = || "auto or a positive integer up to 1024".to_owned();
-    match text {
-        "auto" => Ok(available_cpus()),
-        _ => match text.parse::<usize>() {
-            Ok(n @ 1..=1024) => NonZeroUsize::new(n).ok_or_else(accepted),
-            _ => Err(accepted()),
-        },
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(available_cpus());
+    }
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1024) => NonZeroUsize::new(n).ok_or_else(accepted),
+        _ => Err(accepted()),
     }
 }
 

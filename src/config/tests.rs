@@ -268,3 +268,46 @@ fn client_key_header_and_hashes_are_set_together() {
     let err = load(&[upstream, (TRUSTED_CLIENT_HEADER, "x-key")]).unwrap_err();
     assert!(err.to_string().contains(TRUSTED_CLIENT_KEY_HASHES), "{err}");
 }
+
+#[test]
+fn enumerated_values_and_rule_names_are_case_insensitive() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (MODE, "Monitor"),
+        (RULE_MODES, "Depth:ENFORCE"),
+        (PERSISTED_QUERIES, "AUDIT"),
+    ])
+    .unwrap();
+    assert_eq!(config.limits.modes.of(Rule::Cost), Mode::Monitor);
+    assert_eq!(config.limits.modes.of(Rule::Depth), Mode::Enforce);
+    assert_eq!(config.persisted.mode, PersistedQueries::Audit);
+}
+
+#[test]
+fn a_rate_accepts_m_for_minutes_and_a_bad_one_is_explained_once() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let config = load(&[upstream, (RATE_LIMIT, "100/m")]).unwrap();
+    let rate = config.clients.rate_limit.unwrap();
+    assert_eq!(
+        (rate.amount.get(), rate.period),
+        (100, Duration::from_secs(60))
+    );
+    let message = load(&[upstream, (RATE_LIMIT, "100/x")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(message.matches("100/x").count(), 1, "{message}");
+    assert!(!message.contains("invalid rate"), "{message}");
+    assert!(message.contains("6000/min"), "an example: {message}");
+}
+
+#[test]
+fn auto_is_case_insensitive_too() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (WORKERS, "AUTO"),
+        (MAX_CONNECTIONS, "Auto"),
+    ])
+    .unwrap();
+    assert_eq!(config.server.workers, parse::available_cpus());
+    assert!(config.server.max_connections >= 64);
+}

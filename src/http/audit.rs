@@ -138,16 +138,17 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
         Some(rejection) => {
             for error in &rejection.errors {
                 // A batch-wide error (the batch's cost) belongs to no one member.
-                let learnt = match (error.batch_index, record.batch > 1) {
-                    (Some(index), _) => record.learnt.get(index),
-                    (None, false) => record.learnt.first(),
+                let index = match (error.batch_index, record.batch > 1) {
+                    (Some(index), _) => Some(index),
+                    (None, false) => Some(0),
                     (None, true) => None,
                 };
+                let (report, hash) = index.map_or((None, None), |i| learnt(record, i));
                 log_operation(
                     record,
                     outcome,
-                    learnt.and_then(|l| l.report.as_ref()),
-                    learnt.and_then(|l| l.hash),
+                    report,
+                    hash,
                     error.batch_index,
                     verdict,
                     Some(error),
@@ -175,6 +176,18 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
             }
         }
         None => {}
+    }
+}
+
+/// What is known of the operation at `index` of a refused request: from the inspection's refusal,
+/// or, when a later stage refused (a cost budget, the upstream), from the inspection itself.
+fn learnt(record: &Record, index: usize) -> (Option<&OperationReport>, Option<DocumentHash>) {
+    match record.learnt.get(index) {
+        Some(learnt) => (learnt.report.as_ref(), learnt.hash),
+        None => match record.inspection.operations.get(index) {
+            Some(report) => (Some(report), Some(report.hash)),
+            None => (None, None),
+        },
     }
 }
 
