@@ -613,3 +613,33 @@ async fn an_upstream_that_cannot_be_reached_gets_the_client_a_502_not_a_websocke
         other => panic!("expected an HTTP refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn internal_errors_in_a_next_payload_are_masked_as_on_http() {
+    let crash = json!({"query": "{ user(id: \"crash\") { name } }"});
+    let harness = start(&[]).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    subscribe(&mut socket, "c", crash.clone()).await;
+    let message = receive(&mut socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    let error = &message["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+    assert!(error["extensions"].get("exception").is_none(), "{message}");
+    assert!(!message.to_string().contains("/app/src"), "{message}");
+    assert!(error["path"].is_array(), "path is kept: {message}");
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+
+    // MASK_ERRORS=all: the message names the request id of the upgrade.
+    let harness = start(&[("GRAPHQL_FIREWALL_MASK_ERRORS", "all")]).await;
+    let mut socket = connect_with(&harness, TRANSPORT_WS, &[("x-request-id", "ws-masked-1")]).await;
+    initialise(&mut socket).await;
+    subscribe(&mut socket, "c", crash).await;
+    let message = receive(&mut socket).await;
+    assert_eq!(
+        message["payload"]["errors"][0]["message"],
+        "Internal server error (request id: ws-masked-1)",
+        "{message}"
+    );
+    assert!(!message.to_string().contains("users-db"), "{message}");
+}
