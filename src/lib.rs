@@ -249,6 +249,17 @@ fn http_settings(config: &Config) -> http::Settings {
             body_timeout: config.server.upstream.timeout,
         }),
         ws: websocket_settings(&config.requests.websocket),
+        ws_origins: websocket_origins(config),
+    }
+}
+
+/// The CSRF guard's reasoning covers WebSocket upgrades: off with it, or with `*`.
+fn websocket_origins(config: &Config) -> http::ws::relay::Origins {
+    let listed = &config.requests.websocket.allowed_origins;
+    if config.requests.csrf_required_headers.is_none() || listed.iter().any(|o| o == "*") {
+        http::ws::relay::Origins::Any
+    } else {
+        http::ws::relay::Origins::SameOr(listed.clone())
     }
 }
 

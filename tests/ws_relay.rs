@@ -643,3 +643,77 @@ async fn internal_errors_in_a_next_payload_are_masked_as_on_http() {
     );
     assert!(!message.to_string().contains("users-db"), "{message}");
 }
+
+/// The HTTP refusal of an upgrade: (status, code).
+async fn refused_upgrade(harness: &Harness, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = ws_url(harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    for (name, value) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body: Value = serde_json::from_slice(response.body().as_ref().unwrap()).unwrap();
+            let code = body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (response.status().as_u16(), code)
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_page_on_another_origin_cannot_open_a_websocket_with_the_users_cookies() {
+    // Cross-site WebSocket hijacking: any page can make the browser open a WebSocket to the API,
+    // cookies included, and no preflight asks first. The browser always sends `Origin`.
+    let harness = start(&[]).await;
+    for origin in [
+        "https://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+    ] {
+        let (status, code) =
+            refused_upgrade(&harness, &[("origin", origin), ("cookie", "session=1")]).await;
+        assert_eq!((status, code.as_str()), (400, "CSRF_BLOCKED"), "{origin}");
+    }
+    assert_eq!(harness.backend().observed.ws_connections(), 0);
+    // The endpoint's own origin (the page it serves) is allowed, and so is a non-browser client.
+    let own = harness.base.clone();
+    let mut socket = connect_with(&harness, TRANSPORT_WS, &[("origin", own.as_str())]).await;
+    initialise(&mut socket).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+}
+
+#[tokio::test]
+async fn listed_origins_may_open_a_websocket() {
+    let harness = start(&[(
+        "GRAPHQL_FIREWALL_WS_ALLOWED_ORIGINS",
+        "https://app.example.com, https://admin.example.com",
+    )])
+    .await;
+    let mut socket = connect_with(
+        &harness,
+        TRANSPORT_WS,
+        &[("origin", "https://APP.example.com")],
+    )
+    .await;
+    initialise(&mut socket).await;
+    let (status, code) = refused_upgrade(&harness, &[("origin", "https://example.com")]).await;
+    assert_eq!((status, code.as_str()), (400, "CSRF_BLOCKED"));
+    // With the CSRF guard off, origins are not checked either.
+    let harness = start(&[("GRAPHQL_FIREWALL_CSRF_PROTECTION", "off")]).await;
+    let mut socket = connect_with(
+        &harness,
+        TRANSPORT_WS,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    initialise(&mut socket).await;
+}

@@ -91,6 +91,7 @@ variables! {
         MAX_VARIABLE_DEPTH = Some("16"), "Deepest list/object nesting inside the variables.";
         MAX_VARIABLE_LIST = Some("1000"), "Longest list anywhere in the variables.";
         MAX_VARIABLES_BYTES = Some("256KiB"), "Size of the variables JSON, or off.";
+        WS_ALLOWED_ORIGINS = None, "Browser origins (scheme://host[:port]) besides the endpoint's own that may open a WebSocket, or *; others get CSRF_BLOCKED.";
         WS_MAX_MESSAGE_BYTES = Some("256KiB"), "Largest WebSocket message from a client; over it the connection is closed (1009).";
         WS_MAX_SUBSCRIPTIONS = Some("20"), "Operations open at once on one WebSocket; one more gets SUBSCRIPTION_LIMIT_EXCEEDED.";
         WS_MAX_SUBSCRIPTIONS_PER_CLIENT = Some("100"), "Operations open at once by one client across its WebSockets, or off.";

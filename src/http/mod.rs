@@ -69,6 +69,8 @@ pub struct Settings {
     pub harden: Arc<harden::Settings>,
     /// The WebSocket limits of one connection.
     pub ws: ws::protocol::Settings,
+    /// Browser origins that may open a WebSocket.
+    pub ws_origins: ws::relay::Origins,
 }
 
 /// Shared state of the request handlers.

@@ -559,7 +559,11 @@ impl From<Refusal> for Rejection {
 
 impl From<UpgradeError> for Rejection {
     fn from(error: UpgradeError) -> Rejection {
-        Rejection::new(RejectCode::InvalidRequest, error.to_string())
+        let code = match error {
+            UpgradeError::Subprotocol | UpgradeError::Handshake => RejectCode::InvalidRequest,
+            UpgradeError::CrossOrigin => RejectCode::CsrfBlocked,
+        };
+        Rejection::new(code, error.to_string())
     }
 }
 

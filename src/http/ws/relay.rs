@@ -46,6 +46,54 @@ pub enum UpgradeError {
     Subprotocol,
     #[error("not a valid WebSocket upgrade request")]
     Handshake,
+    /// A browser page on an origin that is not allowed (cross-site WebSocket hijacking).
+    #[error(
+        "a WebSocket from a page on another origin is refused (the operator may allow it with WS_ALLOWED_ORIGINS)"
+    )]
+    CrossOrigin,
+}
+
+/// Which browser pages may open a WebSocket.
+///
+/// # Threats
+/// A browser opens a WebSocket to any site a page asks for, with that site's cookies, and no
+/// CORS preflight asks first (cross-site WebSocket hijacking): the CSRF guard's reasoning applies
+/// to every upgrade. Browsers always send `Origin` with one, so a page on another origin is
+/// refused unless listed; clients that are not browsers send none and are not concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// No check (`CSRF_PROTECTION=off`, or `WS_ALLOWED_ORIGINS=*`).
+    Any,
+    /// The endpoint's own origin (`Origin`'s host and port are the `Host` header), and these
+    /// (lower-case `scheme://host[:port]`).
+    SameOr(Vec<String>),
+}
+
+impl Origins {
+    fn allow(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Origins::SameOr(listed) = self else {
+            return true;
+        };
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = values.next() else {
+            return true;
+        };
+        if values.next().is_some() {
+            return false;
+        }
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.trim().to_ascii_lowercase();
+        // The scheme is not compared: TLS usually ends at a proxy in front of the firewall.
+        let same = origin.split_once("://").is_some_and(|(_, authority)| {
+            headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .is_some_and(|host| host.trim().eq_ignore_ascii_case(authority))
+        });
+        same || listed.contains(&origin)
+    }
 }
 
 /// A request asking for a WebSocket (any method: a non-GET one is refused as a bad handshake).
@@ -69,6 +117,10 @@ pub async fn upgrade(
 ) -> Result<Response, Rejection> {
     let client = firewall.identify(parts, peer);
     record.client = Some(client.clone());
+    // Refused at the door, like the CSRF guard's refusals: no budget spent.
+    if !firewall.settings.ws_origins.allow(&parts.headers) {
+        return Err(UpgradeError::CrossOrigin.into());
+    }
     // The upgrade is a request like any other; each operation is one more.
     let admitted = firewall.budgets.admit_request(&client)?;
     record.monitored.extend(admitted.monitored.map(|v| (0, v)));
