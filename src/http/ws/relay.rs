@@ -38,6 +38,12 @@ use crate::inspect::{Caller, GraphqlRequest, Transport};
 use crate::metrics::count;
 use crate::upstream::ws::{Opening, UpstreamSocket};
 
+/// The read buffer of each of a connection's two sockets. tungstenite allocates 128 KiB by
+/// default, and an idle subscribed connection would hold 256 KiB for nothing (measured by the
+/// `ws_relay` bench); GraphQL-over-WebSocket messages are small, and a larger one is read in
+/// several reads.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Why an upgrade request gets no WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UpgradeError {
@@ -143,6 +149,7 @@ pub async fn upgrade(
             subprotocol: protocol.name(),
             max_message_bytes: usize::try_from(firewall.settings.harden.max_response_bytes)
                 .unwrap_or(usize::MAX),
+            read_buffer_bytes: READ_BUFFER_BYTES,
         })
         .await
         .inspect_err(|error| count(&firewall.metrics.upstream_errors, error.as_str()))?;
@@ -157,6 +164,7 @@ pub async fn upgrade(
     };
     let session = Session::new(protocol, protocol, settings.clone(), Instant::now());
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
         .on_upgrade(move |socket| relay.run(socket, upstream, session)))
