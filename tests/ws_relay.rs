@@ -717,3 +717,77 @@ async fn listed_origins_may_open_a_websocket() {
     .await;
     initialise(&mut socket).await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    // A client that subscribes to a lot and never reads: the firewall's writes block once the
+    // socket buffers are full. Without a write deadline the connection (and its upstream
+    // WebSocket and subscriptions) would be held for as long as the client likes.
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_WS_WRITE_TIMEOUT", "300ms"),
+        ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS", "1000"),
+        ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS_PER_CLIENT", "off"),
+        ("GRAPHQL_FIREWALL_WS_KEEPALIVE", "off"),
+        ("GRAPHQL_FIREWALL_WS_IDLE_TIMEOUT", "off"),
+        ("GRAPHQL_FIREWALL_MAX_ALIASES", "100"),
+        ("GRAPHQL_FIREWALL_MAX_ROOT_FIELDS", "100"),
+        ("GRAPHQL_FIREWALL_MAX_COST", "1000000"),
+    ])
+    .await;
+    // One result of ~100 KB: more than the kernel buffers after a few dozen.
+    let aliases: String = (0..50)
+        .map(|i| {
+            format!(
+                "a{i}: users(first: 100) {{ id name email posts(first: 10) {{ id title body }} }} "
+            )
+        })
+        .collect();
+    let large = json!({ "query": format!("{{ {aliases}}}") });
+    let addr: std::net::SocketAddr = harness.base.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(addr).await.unwrap();
+    let mut request = ws_url(&harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    send_raw(&mut socket, json!({"type": "connection_init"})).await;
+    let ack = socket.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+    let subscriptions = 200;
+    for id in 0..subscriptions {
+        send_raw(
+            &mut socket,
+            json!({"id": id.to_string(), "type": "subscribe", "payload": large}),
+        )
+        .await;
+    }
+    // ~20 MB of results are due; the client reads nothing for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = 0usize;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(_)) = socket.next().await {
+            received += 1;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the firewall kept the connection of a client that stopped reading"
+    );
+    assert!(
+        received < subscriptions * 2 + 1,
+        "the stream was cut, not delivered whole: {received}"
+    );
+}
+
+async fn send_raw<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, message: Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}

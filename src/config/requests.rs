@@ -39,6 +39,8 @@ pub struct WebSocketConfig {
     pub keepalive: Option<Duration>,
     /// `WS_IDLE_TIMEOUT`; `None` (`off`).
     pub idle_timeout: Option<Duration>,
+    /// `WS_WRITE_TIMEOUT`.
+    pub write_timeout: Duration,
 }
 
 impl WebSocketConfig {
@@ -56,6 +58,7 @@ impl WebSocketConfig {
             init_timeout: read.value(WS_INIT_TIMEOUT, parse_duration)?,
             keepalive: read.value(WS_KEEPALIVE, parse_optional_duration)?,
             idle_timeout: read.value(WS_IDLE_TIMEOUT, parse_optional_duration)?,
+            write_timeout: read.value(WS_WRITE_TIMEOUT, parse_duration)?,
         })
     }
 }

@@ -97,6 +97,7 @@ variables! {
         WS_MAX_SUBSCRIPTIONS_PER_CLIENT = Some("100"), "Operations open at once by one client across its WebSockets, or off.";
         WS_INIT_TIMEOUT = Some("3s"), "Time for a WebSocket client to send connection_init (else 4408), and for the upstream to acknowledge it.";
         WS_KEEPALIVE = Some("30s"), "Keep-alive ping (or legacy ka) interval; a client silent for a whole interval is closed (1001), or off.";
+        WS_WRITE_TIMEOUT = Some("10s"), "A message a WebSocket client does not take within this ends its connection (a client that stopped reading).";
         WS_IDLE_TIMEOUT = Some("5m"), "A WebSocket with no operation open and no client message for this long is closed (1001), or off.";
     }
     Limits {

@@ -124,7 +124,7 @@ pub async fn upgrade(
     let client = firewall.identify(parts, peer);
     record.client = Some(client.clone());
     // Refused at the door, like the CSRF guard's refusals: no budget spent.
-    if !firewall.settings.ws_origins.allow(&parts.headers) {
+    if !firewall.settings.ws.origins.allow(&parts.headers) {
         return Err(UpgradeError::CrossOrigin.into());
     }
     // The upgrade is a request like any other; each operation is one more.
@@ -139,7 +139,7 @@ pub async fn upgrade(
     let mut upgrade = WebSocketUpgrade::from_request_parts(parts, &())
         .await
         .map_err(|_| UpgradeError::Handshake)?;
-    let settings = &firewall.settings.ws;
+    let settings = &firewall.settings.ws.session;
     let upstream = firewall
         .upstream
         .open_websocket(Opening {
@@ -214,9 +214,11 @@ impl Relay {
             }
         }
         // The client went away or the session closed: the upstream connection ends with it.
-        let _ = upstream_tx.send(tungstenite::Message::Close(None)).await;
-        let _ = upstream_tx.close().await;
-        let _ = client_tx.close().await;
+        let timeout = self.firewall.settings.ws.write_timeout;
+        let _ = tokio::time::timeout(timeout, upstream_tx.send(tungstenite::Message::Close(None)))
+            .await;
+        let _ = tokio::time::timeout(timeout, upstream_tx.close()).await;
+        let _ = tokio::time::timeout(timeout, client_tx.close()).await;
     }
 
     /// Carries out `actions` in order, with the ones each of them produces before the rest.
@@ -231,7 +233,7 @@ impl Relay {
         while let Some(action) = pending.pop_front() {
             let produced = match action {
                 Action::Client(text) => {
-                    if client_tx.send(Message::Text(text.into())).await.is_err() {
+                    if !self.send(client_tx, Message::Text(text.into())).await {
                         return Flow::Over;
                     }
                     Vec::new()
@@ -273,7 +275,7 @@ impl Relay {
                     vec![Action::Client(session.result_message(&id, kind, &hardened))]
                 }
                 Action::Close(close) => {
-                    let _ = client_tx.send(close_message(close)).await;
+                    self.send(client_tx, close_message(close)).await;
                     return Flow::Over;
                 }
             };
@@ -286,6 +288,17 @@ impl Relay {
         } else {
             Flow::Open
         }
+    }
+
+    /// Sends a message to the client; false when it is gone or did not take the message within
+    /// the write timeout: a client that stops reading would otherwise hold this task, its
+    /// upstream WebSocket and its subscriptions for as long as it likes.
+    async fn send(&self, client_tx: &mut ClientSink, message: Message) -> bool {
+        let timeout = self.firewall.settings.ws.write_timeout;
+        matches!(
+            tokio::time::timeout(timeout, client_tx.send(message)).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Admits, inspects and charges one operation as the HTTP pipeline does a POST of it, and
