@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod analysis;
 pub mod config;
+pub mod connection_slot;
 pub mod demo;
 pub mod files;
 pub mod http;

@@ -43,6 +43,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::connection_slot::ConnectionSlot;
 use crate::metrics::Metrics;
 use crate::net::IpNetworks;
 
@@ -395,8 +396,9 @@ impl Serving {
         let open = Arc::clone(&self.open);
         open.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            let _permit = permit;
-            serve_connection(stream, peer, traffic, &mut stopped).await;
+            // Released when the connection ends, unless an upgrade took it over.
+            let slot = ConnectionSlot::new(Box::new(permit));
+            serve_connection(stream, peer, traffic, &mut stopped, slot).await;
             open.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -425,12 +427,14 @@ async fn serve_connection(
     peer: SocketAddr,
     traffic: Traffic,
     stopped: &mut watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let activity = Arc::new(Activity::default());
     let io = Watched::new(stream, &traffic.limits, activity.clone());
     let router = traffic.router.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(slot.clone());
         let in_flight = InFlight::start(&activity);
         let answer = router.clone().oneshot(request);
         async move {

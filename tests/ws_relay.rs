@@ -791,3 +791,36 @@ where
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn websockets_count_against_the_connection_limits_for_as_long_as_they_are_open() {
+    // After the upgrade hyper hands the socket over: if its place in the connection limits went
+    // with the HTTP connection, one address could open any number of WebSockets (each holding an
+    // upstream WebSocket too).
+    let harness = start(&[("GRAPHQL_FIREWALL_MAX_CONNECTIONS_PER_IP", "2")]).await;
+    let mut first = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut first).await;
+    let mut second = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut second).await;
+    let mut request = ws_url(&harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(request.clone()).await.is_err(),
+        "a third connection from the address is refused"
+    );
+    assert_eq!(harness.backend().observed.ws_connections(), 2);
+    // The place is given back when a WebSocket ends.
+    first.close(None).await.unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut third = loop {
+        if let Ok((socket, _)) = tokio_tungstenite::connect_async(request.clone()).await {
+            break socket;
+        }
+        assert!(std::time::Instant::now() < deadline, "the place was given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    initialise(&mut third).await;
+}

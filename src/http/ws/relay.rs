@@ -30,6 +30,7 @@ use super::caps::Claim;
 use super::payload;
 use super::protocol::{Action, Close, CloseCode, Session, Subprotocol};
 use crate::admission::Client;
+use crate::connection_slot::{ConnectionSlot, Place};
 use crate::http::audit::{self, Record};
 use crate::http::reject::Rejection;
 use crate::http::request_id::RequestId;
@@ -155,6 +156,11 @@ pub async fn upgrade(
         .inspect_err(|error| count(&firewall.metrics.upstream_errors, error.as_str()))?;
     upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
     let relay = Relay {
+        // The connection's place in the connection limits stays taken while the WebSocket lives.
+        _place: parts
+            .extensions
+            .get::<ConnectionSlot>()
+            .and_then(ConnectionSlot::take),
         firewall: Arc::clone(firewall),
         caller: firewall.caller(&parts.headers),
         claim: firewall.ws_operations.claim(client.key),
@@ -172,6 +178,7 @@ pub async fn upgrade(
 
 /// One relayed connection.
 struct Relay {
+    _place: Option<Place>,
     firewall: Arc<Firewall>,
     client: Client,
     caller: Caller,
