@@ -361,6 +361,22 @@ impl Drop for Permit {
 
 // === Serving connections ===
 
+/// One connection in its runtime's count of open connections, until dropped.
+struct Opened(Arc<AtomicUsize>);
+
+impl Opened {
+    fn count(open: &Arc<AtomicUsize>) -> Opened {
+        open.fetch_add(1, Ordering::AcqRel);
+        Opened(Arc::clone(open))
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What a runtime needs to serve connections.
 struct Serving {
     traffic: Traffic,
@@ -393,17 +409,15 @@ impl Serving {
         let _ = stream.set_nodelay(true);
         let traffic = self.traffic.clone();
         let mut stopped = self.stopped.clone();
-        let open = Arc::clone(&self.open);
-        open.fetch_add(1, Ordering::AcqRel);
+        let open = Opened::count(&self.open);
         tokio::spawn(async move {
             // Released when the connection ends, unless an upgrade took it over.
-            let slot = ConnectionSlot::new(Box::new(permit));
+            let slot = ConnectionSlot::new(Box::new((permit, open)), stopped.clone());
             serve_connection(stream, peer, traffic, &mut stopped, slot).await;
-            open.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
-    /// Waits for this runtime's connections to finish, at most `grace`.
+    /// Waits for this runtime's connections (upgraded ones included) to finish, at most `grace`.
     async fn drain(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         while self.open.load(Ordering::Acquire) > 0 {

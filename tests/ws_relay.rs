@@ -807,7 +807,9 @@ async fn websockets_count_against_the_connection_limits_for_as_long_as_they_are_
         .headers_mut()
         .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
     assert!(
-        tokio_tungstenite::connect_async(request.clone()).await.is_err(),
+        tokio_tungstenite::connect_async(request.clone())
+            .await
+            .is_err(),
         "a third connection from the address is refused"
     );
     assert_eq!(harness.backend().observed.ws_connections(), 2);
@@ -819,8 +821,27 @@ async fn websockets_count_against_the_connection_limits_for_as_long_as_they_are_
         if let Ok((socket, _)) = tokio_tungstenite::connect_async(request.clone()).await {
             break socket;
         }
-        assert!(std::time::Instant::now() < deadline, "the place was given back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was given back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     initialise(&mut third).await;
+}
+
+#[tokio::test]
+async fn a_stopping_firewall_closes_its_websockets_with_1001() {
+    let harness = start(&[]).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    subscribe(
+        &mut socket,
+        "a",
+        json!({"query": "subscription { postAdded { id } }"}),
+    )
+    .await;
+    // Dropping the harness stops the server (SIGTERM in the binary).
+    drop(harness);
+    assert_eq!(close_code(&mut socket).await, 1001);
 }

@@ -24,6 +24,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite;
 
 use super::caps::Claim;
@@ -155,12 +156,11 @@ pub async fn upgrade(
         .await
         .inspect_err(|error| count(&firewall.metrics.upstream_errors, error.as_str()))?;
     upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
+    let slot = parts.extensions.get::<ConnectionSlot>();
     let relay = Relay {
         // The connection's place in the connection limits stays taken while the WebSocket lives.
-        _place: parts
-            .extensions
-            .get::<ConnectionSlot>()
-            .and_then(ConnectionSlot::take),
+        _place: slot.and_then(ConnectionSlot::take),
+        stopping: slot.map(ConnectionSlot::stopping),
         firewall: Arc::clone(firewall),
         caller: firewall.caller(&parts.headers),
         claim: firewall.ws_operations.claim(client.key),
@@ -179,6 +179,8 @@ pub async fn upgrade(
 /// One relayed connection.
 struct Relay {
     _place: Option<Place>,
+    /// The server's stop signal (absent for a router served without the firewall's server).
+    stopping: Option<watch::Receiver<bool>>,
     firewall: Arc<Firewall>,
     client: Client,
     caller: Caller,
@@ -211,6 +213,10 @@ impl Relay {
                 },
                 frame = upstream_rx.next() => from_upstream(&mut session, frame),
                 () = sleep_until(deadline) => session.on_tick(Instant::now()),
+                () = stopped(self.stopping.as_mut()) => vec![Action::Close(Close {
+                    code: CloseCode::GoingAway,
+                    reason: "The server is shutting down",
+                })],
             };
             let flow = self
                 .carry_out(&mut session, actions, &mut client_tx, &mut upstream_tx)
@@ -452,6 +458,17 @@ fn close_message(close: Close) -> Message {
         code: close.code.code(),
         reason: close.reason.into(),
     }))
+}
+
+/// Resolves when the server stops (never without a stop signal).
+async fn stopped(stopping: Option<&mut watch::Receiver<bool>>) {
+    match stopping {
+        // `Err`: the server is gone, which also means stop.
+        Some(stopping) => {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
