@@ -252,11 +252,12 @@ impl Relay {
                     Vec::new()
                 }
                 Action::Upstream(text) => {
+                    // An upstream that stops reading must not hold the relay either.
+                    let timeout = self.firewall.settings.ws.write_timeout;
                     let sent = upstream_tx.send(tungstenite::Message::Text(text.into()));
-                    if sent.await.is_err() {
-                        session.on_upstream_closed(None)
-                    } else {
-                        Vec::new()
+                    match tokio::time::timeout(timeout, sent).await {
+                        Ok(Ok(())) => Vec::new(),
+                        Ok(Err(_)) | Err(_) => session.on_upstream_closed(None),
                     }
                 }
                 Action::Inspect { id, request } => {
