@@ -845,3 +845,74 @@ async fn a_stopping_firewall_closes_its_websockets_with_1001() {
     drop(harness);
     assert_eq!(close_code(&mut socket).await, 1001);
 }
+
+/// A WebSocket upstream that acknowledges the connection and then never reads again.
+async fn deaf_upstream() -> std::net::SocketAddr {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let agree = |_: &Request, mut response: Response| {
+                    response
+                        .headers_mut()
+                        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+                    Ok(response)
+                };
+                let mut socket = tokio_tungstenite::accept_hdr_async(stream, agree)
+                    .await
+                    .unwrap();
+                let _init = socket.next().await;
+                socket
+                    .send(Message::text(r#"{"type":"connection_ack"}"#))
+                    .await
+                    .unwrap();
+                // Holds the socket without reading it.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upstream_that_stops_reading_closes_the_connection_with_1014() {
+    let upstream = deaf_upstream().await;
+    let harness = common::start_with_upstream(
+        &format!("http://{upstream}/graphql"),
+        &[
+            ("GRAPHQL_FIREWALL_WS_WRITE_TIMEOUT", "300ms"),
+            ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS", "1000"),
+            ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS_PER_CLIENT", "off"),
+        ],
+    )
+    .await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    // ~200 KB per subscribe (a padded variable): the upstream's buffers fill after a few dozen.
+    let padding = "x".repeat(200 * 1024);
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        for id in 0..200 {
+            let message = json!({"id": id.to_string(), "type": "subscribe", "payload": {
+                "query": "subscription ($p: String) { postAdded { id } }",
+                "variables": {"p": padding},
+            }});
+            // The firewall may close while a message is on its way.
+            if socket
+                .send(Message::text(message.to_string()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        close_code(&mut socket).await
+    })
+    .await
+    .expect("the firewall gave up on the upstream");
+    // 1014 (Bad Gateway, which browsers and Node's `ws` accept) is a code tungstenite, this test's
+    // client, does not know: it reports the close as 1002.
+    assert!(closed == 1014 || closed == 1002, "{closed}");
+}
