@@ -847,6 +847,7 @@ async fn a_stopping_firewall_closes_its_websockets_with_1001() {
 }
 
 /// A WebSocket upstream that acknowledges the connection and then never reads again.
+#[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
 async fn deaf_upstream() -> std::net::SocketAddr {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
