@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod analysis;
 pub mod config;
+pub mod connection_slot;
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -257,17 +258,30 @@ fn http_settings(config: &Config) -> http::Settings {
             },
             body_timeout: config.server.upstream.timeout,
         }),
-        ws: websocket_settings(&config.requests.websocket),
+        ws: websocket_settings(config),
     }
 }
 
-fn websocket_settings(websocket: &config::WebSocketConfig) -> http::ws::protocol::Settings {
-    http::ws::protocol::Settings {
-        max_message_bytes: websocket.max_message_bytes,
-        max_subscriptions: websocket.max_subscriptions,
-        init_timeout: websocket.init_timeout,
-        keepalive: websocket.keepalive,
-        idle_timeout: websocket.idle_timeout,
+fn websocket_settings(config: &Config) -> http::ws::Settings {
+    let websocket = &config.requests.websocket;
+    let listed = &websocket.allowed_origins;
+    // The CSRF guard's reasoning covers WebSocket upgrades: off with it, or with `*`.
+    let origins =
+        if config.requests.csrf_required_headers.is_none() || listed.iter().any(|o| o == "*") {
+            http::ws::relay::Origins::Any
+        } else {
+            http::ws::relay::Origins::SameOr(listed.clone())
+        };
+    http::ws::Settings {
+        session: http::ws::protocol::Settings {
+            max_message_bytes: websocket.max_message_bytes,
+            max_subscriptions: websocket.max_subscriptions,
+            init_timeout: websocket.init_timeout,
+            keepalive: websocket.keepalive,
+            idle_timeout: websocket.idle_timeout,
+        },
+        origins,
+        write_timeout: websocket.write_timeout,
     }
 }
 

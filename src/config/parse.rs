@@ -209,6 +209,29 @@ pub fn parse_header_names(text: &str) -> Result<Vec<http::HeaderName>, String> {
     Ok(names)
 }
 
+/// Comma-separated origins (`scheme://host[:port]`, lower-cased, no trailing `/`), or `*`.
+pub fn parse_origins(text: &str) -> Result<Vec<String>, String> {
+    const ACCEPTED: &str =
+        "a comma-separated list of origins such as https://app.example.com, or *";
+    let origins: Vec<String> = text
+        .split(',')
+        .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    let valid = !origins.is_empty()
+        && origins.iter().all(|origin| {
+            origin == "*"
+                || origin.split_once("://").is_some_and(|(scheme, authority)| {
+                    !scheme.is_empty() && !authority.is_empty() && !authority.contains('/')
+                })
+        });
+    if valid {
+        Ok(origins)
+    } else {
+        Err(ACCEPTED.to_owned())
+    }
+}
+
 pub fn split_number(text: &str) -> (&str, &str) {
     let end = text
         .find(|c: char| !c.is_ascii_digit())

@@ -93,11 +93,13 @@ variables! {
         MAX_VARIABLE_DEPTH = Some("16"), "Deepest list/object nesting inside the variables.";
         MAX_VARIABLE_LIST = Some("1000"), "Longest list anywhere in the variables.";
         MAX_VARIABLES_BYTES = Some("256KiB"), "Size of the variables JSON, or off.";
+        WS_ALLOWED_ORIGINS = None, "Browser origins (scheme://host[:port]) besides the endpoint's own that may open a WebSocket, or *; others get CSRF_BLOCKED.";
         WS_MAX_MESSAGE_BYTES = Some("256KiB"), "Largest WebSocket message from a client; over it the connection is closed (1009).";
         WS_MAX_SUBSCRIPTIONS = Some("20"), "Operations open at once on one WebSocket; one more gets SUBSCRIPTION_LIMIT_EXCEEDED.";
         WS_MAX_SUBSCRIPTIONS_PER_CLIENT = Some("100"), "Operations open at once by one client across its WebSockets, or off.";
         WS_INIT_TIMEOUT = Some("3s"), "Time for a WebSocket client to send connection_init (else 4408), and for the upstream to acknowledge it.";
         WS_KEEPALIVE = Some("30s"), "Keep-alive ping (or legacy ka) interval; a client silent for a whole interval is closed (1001), or off.";
+        WS_WRITE_TIMEOUT = Some("10s"), "A message a WebSocket client does not take within this ends its connection (a client that stopped reading).";
         WS_IDLE_TIMEOUT = Some("5m"), "A WebSocket with no operation open and no client message for this long is closed (1001), or off.";
     }
     Limits {

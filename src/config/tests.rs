@@ -311,3 +311,39 @@ fn auto_is_case_insensitive_too() {
     assert_eq!(config.server.workers, parse::available_cpus());
     assert!(config.server.max_connections >= 64);
 }
+
+#[test]
+fn websocket_limits_have_secure_defaults_and_origins_must_be_origins() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let ws = load(&[upstream]).unwrap().requests.websocket;
+    assert_eq!(ws.max_message_bytes, 256 << 10);
+    assert_eq!(ws.max_subscriptions, 20);
+    assert_eq!(ws.max_subscriptions_per_client, Some(100));
+    assert_eq!(ws.init_timeout, Duration::from_secs(3));
+    assert_eq!(ws.keepalive, Some(Duration::from_secs(30)));
+    assert_eq!(ws.idle_timeout, Some(Duration::from_secs(300)));
+    assert!(ws.allowed_origins.is_empty());
+    let ws = load(&[
+        upstream,
+        (
+            WS_ALLOWED_ORIGINS,
+            " https://App.example.com/ ,http://localhost:3000",
+        ),
+        (WS_KEEPALIVE, "off"),
+        (WS_MAX_SUBSCRIPTIONS_PER_CLIENT, "off"),
+    ])
+    .unwrap()
+    .requests
+    .websocket;
+    assert_eq!(
+        ws.allowed_origins,
+        ["https://app.example.com", "http://localhost:3000"]
+    );
+    assert_eq!(ws.keepalive, None);
+    assert_eq!(ws.max_subscriptions_per_client, None);
+    for bad in ["app.example.com", "https://app.example.com/path", ","] {
+        let err = load(&[upstream, (WS_ALLOWED_ORIGINS, bad)]).unwrap_err();
+        assert!(err.to_string().contains(WS_ALLOWED_ORIGINS), "{bad}: {err}");
+    }
+    assert!(load(&[upstream, (WS_MAX_SUBSCRIPTIONS, "0")]).is_err());
+}

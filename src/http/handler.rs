@@ -93,7 +93,7 @@ impl Firewall {
         let admitted = self.budgets.admit_request(&client).await?;
         record.monitored.extend(admitted.monitored.map(|v| (0, v)));
         let (requests, batch, body) = match transport {
-            Transport::Get => {
+            Transport::Get | Transport::GetEventStream => {
                 let query = parts.uri.query().unwrap_or_default();
                 let request = decode_query_string(query, self.settings.max_body_bytes)?;
                 (vec![request], false, Bytes::new())

@@ -68,8 +68,7 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub render: Render,
     pub harden: Arc<harden::Settings>,
-    /// The WebSocket limits of one connection.
-    pub ws: ws::protocol::Settings,
+    pub ws: ws::Settings,
 }
 
 /// Shared state of the request handlers.

@@ -324,23 +324,10 @@ pub enum RuleStatus {
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// The client accepts `application/graphql-response+json` (with a non-zero quality); otherwise it
-/// is a legacy client, answered in `application/json`.
+/// The client accepts `application/graphql-response+json`; otherwise it is a legacy client,
+/// answered in `application/json`.
 fn accepts_graphql_response(request_headers: &HeaderMap) -> bool {
-    request_headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|media| {
-            let essence = super::guard::media_type(media);
-            let refused = media.split(';').skip(1).any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-            });
-            essence.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) && !refused
-        })
+    super::guard::accepts(request_headers, GRAPHQL_RESPONSE_JSON)
 }
 
 /// The answer to a request whose handler panicked: a GraphQL-shaped 500 that reveals nothing
@@ -567,7 +554,11 @@ impl From<Refusal> for Rejection {
 
 impl From<UpgradeError> for Rejection {
     fn from(error: UpgradeError) -> Rejection {
-        Rejection::new(RejectCode::InvalidRequest, error.to_string())
+        let code = match error {
+            UpgradeError::Subprotocol | UpgradeError::Handshake => RejectCode::InvalidRequest,
+            UpgradeError::CrossOrigin => RejectCode::CsrfBlocked,
+        };
+        Rejection::new(code, error.to_string())
     }
 }
 

@@ -39,6 +39,9 @@ pub const MAX_OPERATION_NAME_BYTES: usize = 512;
 pub enum Transport {
     /// HTTP GET: queries only (GraphQL-over-HTTP; a GET must be safe).
     Get,
+    /// HTTP GET accepting `text/event-stream` (GraphQL over SSE, distinct connections): queries
+    /// and subscriptions, which read; mutations still need POST.
+    GetEventStream,
     /// HTTP POST: every operation type.
     Post,
     /// A `subscribe` (legacy `start`) message of a GraphQL-over-WebSocket connection: every
@@ -323,7 +326,12 @@ impl Inspector {
             }
         };
         let operation = document.operation(request.operation_name.as_deref())?;
-        if transport == Transport::Get && operation.kind() != OperationKind::Query {
+        let allowed_over_get = match transport {
+            Transport::Get => operation.kind() == OperationKind::Query,
+            Transport::GetEventStream => operation.kind() != OperationKind::Mutation,
+            Transport::Post | Transport::WebSocket => true,
+        };
+        if !allowed_over_get {
             return Err(Reason::NotAllowedOverGet);
         }
         let variables = request.variables.as_ref();

@@ -209,6 +209,22 @@ fn only_queries_may_travel_over_get() {
 }
 
 #[test]
+fn a_get_for_an_event_stream_may_subscribe_but_never_mutate_and_websocket_may_do_all() {
+    let inspect = |text: &str, transport| {
+        inspector().inspect(&[query(text)], transport, false, Caller::default())
+    };
+    assert!(inspect("subscription { a }", Transport::GetEventStream).is_ok());
+    assert!(inspect("{ a }", Transport::GetEventStream).is_ok());
+    let error = inspect("mutation { a }", Transport::GetEventStream).unwrap_err();
+    assert_eq!(reasons(&error), vec![(None, Reason::NotAllowedOverGet)]);
+    let error = inspect("subscription { a }", Transport::Get).unwrap_err();
+    assert_eq!(reasons(&error), vec![(None, Reason::NotAllowedOverGet)]);
+    for text in ["subscription { a }", "mutation { a }", "{ a }"] {
+        assert!(inspect(text, Transport::WebSocket).is_ok(), "{text}");
+    }
+}
+
+#[test]
 fn a_manifest_id_runs_the_reviewed_text_without_its_document_limits() {
     let request = GraphqlRequest {
         document_id: Some(format!("sha256:{}", hex::encode(hash_document(LISTED)))),
