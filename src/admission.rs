@@ -5,8 +5,9 @@
 //! One client must not exhaust the backend by request count or by a few expensive operations, and
 //! a schema prober (clairvoyance sends 64 guesses per request) must not be able to keep guessing:
 //! after `PROBE_LIMIT` schema-validation refusals in a minute, the client is refused outright for
-//! `PROBE_COOLDOWN`. A client is known by its API key when it sends one, else by its IP address
-//! (which the edge reads from forwarding headers only behind a trusted proxy).
+//! `PROBE_COOLDOWN`. A client is known by the subject the firewall verified (a token's, an API
+//! key's, or a key a trusted gateway set), else by its IP address (which the edge reads from
+//! forwarding headers only behind a trusted proxy) — never by a header the caller writes itself.
 //!
 //! A budget in monitor mode refuses nothing: its violation goes the same way as a monitored
 //! limit's ([`policy::Verdict`]), so it is logged, counted and shown in the audit verdict.
@@ -23,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
+use crate::identity::{AuthMethod, Identity};
 use crate::metrics::{Metrics, RuleLabels};
 use crate::policy::{self, Violation};
-use crate::ratelimit::{ClientKey, Decision, Limiter, Quota};
+use crate::ratelimit::{BucketKey, ClientKey, Decision, Limiter, Quota};
 use crate::rules::{Modes, Rule};
 
 /// A client as the firewall knows it.
@@ -33,6 +35,9 @@ use crate::rules::{Modes, Rule};
 pub struct Client {
     pub ip: IpAddr,
     pub key: ClientKey,
+    /// Who it proved to be (anonymous: known by `ip`).
+    pub identity: Identity,
+    bucket: BucketKey,
 }
 
 /// Budgets and probing defence, from the configuration.
@@ -149,13 +154,23 @@ impl Budgets {
         }
     }
 
-    /// The client behind `ip`, or behind the API key it sent.
-    pub fn identify(&self, ip: IpAddr, api_key: Option<&str>) -> Client {
-        let key = match api_key {
-            Some(api_key) => ClientKey::from_api_key(api_key),
-            None => ClientKey::from_ip(ip),
+    /// The client: the verified subject of `identity`, else the address `ip`.
+    pub fn identify(&self, ip: IpAddr, identity: Identity) -> Client {
+        let bucket = match (&identity.subject, identity.method) {
+            (None, _) | (_, AuthMethod::Anonymous) => BucketKey::anonymous(ip),
+            (Some(subject), AuthMethod::ApiKey | AuthMethod::Gateway) => {
+                BucketKey::verified(ClientKey::from_api_key(subject.as_str()), ip)
+            }
+            (Some(subject), AuthMethod::Jwt) => {
+                BucketKey::verified(ClientKey::from_subject("jwt", subject.as_str()), ip)
+            }
         };
-        Client { ip, key }
+        Client {
+            ip,
+            key: *bucket.client(),
+            identity,
+            bucket,
+        }
     }
 
     /// Counts one request; refuses a client over its rate or cooling down after probing.
@@ -171,14 +186,14 @@ impl Budgets {
             self.count(&refusal);
             return Err(refusal);
         }
-        self.decide(Rule::RateLimit, self.limiter.check_request(&client.key))
+        self.decide(Rule::RateLimit, self.limiter.check_request(&client.bucket))
     }
 
     /// Consumes the cost of the request's operations from the client's budget.
     pub fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
         self.decide(
             Rule::CostBudget,
-            self.limiter.check_cost(&client.key, points),
+            self.limiter.check_cost(&client.bucket, points),
         )
     }
 
@@ -186,7 +201,7 @@ impl Budgets {
     /// by actual cost (as GitHub meters GraphQL); otherwise the estimate stands.
     pub fn settle_cost(&self, client: &Client, estimated: u64, actual: u64) {
         if self.settle_with_actual_cost {
-            self.limiter.settle_cost(&client.key, estimated, actual);
+            self.limiter.settle_cost(&client.bucket, estimated, actual);
         }
     }
 
@@ -195,7 +210,7 @@ impl Budgets {
         let Some(probing) = &self.probing else {
             return;
         };
-        if let Decision::Limited { .. } = probing.limiter.check_cost(&client.key, 1) {
+        if let Decision::Limited { .. } = probing.limiter.check_cost(&client.bucket, 1) {
             tracing::warn!(
                 target: "graphql_firewall::policy",
                 client = %client.ip,
@@ -269,6 +284,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::identity::{Scopes, Subject};
     use crate::rules::Mode;
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
@@ -298,7 +314,7 @@ mod tests {
     #[test]
     fn a_client_over_its_request_rate_is_refused_with_the_time_to_wait() {
         let budgets = budgets(Mode::Enforce);
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         for _ in 0..2 {
             let admit = budgets.admit_request(&client).unwrap();
             assert_eq!(admit.monitored, None);
@@ -313,7 +329,15 @@ mod tests {
         ));
         assert!(refusal.retry_after() > Duration::ZERO);
         assert_eq!(refusal.quota().map(|q| q.remaining), Some(0));
-        let other = budgets.identify(IP, Some("another client's key"));
+        let other = budgets.identify(
+            IP,
+            Identity::verified(
+                AuthMethod::ApiKey,
+                Subject::new("another client"),
+                None,
+                Scopes::default(),
+            ),
+        );
         assert!(
             budgets.admit_request(&other).is_ok(),
             "budgets are per client"
@@ -323,7 +347,7 @@ mod tests {
     #[test]
     fn a_monitored_budget_admits_and_reports_the_violation() {
         let budgets = budgets(Mode::Monitor);
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         budgets.admit_cost(&client, 80).unwrap();
         let admit = budgets.admit_cost(&client, 30).unwrap();
         assert_eq!(
@@ -339,7 +363,7 @@ mod tests {
     #[test]
     fn a_probing_client_cools_down_after_the_probe_limit() {
         let budgets = budgets(Mode::Enforce);
-        let prober = budgets.identify(IP, None);
+        let prober = budgets.identify(IP, Identity::anonymous());
         budgets.record_probe(&prober);
         budgets.record_probe(&prober);
         assert!(budgets.admit_request(&prober).is_ok());
@@ -364,7 +388,7 @@ mod tests {
             modes(Mode::Enforce),
             Arc::new(Metrics::new()),
         );
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         for _ in 0..10 {
             assert_eq!(budgets.admit_request(&client), Ok(Admit::default()));
             assert_eq!(budgets.admit_cost(&client, 1_000_000), Ok(Admit::default()));

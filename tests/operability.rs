@@ -334,6 +334,7 @@ async fn json_audit_events_carry_the_documented_fields_one_per_operation() {
         &[
             ("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str()),
             ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+            ("GRAPHQL_FIREWALL_TRUSTED_PROXIES", "127.0.0.1/32"),
         ],
     );
     let batch = r#"[{"query":"query A { users(first: 2) { id } }"},{"query":"query B { user(id: \"u1\") { name } }"}]"#;

@@ -8,7 +8,7 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use graphql_firewall::persisted::hash_document;
-use graphql_firewall::ratelimit::{ClientKey, Decision, Limiter, quota};
+use graphql_firewall::ratelimit::{BucketKey, ClientKey, Decision, Limiter, quota};
 use graphql_firewall::rules::{Rate, parse_rate};
 use graphql_firewall::state::{
     ApqError, Budget, BudgetRules, ProbeOutcome, ProbeRule, RedisSettings, RedisState,
@@ -80,6 +80,8 @@ async fn compare(
     steps: &[Step],
     sleep_before: &[(usize, Duration)],
 ) {
+    // The in-process limiter keys a bucket by class and address too; the client is the same.
+    let bucket = BucketKey::verified(*client, std::net::Ipv4Addr::LOCALHOST.into());
     let mut longest_pair = Duration::ZERO;
     for (index, step) in steps.iter().enumerate() {
         if let Some((_, pause)) = sleep_before.iter().find(|(at, _)| *at == index) {
@@ -92,14 +94,14 @@ async fn compare(
                     RequestCheck::Budget(decision) => decision,
                     other => panic!("no probe defence configured, got {other:?}"),
                 };
-                (on_redis, local.check_request(client))
+                (on_redis, local.check_request(&bucket))
             }
             Some(points) => (
                 redis
                     .check_cost(client, *points)
                     .await
                     .expect("redis answers"),
-                local.check_cost(client, *points),
+                local.check_cost(&bucket, *points),
             ),
         };
         longest_pair = longest_pair.max(started.elapsed());

@@ -118,7 +118,7 @@ variables! {
         COST_MUTATION_WEIGHT = Some("10"), "Cost of a mutation's root field.";
     }
     Clients {
-        CLIENT_KEY_HEADER = None, "Header identifying a client (e.g. x-api-key); else the client IP.";
+        CLIENT_KEY_HEADER = None, "Header a gateway in front sets to name the client (e.g. x-api-key); believed only from a peer in TRUSTED_PROXIES.";
         TRUSTED_PROXIES = None, "CIDR list of peers whose X-Forwarded-For/Forwarded is believed.";
         RATE_LIMIT = Some("off"), "Requests per client, e.g. 100/s.";
         COST_BUDGET = Some("off"), "Cost points per client, e.g. 50000/min.";

@@ -21,6 +21,7 @@ use super::request_id::RequestId;
 use super::{Firewall, body, client_ip, encode, harden};
 use crate::admission::Client;
 use crate::analysis::ActualCostError;
+use crate::identity::{AuthMethod, Identity, Scopes, Subject};
 use crate::inspect::{Caller, Transport};
 use crate::metrics::count;
 use crate::ratelimit::Quota;
@@ -153,19 +154,31 @@ impl Firewall {
         Ok(response)
     }
 
-    /// The client: its address (forwarding headers believed only from trusted proxies) and the
-    /// key header, if configured.
+    /// The client: its address (forwarding headers believed only from trusted proxies), named by
+    /// the key header only when a trusted proxy — the gateway that sets it — is the peer: from
+    /// anyone else the header is the caller's own invention and would buy a fresh budget per value.
     fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
-        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
-        let api_key = self
+        let trusted = &self.settings.trusted_proxies;
+        let ip = client_ip::client_ip(peer, &parts.headers, trusted);
+        let gateway_key = self
             .settings
             .client_key_header
             .as_ref()
+            .filter(|_| trusted.contains(peer))
             .and_then(|name| parts.headers.get(name))
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
             .filter(|value| !value.is_empty());
-        self.budgets.identify(ip, api_key)
+        let identity = match gateway_key {
+            Some(key) => Identity::verified(
+                AuthMethod::Gateway,
+                Subject::new(key),
+                None,
+                Scopes::default(),
+            ),
+            None => Identity::anonymous(),
+        };
+        self.budgets.identify(ip, identity)
     }
 
     async fn forward(

@@ -35,6 +35,9 @@ pub use tiers::{TierName, Tiers};
 pub enum AuthMethod {
     Jwt,
     ApiKey,
+    /// A client key set by a gateway in front (`CLIENT_KEY_HEADER`, believed only from a peer in
+    /// `TRUSTED_PROXIES`): the gateway verified the caller, the firewall verified the gateway.
+    Gateway,
     Anonymous,
 }
 
@@ -43,6 +46,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Jwt => "jwt",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::Gateway => "gateway",
             AuthMethod::Anonymous => "anonymous",
         }
     }
