@@ -63,6 +63,10 @@ pub enum BuildError {
     Schema { path: String, reason: String },
     #[error("persisted queries: {0}")]
     Persisted(#[from] persisted::StoreError),
+    #[error("GRAPHQL_FIREWALL_AUTH_JWKS_URLS: {0}")]
+    Jwks(#[from] identity::jwks::JwksError),
+    #[error("GRAPHQL_FIREWALL_API_KEYS_FILE: {0}")]
+    ApiKeys(#[from] identity::api_keys::ApiKeysFileError),
 }
 
 /// The firewall's two faces: the traffic router (with its connection limits) and the admin router
@@ -88,6 +92,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let persisted = &config.persisted;
     let firewall = Arc::new(http::Firewall {
         settings: http_settings(config),
+        authenticator: authenticator(&config.identity)?,
         budgets: admission::Budgets::new(
             &budget_settings(config),
             config.limits.modes.clone(),
@@ -193,6 +198,68 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
 }
 
 // === Each module's settings, from the configuration ===
+
+/// How long one JWKS fetch may take (connect and answer).
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The credential sources: keys loaded now (a bad file is a configuration error), refreshed and
+/// reloaded in the background when there is a runtime to do it on (`check` has none).
+fn authenticator(config: &config::IdentityConfig) -> Result<identity::Authenticator, BuildError> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let tiers = Arc::new(config.tiers.clone());
+    let tokens = match &config.jwt {
+        None => None,
+        Some(jwt) => {
+            let jwks = Arc::new(identity::jwks::Jwks::new(identity::jwks::JwksSettings {
+                urls: jwt.jwks_urls.clone(),
+                algorithms: jwt.algorithms.clone(),
+                refresh: jwt.refresh,
+                unknown_kid_interval: jwt.unknown_kid_interval,
+                fetch_timeout: JWKS_FETCH_TIMEOUT,
+            })?);
+            if let Some(runtime) = &runtime {
+                let _entered = runtime.enter();
+                identity::jwks::Jwks::spawn_refresher(&jwks);
+            }
+            let verifier = identity::JwtVerifier::new(
+                identity::jwt::JwtSettings {
+                    issuers: jwt.issuers.clone(),
+                    audiences: jwt.audiences.clone(),
+                    leeway: jwt.leeway,
+                    client_claim: jwt.client_claim.clone(),
+                    tier_claim: jwt.tier_claim.clone(),
+                    cache_entries: jwt.cache_entries,
+                },
+                &jwt.algorithms,
+                jwks,
+                tiers.clone(),
+            );
+            Some(identity::authenticate::TokenCheck {
+                source: jwt.source.clone(),
+                verifier: Arc::new(verifier),
+            })
+        }
+    };
+    let keys = match &config.api_keys {
+        None => None,
+        Some(api_keys) => {
+            let keys = Arc::new(identity::ApiKeys::load(api_keys.file.clone(), tiers)?);
+            if let Some(runtime) = &runtime {
+                let _entered = runtime.enter();
+                identity::ApiKeys::spawn_watcher(&keys, api_keys.reload_interval);
+            }
+            Some(identity::authenticate::KeyCheck {
+                source: identity::api_keys::ApiKeySource::new(api_keys.header.clone()),
+                keys,
+            })
+        }
+    };
+    Ok(identity::Authenticator {
+        mode: config.mode,
+        tokens,
+        keys,
+    })
+}
 
 /// The HTTP edge's settings.
 fn http_settings(config: &Config) -> http::Settings {

@@ -2,8 +2,15 @@
 //! the caller invents. The real firewall in front of the real demo backend, over real sockets.
 
 mod common;
+#[path = "identity/keys.rs"]
+mod keys;
 
-use common::{first_code, start, status_and_json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{Harness, first_code, start, status_and_json};
+use keys::{AUDIENCE, ISSUER, JwksServer, TestKey, claims, forgeries, jwks_body};
+use sha2::{Digest, Sha256};
 
 const QUERY: &str = r#"{"query":"{ users(first: 1) { id } }"}"#;
 
@@ -100,25 +107,370 @@ async fn a_key_flood_from_one_address_does_not_starve_fresh_clients_elsewhere() 
     assert_eq!(fresh_refused, 0, "fresh clients elsewhere are not starved");
 }
 
+/// The configuration error `vars` cause, as text (panics if they are accepted).
+fn config_error(vars: &[(&str, &str)]) -> String {
+    let mut map: HashMap<&str, &str> = vars.iter().copied().collect();
+    map.insert(
+        "GRAPHQL_FIREWALL_UPSTREAM_URL",
+        "http://127.0.0.1:1/graphql",
+    );
+    match graphql_firewall::config::Config::from_source(
+        &map,
+        graphql_firewall::config::Profile::Serve,
+    ) {
+        Ok(_) => panic!("{vars:?} accepted"),
+        Err(error) => error.to_string(),
+    }
+}
+
 /// A key header without a gateway to set it would be believed from no one: a configuration error.
 #[test]
 fn a_client_key_header_without_trusted_proxies_is_a_configuration_error() {
-    let vars: std::collections::HashMap<&str, &str> = [
-        (
-            "GRAPHQL_FIREWALL_UPSTREAM_URL",
-            "http://127.0.0.1:1/graphql",
-        ),
-        ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
-    ]
-    .into_iter()
-    .collect();
-    let error = graphql_firewall::config::Config::from_source(
-        &vars,
-        graphql_firewall::config::Profile::Serve,
-    )
-    .unwrap_err()
-    .to_string();
+    let error = config_error(&[("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key")]);
     assert!(error.contains("TRUSTED_PROXIES"), "{error}");
+}
+
+// === Tokens ===
+
+/// The variables of a firewall that accepts tokens signed by keys of `jwks_url`.
+fn jwt_vars(jwks_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks_url.to_owned()),
+        ("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER.to_owned()),
+        ("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE.to_owned()),
+    ]
+}
+
+async fn start_with(vars: &[(&'static str, String)]) -> Harness {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start(&vars).await
+}
+
+async fn send_token(harness: &Harness, token: &str) -> reqwest::Response {
+    harness
+        .post_json_with(&[("authorization", &format!("Bearer {token}"))], QUERY)
+        .await
+        .unwrap()
+}
+
+/// A 401 `UNAUTHENTICATED` with an RFC 6750 challenge; returns the challenge.
+async fn assert_unauthenticated(response: reqwest::Response, what: &str) -> String {
+    assert_eq!(response.status(), 401, "{what}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer realm=\"graphql\""),
+        "{what}: {challenge}"
+    );
+    let (_, body) = status_and_json(response).await;
+    assert_eq!(first_code(&body), "UNAUTHENTICATED", "{what}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message == "authentication required" || message == "invalid credentials",
+        "the client is never told why: {message}"
+    );
+    challenge
+}
+
+/// A JWKS served over HTTP by the test with an RSA and an EC key: tokens signed by either pass;
+/// every classic forgery is refused with 401 and never reaches the upstream.
+#[tokio::test]
+async fn every_forged_token_is_refused_and_real_ones_pass() {
+    let rsa = TestKey::rsa("rsa-1");
+    let ec = TestKey::ec("ec-1");
+    let server = JwksServer::start(jwks_body(&[&rsa, &ec])).await;
+    let mut vars = jwt_vars(&server.url);
+    vars.push(("GRAPHQL_FIREWALL_AUTH_JWKS_REFRESH", "300ms".to_owned()));
+    let harness = start_with(&vars).await;
+    for key in [&rsa, &ec] {
+        let response = send_token(&harness, &key.sign(&claims("alice"))).await;
+        assert_eq!(response.status(), 200, "{:?}", key.alg);
+    }
+    let passed = harness.upstream_requests();
+    let challenge = assert_unauthenticated(
+        harness.post_json_with(&[], QUERY).await.unwrap(),
+        "no token",
+    )
+    .await;
+    assert_eq!(
+        challenge, "Bearer realm=\"graphql\"",
+        "no error code without a token"
+    );
+    for (name, token) in forgeries(&rsa) {
+        let challenge = assert_unauthenticated(send_token(&harness, &token).await, name).await;
+        assert!(challenge.contains("error="), "{name}: {challenge}");
+    }
+    assert_eq!(
+        harness.upstream_requests(),
+        passed,
+        "no forgery was forwarded"
+    );
+    // The provider removes the RSA key: its tokens stop verifying at the next refresh, although
+    // this one was verified (and cached) before.
+    let rsa_token = rsa.sign(&claims("carol"));
+    assert_eq!(send_token(&harness, &rsa_token).await.status(), 200);
+    server.publish(jwks_body(&[&ec]));
+    let mut refused = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if send_token(&harness, &rsa_token).await.status() == 401 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a key removed from the JWKS stops verifying");
+}
+
+/// Keys from `file://`: a token in a cookie passes; a key added to the file (rotation) is picked up
+/// when a token names it; a key removed from the file stops verifying at the next refresh, cached
+/// verifications included.
+#[tokio::test]
+async fn a_file_jwks_rotates_and_a_removed_key_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let old = TestKey::ec("ec-old");
+    let new = TestKey::ec("ec-new");
+    std::fs::write(&path, jwks_body(&[&old])).unwrap();
+    let mut vars = jwt_vars(&format!("file://{}", path.display()));
+    vars.push(("GRAPHQL_FIREWALL_AUTH_JWKS_REFRESH", "300ms".to_owned()));
+    vars.push(("GRAPHQL_FIREWALL_AUTH_JWT_COOKIE", "session".to_owned()));
+    let harness = start_with(&vars).await;
+    let old_token = old.sign(&claims("alice"));
+    assert_eq!(send_token(&harness, &old_token).await.status(), 200);
+    let by_cookie = harness
+        .post_json_with(
+            &[("cookie", &format!("theme=dark; session={old_token}"))],
+            QUERY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200, "the token in a cookie");
+    let new_token = new.sign(&claims("bob"));
+    assert_unauthenticated(send_token(&harness, &new_token).await, "unknown kid").await;
+    std::fs::write(&path, jwks_body(&[&new])).unwrap();
+    // The unknown kid refreshes (at a bounded rate); the refresher also runs every 300 ms.
+    let mut accepted = false;
+    for _ in 0..20 {
+        if send_token(&harness, &new_token).await.status() == 200 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "the rotated key verifies");
+    assert_unauthenticated(
+        send_token(&harness, &old_token).await,
+        "a key removed from the JWKS",
+    )
+    .await;
+}
+
+/// A firewall accepting tokens of `key` (from a file), with extra variables.
+async fn start_with_key(
+    key: &TestKey,
+    extra: &[(&'static str, &str)],
+) -> (Harness, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, jwks_body(&[key])).unwrap();
+    let mut vars = jwt_vars(&format!("file://{}", path.display()));
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    (start_with(&vars).await, dir)
+}
+
+/// Budgets follow the verified subject: a fresh token for the same subject is the same client, and
+/// another subject has its own budget.
+#[tokio::test]
+async fn budgets_are_keyed_by_the_verified_subject() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) = start_with_key(&ec, &[("GRAPHQL_FIREWALL_RATE_LIMIT", "2/min")]).await;
+    let mut alice = claims("alice");
+    for i in 0..2 {
+        alice["jti"] = serde_json::json!(format!("token-{i}"));
+        assert_eq!(send_token(&harness, &ec.sign(&alice)).await.status(), 200);
+    }
+    alice["jti"] = serde_json::json!("a-fresh-token");
+    let refused = send_token(&harness, &ec.sign(&alice)).await;
+    assert_eq!(refused.status(), 429, "a new token is not a new budget");
+    assert_eq!(
+        send_token(&harness, &ec.sign(&claims("bob")))
+            .await
+            .status(),
+        200
+    );
+}
+
+/// `AUTH=optional`: no credential, or a refused one, goes on as anonymous (known by its address);
+/// its refusals are not a way around the address's budget.
+#[tokio::test]
+async fn optional_auth_admits_anonymous_callers_by_address() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) = start_with_key(
+        &ec,
+        &[
+            ("GRAPHQL_FIREWALL_AUTH", "optional"),
+            ("GRAPHQL_FIREWALL_RATE_LIMIT", "2/min"),
+        ],
+    )
+    .await;
+    assert_eq!(harness.post_json(QUERY).await.status(), 200);
+    let forged = forgeries(&TestKey::rsa("rsa-1"));
+    let (_, expired) = forged.iter().find(|(name, _)| *name == "expired").unwrap();
+    assert_eq!(send_token(&harness, expired).await.status(), 200);
+    assert_eq!(send_token(&harness, expired).await.status(), 429);
+    assert_eq!(
+        send_token(&harness, &ec.sign(&claims("alice")))
+            .await
+            .status(),
+        200,
+        "a verified caller has its own budget"
+    );
+}
+
+/// Guessing credentials under `AUTH=required` spends the address's request budget: past it the
+/// answer is 429, not another 401 to learn from.
+#[tokio::test]
+async fn refused_credentials_spend_the_addresss_budget() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) = start_with_key(&ec, &[("GRAPHQL_FIREWALL_RATE_LIMIT", "3/min")]).await;
+    let guess = TestKey::ec("ec-1").sign(&claims("admin"));
+    for _ in 0..3 {
+        assert_eq!(send_token(&harness, &guess).await.status(), 401);
+    }
+    assert_eq!(send_token(&harness, &guess).await.status(), 429);
+}
+
+// === API keys ===
+
+fn digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Keys stored as SHA-256 only; an unknown key is refused; the file is reloaded on change: an
+/// added key works, a removed one stops working.
+#[tokio::test]
+async fn api_keys_are_verified_by_hash_and_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api-keys");
+    std::fs::write(
+        &path,
+        format!(
+            "# sha256 name tier\n{} billing -\n",
+            digest("key-billing-0001")
+        ),
+    )
+    .unwrap();
+    let path_text = path.display().to_string();
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_API_KEYS_FILE", path_text.as_str()),
+        ("GRAPHQL_FIREWALL_API_KEYS_RELOAD_INTERVAL", "200ms"),
+    ])
+    .await;
+    let send = |key: &str| harness.post_json_with(&[("x-api-key", key)], QUERY);
+    assert_eq!(send("key-billing-0001").await.unwrap().status(), 200);
+    assert_unauthenticated(send("key-guessed").await.unwrap(), "unknown key").await;
+    assert_unauthenticated(harness.post_json_with(&[], QUERY).await.unwrap(), "no key").await;
+    std::fs::write(
+        &path,
+        format!("{} reporting -\n", digest("key-reporting-0002")),
+    )
+    .unwrap();
+    let mut reloaded = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if send("key-reporting-0002").await.unwrap().status() == 200 {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "an added key works after the reload");
+    assert_unauthenticated(send("key-billing-0001").await.unwrap(), "a removed key").await;
+}
+
+#[test]
+fn bad_identity_combinations_are_configuration_errors() {
+    let jwks = "file:///etc/jwks.json";
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("GRAPHQL_FIREWALL_AUTH", "required")], "AUTH"),
+        (
+            vec![
+                ("GRAPHQL_FIREWALL_AUTH", "off"),
+                ("GRAPHQL_FIREWALL_API_KEYS_FILE", "/etc/keys"),
+            ],
+            "AUTH",
+        ),
+        (
+            vec![("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks)],
+            "AUTH_JWT_ISSUERS",
+        ),
+        (
+            vec![
+                ("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER),
+            ],
+            "AUTH_JWT_AUDIENCES",
+        ),
+        (
+            vec![("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE)],
+            "AUTH_JWT_AUDIENCES",
+        ),
+        (
+            vec![
+                ("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_ALGORITHMS", "RS256,none"),
+            ],
+            "AUTH_JWT_ALGORITHMS",
+        ),
+        (
+            vec![(
+                "GRAPHQL_FIREWALL_AUTH_JWKS_URLS",
+                "http://idp.example.com/jwks.json",
+            )],
+            "AUTH_JWKS_URLS",
+        ),
+        (
+            vec![
+                ("GRAPHQL_FIREWALL_API_KEYS_FILE", "/etc/keys"),
+                ("GRAPHQL_FIREWALL_API_KEY_HEADER", "authorization"),
+                ("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER),
+                ("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE),
+            ],
+            "API_KEY_HEADER",
+        ),
+    ];
+    for (vars, name) in cases {
+        let error = config_error(&vars);
+        assert!(error.contains(name), "{vars:?}: {error}");
+    }
+}
+
+/// A key set that cannot be read stops the binary with the configuration exit status.
+#[test]
+fn an_unreadable_jwks_file_exits_2() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+        .arg("check")
+        .env_clear()
+        .env(
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:4000/graphql",
+        )
+        .env(
+            "GRAPHQL_FIREWALL_AUTH_JWKS_URLS",
+            "file:///nonexistent/jwks.json",
+        )
+        .env("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER)
+        .env("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AUTH_JWKS_URLS"), "{stderr}");
 }
 
 /// A distinct, unpredictable-looking suffix without a random-number dependency.

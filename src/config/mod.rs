@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! [`table`] lists every variable with its default and meaning; one file per concern reads its
-//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`hardening`], [`persisted`]);
+//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`identity`], [`hardening`],
+//! [`persisted`]);
 //! [`values`] holds the value types with parsers of their own; [`parse`] the small parsers of
 //! numbers, sizes, durations and switches; [`report`] what `check` and the start-up log print.
 //! Configuration imports no module it configures: `lib.rs` turns these plain values into each
@@ -17,6 +18,7 @@
 
 pub mod clients;
 pub mod hardening;
+pub mod identity;
 pub mod limits;
 pub mod parse;
 pub mod persisted;
@@ -30,6 +32,7 @@ use std::collections::HashMap;
 
 pub use clients::ClientsConfig;
 pub use hardening::HardeningConfig;
+pub use identity::{ApiKeysConfig, IdentityConfig, JwtConfig};
 pub use limits::{CostConfig, LimitsConfig, SchemaSource};
 pub use persisted::{ClientKeysConfig, PersistedConfig};
 pub use report::{Setting, insecure_choices, settings};
@@ -121,6 +124,7 @@ pub struct Config {
     pub requests: RequestsConfig,
     pub limits: LimitsConfig,
     pub clients: ClientsConfig,
+    pub identity: IdentityConfig,
     pub hardening: HardeningConfig,
     pub persisted: PersistedConfig,
     /// Every variable with the value in force, for `check` and the start-up log.
@@ -132,11 +136,13 @@ impl Config {
     pub fn from_source(source: &dyn Source, profile: Profile) -> Result<Config, ConfigError> {
         report_unknown(source)?;
         let read = Reader { source };
+        let clients = ClientsConfig::read(&read)?;
         Ok(Config {
             server: ServerConfig::read(&read, profile)?,
             requests: RequestsConfig::read(&read)?,
             limits: LimitsConfig::read(&read, profile)?,
-            clients: ClientsConfig::read(&read)?,
+            identity: IdentityConfig::read(&read, clients.key_header.as_ref())?,
+            clients,
             hardening: HardeningConfig::read(&read)?,
             persisted: PersistedConfig::read(&read)?,
             settings: settings(source)?,

@@ -25,6 +25,7 @@ pub enum Section {
     Requests,
     Limits,
     Clients,
+    Identity,
     Hardening,
     Persisted,
 }
@@ -37,6 +38,7 @@ impl Section {
             Section::Requests => "Request shape",
             Section::Limits => "Document limits and policy",
             Section::Clients => "Clients and budgets",
+            Section::Identity => "Identity and access",
             Section::Hardening => "Response hardening",
             Section::Persisted => "Persisted queries and trusted clients",
         }
@@ -127,6 +129,26 @@ variables! {
         RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget.";
         PROBE_LIMIT = Some("10"), "Schema-validation refusals per client per minute before a cool-down, or off.";
         PROBE_COOLDOWN = Some("60s"), "How long a probing client is refused.";
+    }
+    Identity {
+        AUTH = None, "required, optional or off; when unset: required if AUTH_JWKS_URLS or API_KEYS_FILE is set, else off.";
+        AUTH_JWKS_URLS = None, "Comma-separated JWKS URLs (https://, http:// on loopback only, file:///path) whose keys sign accepted tokens.";
+        AUTH_JWKS_REFRESH = Some("5min"), "How often the key sets are fetched again.";
+        AUTH_JWKS_UNKNOWN_KID_INTERVAL = Some("30s"), "Least time between two refreshes caused by tokens naming an unknown kid.";
+        AUTH_JWT_ISSUERS = None, "Accepted iss values (comma-separated), or any; required with AUTH_JWKS_URLS.";
+        AUTH_JWT_AUDIENCES = None, "Accepted aud values (comma-separated), or any; required with AUTH_JWKS_URLS.";
+        AUTH_JWT_ALGORITHMS = Some("RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA"), "Algorithms a key may verify (the key decides, never the token; none is impossible).";
+        AUTH_JWT_HEADER = Some("authorization"), "Header carrying the token.";
+        AUTH_JWT_PREFIX = Some("Bearer"), "Scheme before the token in that header, or none for a bare token.";
+        AUTH_JWT_COOKIE = None, "Cookie carrying the token when the header does not.";
+        AUTH_JWT_LEEWAY = Some("30s"), "Clock skew tolerated on exp and nbf (at most 10min).";
+        AUTH_JWT_CACHE_ENTRIES = Some("10000"), "Verified tokens remembered until they expire, or 0.";
+        AUTH_CLIENT_CLAIM = None, "Claim naming the caller (default sub).";
+        AUTH_TIER_CLAIM = None, "Claim naming the caller's tier (one of TIERS).";
+        API_KEYS_FILE = None, "File of API keys, one per line: SHA-256 hex of the key, name, tier or -, optional comma-separated scopes; reloaded on change.";
+        API_KEY_HEADER = Some("x-api-key"), "Header carrying an API key.";
+        API_KEYS_RELOAD_INTERVAL = Some("5s"), "How often API_KEYS_FILE is checked for changes.";
+        TIERS = None, "Per-tier budgets: free:rate=10/s,cost=1000/min;pro:rate=100/s,cost=50000/min.";
     }
     Hardening {
         BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";

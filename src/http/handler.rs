@@ -74,11 +74,13 @@ impl Firewall {
         peer: IpAddr,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
-        let client = self.identify(parts, peer);
-        record.client = Some(client.clone());
+        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
         if parts.method == Method::OPTIONS {
-            // A CORS preflight, answered by the upstream: admitted like any request, and
-            // forwarded without its query string (nothing in it is inspected).
+            // A CORS preflight, answered by the upstream: it carries no credentials, so it is
+            // admitted as its address, and forwarded without its query string (nothing in it is
+            // inspected).
+            let client = self.budgets.identify(ip, Identity::anonymous());
+            record.client = Some(client.clone());
             let admitted = self.budgets.admit_request(&client)?;
             record.monitored.extend(admitted.monitored.map(|v| (0, v)));
             return self
@@ -86,6 +88,8 @@ impl Firewall {
                 .await;
         }
         let transport = self.settings.guard.check(&parts.method, &parts.headers)?;
+        let client = self.identify(parts, peer, ip).await?;
+        record.client = Some(client.clone());
         let admitted = self.budgets.admit_request(&client)?;
         record.monitored.extend(admitted.monitored.map(|v| (0, v)));
         let (requests, batch, body) = match transport {
@@ -154,12 +158,39 @@ impl Firewall {
         Ok(response)
     }
 
-    /// The client: its address (forwarding headers believed only from trusted proxies), named by
-    /// the key header only when a trusted proxy — the gateway that sets it — is the peer: from
-    /// anyone else the header is the caller's own invention and would buy a fresh budget per value.
-    fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
+    /// The client: the caller `AUTH` verified; else the key a gateway set, believed only when a
+    /// trusted proxy — the gateway that sets it — is the peer (from anyone else the header is the
+    /// caller's own invention and would buy a fresh budget per value); else its address.
+    ///
+    /// A request `AUTH` refuses spends its address's request budget before it is refused, so
+    /// guessing credentials is paced like any other traffic (and answered 429 once over it).
+    async fn identify(&self, parts: &Parts, peer: IpAddr, ip: IpAddr) -> Result<Client, Rejection> {
+        let authenticated = match self.authenticator.authenticate(&parts.headers).await {
+            Ok(authenticated) => authenticated,
+            Err(error) => {
+                tracing::info!(
+                    target: "graphql_firewall::identity",
+                    client = %ip,
+                    reason = error.reason(),
+                    "request not authenticated"
+                );
+                let anonymous = self.budgets.identify(ip, Identity::anonymous());
+                self.budgets.admit_request(&anonymous)?;
+                return Err(error.into());
+            }
+        };
+        if let Some(refused) = &authenticated.refused {
+            tracing::info!(
+                target: "graphql_firewall::identity",
+                client = %ip,
+                reason = refused.reason(),
+                "credential refused: going on as anonymous (AUTH=optional)"
+            );
+        }
+        if authenticated.identity.is_verified() {
+            return Ok(self.budgets.identify(ip, authenticated.identity));
+        }
         let trusted = &self.settings.trusted_proxies;
-        let ip = client_ip::client_ip(peer, &parts.headers, trusted);
         let gateway_key = self
             .settings
             .client_key_header
@@ -178,7 +209,7 @@ impl Firewall {
             ),
             None => Identity::anonymous(),
         };
-        self.budgets.identify(ip, identity)
+        Ok(self.budgets.identify(ip, identity))
     }
 
     async fn forward(

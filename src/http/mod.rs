@@ -34,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::admission::Budgets;
+use crate::identity::Authenticator;
 use crate::inspect::Inspector;
 use crate::metrics::Metrics;
 use crate::net::IpNetworks;
@@ -73,6 +74,8 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Firewall {
     pub settings: Settings,
+    /// `AUTH`: who is calling.
+    pub authenticator: Authenticator,
     pub budgets: Budgets,
     pub inspector: Inspector,
     pub upstream: Upstream,

@@ -18,6 +18,7 @@ use super::guard::GuardError;
 use super::harden::HardenError;
 use crate::admission::Refusal;
 use crate::analysis::{AnalysisError, CostError};
+use crate::identity::AuthError;
 use crate::inspect::{InspectError, Reason};
 use crate::persisted::ResolveError;
 use crate::policy::Violation;
@@ -52,6 +53,7 @@ pub enum RejectCode {
     FragmentCycle,
     IntrospectionDisabled,
     RateLimited,
+    Unauthenticated,
     PersistedQueryNotFound,
     PersistedQueryHashMismatch,
     PersistedQueryRequired,
@@ -110,6 +112,7 @@ impl RejectCode {
             RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             RejectCode::RateLimited => "RATE_LIMITED",
+            RejectCode::Unauthenticated => "UNAUTHENTICATED",
             RejectCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             RejectCode::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
@@ -130,6 +133,7 @@ impl RejectCode {
             | RejectCode::GraphqlParseFailed => StatusCode::BAD_REQUEST,
             RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
             RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RejectCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             // APQ clients look for this error in a 200 response and resend with the text.
             RejectCode::PersistedQueryNotFound => StatusCode::OK,
             RejectCode::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
@@ -334,6 +338,18 @@ impl From<GuardError> for Rejection {
                 Rejection::new(RejectCode::UnsupportedMediaType, error.to_string())
             }
         }
+    }
+}
+
+/// 401 with the RFC 6750 challenge; the message says what is needed, never why a credential
+/// failed (that is logged).
+impl From<AuthError> for Rejection {
+    fn from(error: AuthError) -> Rejection {
+        let mut rejection = Rejection::new(RejectCode::Unauthenticated, error.client_message());
+        rejection
+            .headers
+            .insert(header::WWW_AUTHENTICATE, error.www_authenticate());
+        rejection
     }
 }
 

@@ -278,6 +278,11 @@ impl TokenSource {
         })
     }
 
+    /// The header the token is read from.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
     /// The token the request presents, if any. A repeated header or cookie, an empty token, or
     /// one with bytes no JWT has, is [`JwtError::BadRequest`]; a header with another scheme (e.g.
     /// `Basic`) is no token.

@@ -16,6 +16,7 @@
 )]
 
 pub mod api_keys;
+pub mod authenticate;
 pub mod jwks;
 pub mod jwt;
 pub mod tiers;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 pub use api_keys::{ApiKeyError, ApiKeys};
+pub use authenticate::{Authenticated, Authenticator};
 pub use jwt::{JwtError, JwtVerifier};
 pub use tiers::{TierName, Tiers};
 

@@ -1,0 +1,91 @@
+//! The `AUTH` stage of a request: read the credentials it carries, verify each with its source,
+//! and [`decide`] who is calling.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use super::api_keys::{ApiKeySource, ApiKeys};
+use super::jwt::{JwtVerifier, TokenSource};
+use super::{AuthError, AuthMode, Credential, CredentialError, Identity, decide};
+
+/// Where tokens come from and who verifies them.
+#[derive(Debug)]
+pub struct TokenCheck {
+    pub source: TokenSource,
+    pub verifier: Arc<JwtVerifier>,
+}
+
+/// Where API keys come from and the table they are checked against.
+#[derive(Debug)]
+pub struct KeyCheck {
+    pub source: ApiKeySource,
+    pub keys: Arc<ApiKeys>,
+}
+
+/// Every credential source and the `AUTH` mode.
+#[derive(Debug)]
+pub struct Authenticator {
+    pub mode: AuthMode,
+    pub tokens: Option<TokenCheck>,
+    pub keys: Option<KeyCheck>,
+}
+
+/// A request let in, and a credential it presented that was not accepted (under
+/// `AUTH=optional` such a caller goes on as anonymous; the refusal is still logged and counted).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub identity: Identity,
+    pub refused: Option<CredentialError>,
+}
+
+impl Authenticator {
+    /// No credential source: everyone is anonymous (`AUTH=off`).
+    pub fn off() -> Authenticator {
+        Authenticator {
+            mode: AuthMode::Off,
+            tokens: None,
+            keys: None,
+        }
+    }
+
+    /// Who is calling, or why the request may not go on.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthError> {
+        if self.mode == AuthMode::Off {
+            return Ok(Authenticated {
+                identity: Identity::anonymous(),
+                refused: None,
+            });
+        }
+        let jwt = match &self.tokens {
+            None => Credential::Absent,
+            Some(check) => match check.source.extract(headers) {
+                Ok(None) => Credential::Absent,
+                Ok(Some(token)) => match check.verifier.verify(token).await {
+                    Ok(identity) => Credential::Verified(identity),
+                    Err(error) => Credential::Refused(error.into()),
+                },
+                Err(error) => Credential::Refused(error.into()),
+            },
+        };
+        let api_key = match &self.keys {
+            None => Credential::Absent,
+            Some(check) => match check.source.extract(headers) {
+                Ok(None) => Credential::Absent,
+                Ok(Some(key)) => match check.keys.verify(key) {
+                    Ok(identity) => Credential::Verified(identity),
+                    Err(error) => Credential::Refused(error.into()),
+                },
+                Err(error) => Credential::Refused(error.into()),
+            },
+        };
+        let refused = [&jwt, &api_key]
+            .into_iter()
+            .find_map(|credential| match credential {
+                Credential::Refused(error) => Some(error.clone()),
+                _ => None,
+            });
+        let identity = decide(self.mode, jwt, api_key)?;
+        Ok(Authenticated { identity, refused })
+    }
+}
