@@ -9,6 +9,9 @@
 //! key's, or a key a trusted gateway set), else by its IP address (which the edge reads from
 //! forwarding headers only behind a trusted proxy) — never by a header the caller writes itself.
 //!
+//! A verified caller with a tier (`TIERS`: an API key's tier, or a token's tier claim) spends that
+//! tier's budgets instead of the global ones; a tier's table of clients is its own.
+//!
 //! A budget in monitor mode refuses nothing: its violation goes the same way as a monitored
 //! limit's ([`policy::Verdict`]), so it is logged, counted and shown in the audit verdict.
 
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::identity::{AuthMethod, Identity};
+use crate::identity::{AuthMethod, Identity, TierName};
 use crate::metrics::{Metrics, RuleLabels};
 use crate::policy::{self, Violation};
 use crate::ratelimit::{BucketKey, ClientKey, Decision, Limiter, Quota};
@@ -54,12 +57,24 @@ pub struct Settings {
     pub probe_cooldown: Duration,
     /// `COST_BUDGET_MODE=actual`: the estimate spent up front is settled with the measured cost.
     pub settle_with_actual_cost: bool,
+    /// `TIERS`: each tier's budgets, already resolved (a budget a tier leaves out is the global one).
+    pub tiers: Vec<TierBudgets>,
+}
+
+/// One tier's budgets.
+#[derive(Debug, Clone)]
+pub struct TierBudgets {
+    pub name: TierName,
+    pub request_rate: Option<governor::Quota>,
+    pub cost_budget: Option<governor::Quota>,
 }
 
 /// Per-client budgets and probe cool-downs.
 #[derive(Debug)]
 pub struct Budgets {
     limiter: Limiter,
+    /// Per tier, in `TIERS` order (a handful: a scan is cheaper than a hash).
+    tiers: Vec<(TierName, Limiter)>,
     settle_with_actual_cost: bool,
     modes: Modes,
     /// Only with a probe limit.
@@ -147,6 +162,15 @@ impl Budgets {
                 settings.cost_budget,
                 settings.max_clients,
             ),
+            tiers: settings
+                .tiers
+                .iter()
+                .map(|tier| {
+                    let limiter =
+                        Limiter::new(tier.request_rate, tier.cost_budget, settings.max_clients);
+                    (tier.name.clone(), limiter)
+                })
+                .collect(),
             settle_with_actual_cost: settings.settle_with_actual_cost,
             modes,
             probing,
@@ -186,14 +210,17 @@ impl Budgets {
             self.count(&refusal);
             return Err(refusal);
         }
-        self.decide(Rule::RateLimit, self.limiter.check_request(&client.bucket))
+        self.decide(
+            Rule::RateLimit,
+            self.limiter_of(client).check_request(&client.bucket),
+        )
     }
 
     /// Consumes the cost of the request's operations from the client's budget.
     pub fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
         self.decide(
             Rule::CostBudget,
-            self.limiter.check_cost(&client.bucket, points),
+            self.limiter_of(client).check_cost(&client.bucket, points),
         )
     }
 
@@ -201,7 +228,8 @@ impl Budgets {
     /// by actual cost (as GitHub meters GraphQL); otherwise the estimate stands.
     pub fn settle_cost(&self, client: &Client, estimated: u64, actual: u64) {
         if self.settle_with_actual_cost {
-            self.limiter.settle_cost(&client.bucket, estimated, actual);
+            self.limiter_of(client)
+                .settle_cost(&client.bucket, estimated, actual);
         }
     }
 
@@ -227,9 +255,22 @@ impl Budgets {
     /// Drops idle clients' state; called periodically.
     pub fn shrink(&self) {
         self.limiter.shrink();
+        for (_, limiter) in &self.tiers {
+            limiter.shrink();
+        }
         if let Some(probing) = &self.probing {
             probing.limiter.shrink();
         }
+    }
+
+    /// The budgets the client spends: its tier's, else the global ones.
+    fn limiter_of(&self, client: &Client) -> &Limiter {
+        client
+            .identity
+            .tier
+            .as_ref()
+            .and_then(|tier| self.tiers.iter().find(|(name, _)| name == tier))
+            .map_or(&self.limiter, |(_, limiter)| limiter)
     }
 
     fn count(&self, refusal: &Refusal) {
@@ -297,6 +338,11 @@ mod tests {
             probe_limit: NonZeroU32::new(2),
             probe_cooldown: Duration::from_secs(60),
             settle_with_actual_cost: false,
+            tiers: vec![TierBudgets {
+                name: "pro".parse().unwrap(),
+                request_rate: Some(governor::Quota::per_hour(NonZeroU32::new(5).unwrap())),
+                cost_budget: None,
+            }],
         }
     }
 
@@ -393,5 +439,33 @@ mod tests {
             assert_eq!(budgets.admit_request(&client), Ok(Admit::default()));
             assert_eq!(budgets.admit_cost(&client, 1_000_000), Ok(Admit::default()));
         }
+    }
+
+    #[test]
+    fn a_tier_has_its_own_budgets_and_others_keep_the_global_ones() {
+        let budgets = budgets(Mode::Enforce);
+        let caller = |name: &str, tier: Option<&str>| {
+            budgets.identify(
+                IP,
+                Identity::verified(
+                    AuthMethod::ApiKey,
+                    Subject::new(name),
+                    tier.map(|t| t.parse().unwrap()),
+                    Scopes::default(),
+                ),
+            )
+        };
+        let pro = caller("paying", Some("pro"));
+        for _ in 0..5 {
+            assert!(budgets.admit_request(&pro).is_ok());
+        }
+        assert!(budgets.admit_request(&pro).is_err(), "pro: 5 an hour");
+        // No cost budget for the tier: unlimited, where the global one holds 100.
+        assert_eq!(budgets.admit_cost(&pro, 1_000_000), Ok(Admit::default()));
+        let free = caller("free-rider", None);
+        for _ in 0..2 {
+            assert!(budgets.admit_request(&free).is_ok());
+        }
+        assert!(budgets.admit_request(&free).is_err(), "global: 2 an hour");
     }
 }

@@ -278,6 +278,10 @@ fn http_settings(config: &Config) -> http::Settings {
             .as_ref()
             .map(|keys| persisted::ClientKeys::new(keys.header.clone(), keys.hashes.clone())),
         pass_through: config.persisted.pass_through,
+        log_subject: match config.identity.log_subject {
+            config::LogSubject::Hash => http::audit::SubjectLog::Hash,
+            config::LogSubject::Clear => http::audit::SubjectLog::Clear,
+        },
         rate_limit_headers: config.clients.rate_limit_headers,
         ready_timeout: config.server.ready_timeout,
         body_read_timeout: config.server.body_read_timeout,
@@ -329,6 +333,28 @@ fn budget_settings(config: &Config) -> admission::Settings {
             .filter(|_| config.limits.schema.is_some()),
         probe_cooldown: clients.probe_cooldown,
         settle_with_actual_cost: clients.cost_budget_mode == config::CostBudgetMode::Actual,
+        tiers: config
+            .identity
+            .tiers
+            .iter()
+            .map(|tier| {
+                let resolve = |budget: identity::tiers::TierBudget,
+                               global: &Option<rules::Rate>| {
+                    match budget {
+                        identity::tiers::TierBudget::Inherit => {
+                            global.as_ref().map(ratelimit::quota)
+                        }
+                        identity::tiers::TierBudget::Unlimited => None,
+                        identity::tiers::TierBudget::Limited(rate) => Some(ratelimit::quota(&rate)),
+                    }
+                };
+                admission::TierBudgets {
+                    name: tier.name.clone(),
+                    request_rate: resolve(tier.rate, &clients.rate_limit),
+                    cost_budget: resolve(tier.cost, &clients.cost_budget),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -477,3 +477,149 @@ fn an_unreadable_jwks_file_exits_2() {
 fn uuid_like(seed: u32) -> String {
     format!("{:08x}", seed.wrapping_mul(2_654_435_761))
 }
+
+// === Tiers, audit and metrics ===
+
+/// Each tier spends its own budget: an API key's tier, or a token's tier claim; a caller without
+/// a tier spends the global one. Metrics count requests by tier and by auth outcome.
+#[tokio::test]
+async fn tiers_carry_their_own_budgets_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "{} free-app free\n{} pro-app pro\n{} plain-app -\n",
+            digest("key-free-000001"),
+            digest("key-pro-0000001"),
+            digest("key-plain-00001")
+        ),
+    )
+    .unwrap();
+    let keys_path = keys.display().to_string();
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_API_KEYS_FILE", keys_path.as_str()),
+        ("GRAPHQL_FIREWALL_RATE_LIMIT", "1/min"),
+        ("GRAPHQL_FIREWALL_TIERS", "free:rate=2/min;pro:rate=5/min"),
+    ])
+    .await;
+    let mut count = HashMap::new();
+    for key in ["key-plain-00001", "key-free-000001", "key-pro-0000001"] {
+        let mut passed = 0;
+        for _ in 0..7 {
+            let response = harness
+                .post_json_with(&[("x-api-key", key)], QUERY)
+                .await
+                .unwrap();
+            passed += u32::from(response.status() == 200);
+        }
+        count.insert(key, passed);
+    }
+    assert_eq!(count["key-plain-00001"], 1, "global budget");
+    assert_eq!(count["key-free-000001"], 2, "free tier");
+    assert_eq!(count["key-pro-0000001"], 5, "pro tier");
+    let _ = harness
+        .post_json_with(&[("x-api-key", "key-nobody")], QUERY)
+        .await
+        .unwrap();
+    let metrics = common::scrape(&harness).await;
+    let value = |series: &str| metrics.get(series).copied().unwrap_or_default();
+    assert_eq!(
+        value(r#"graphql_firewall_tier_requests_total{tier="pro",verdict="allowed"}"#),
+        5.0
+    );
+    assert_eq!(
+        value(r#"graphql_firewall_tier_requests_total{tier="free",verdict="rejected"}"#),
+        5.0
+    );
+    assert_eq!(
+        value(r#"graphql_firewall_auth_total{method="api_key",outcome="verified"}"#),
+        21.0
+    );
+    assert_eq!(
+        value(r#"graphql_firewall_auth_total{method="none",outcome="unknown_api_key"}"#),
+        1.0
+    );
+}
+
+/// A token's tier claim selects the tier (an unknown name selects none).
+#[tokio::test]
+async fn a_tier_claim_selects_the_tokens_tier() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) = start_with_key(
+        &ec,
+        &[
+            ("GRAPHQL_FIREWALL_RATE_LIMIT", "1/min"),
+            ("GRAPHQL_FIREWALL_TIERS", "pro:rate=3/min"),
+            ("GRAPHQL_FIREWALL_AUTH_TIER_CLAIM", "plan"),
+        ],
+    )
+    .await;
+    let token = |sub: &str, plan: &str| {
+        let mut claims = claims(sub);
+        claims["plan"] = serde_json::json!(plan);
+        ec.sign(&claims)
+    };
+    let pro = token("paying", "pro");
+    let invented = token("cheeky", "unlimited");
+    let mut passed = (0, 0);
+    for _ in 0..4 {
+        passed.0 += u32::from(send_token(&harness, &pro).await.status() == 200);
+        passed.1 += u32::from(send_token(&harness, &invented).await.status() == 200);
+    }
+    assert_eq!(
+        passed,
+        (3, 1),
+        "pro's budget, and the global one for a tier nobody configured"
+    );
+}
+
+/// The audit event names the caller: its subject hashed (or clear with `LOG_SUBJECT=clear`), its
+/// tier and how it proved who it is.
+#[tokio::test]
+async fn audit_events_carry_the_verified_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    std::fs::write(
+        &keys,
+        format!("{} billing@example.com pro\n", digest("key-billing-0001")),
+    )
+    .unwrap();
+    let keys_path = keys.display().to_string();
+    let backend = common::demo_backend().await;
+    let upstream = backend.url();
+    for (log_subject, expected) in [
+        ("hash", {
+            let digest = Sha256::digest(b"billing@example.com");
+            format!("sha256:{}", hex::encode(&digest[..6]))
+        }),
+        ("clear", "billing@example.com".to_owned()),
+    ] {
+        let process = common::Process::start(
+            &["serve"],
+            &[
+                ("GRAPHQL_FIREWALL_UPSTREAM_URL", upstream.as_str()),
+                ("GRAPHQL_FIREWALL_API_KEYS_FILE", keys_path.as_str()),
+                ("GRAPHQL_FIREWALL_TIERS", "pro:rate=100/s"),
+                ("GRAPHQL_FIREWALL_LOG_SUBJECT", log_subject),
+            ],
+        );
+        let response = reqwest::Client::new()
+            .post(process.url())
+            .header("content-type", "application/json")
+            .header("x-api-key", "key-billing-0001")
+            .body(QUERY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let event = process.wait_for(|event| event["target"] == "graphql_firewall::audit");
+        assert_eq!(event["subject"], expected.as_str(), "{event}");
+        assert_eq!(event["tier"], "pro");
+        assert_eq!(event["auth_method"], "api_key");
+        let line = event.to_string();
+        if log_subject == "hash" {
+            assert!(!line.contains("billing@example.com"), "{line}");
+        }
+    }
+}

@@ -15,8 +15,9 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
 use super::clients::one_header_name;
-use super::parse::parse_duration;
+use super::parse::{choice, parse_duration};
 use super::table::*;
+use super::values::LogSubject;
 use super::{ConfigError, Reader};
 use crate::identity::jwks::{JwksUrl, parse_jwks_urls};
 use crate::identity::jwt::{
@@ -55,6 +56,8 @@ pub struct IdentityConfig {
     pub jwt: Option<JwtConfig>,
     pub api_keys: Option<ApiKeysConfig>,
     pub tiers: Tiers,
+    /// `LOG_SUBJECT`.
+    pub log_subject: LogSubject,
 }
 
 /// Token settings that mean nothing without a key set.
@@ -142,6 +145,7 @@ impl IdentityConfig {
             jwt,
             api_keys,
             tiers,
+            log_subject: read.value(LOG_SUBJECT, |v| choice(v, LogSubject::CHOICES))?,
         })
     }
 }

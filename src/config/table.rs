@@ -149,6 +149,7 @@ variables! {
         API_KEY_HEADER = Some("x-api-key"), "Header carrying an API key.";
         API_KEYS_RELOAD_INTERVAL = Some("5s"), "How often API_KEYS_FILE is checked for changes.";
         TIERS = None, "Per-tier budgets: free:rate=10/s,cost=1000/min;pro:rate=100/s,cost=50000/min.";
+        LOG_SUBJECT = Some("hash"), "How the verified subject appears in the audit log: hash (a SHA-256 prefix) or clear.";
     }
     Hardening {
         BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";

@@ -11,11 +11,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::admission::Client;
 use crate::inspect::{Inspection, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
+    TierLabels,
 };
 use crate::persisted::Origin;
 use crate::policy::Violation;
@@ -81,9 +83,38 @@ impl Sampler {
     }
 }
 
+/// `LOG_SUBJECT`: how a verified caller's subject appears in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectLog {
+    /// `sha256:` and 12 hex digits of its SHA-256: events of one caller can be joined, and a
+    /// leaked log does not name people (subjects are often e-mail addresses).
+    Hash,
+    /// As verified.
+    Clear,
+}
+
+impl SubjectLog {
+    fn render(self, subject: &str) -> String {
+        match self {
+            SubjectLog::Clear => subject.to_owned(),
+            SubjectLog::Hash => {
+                let digest: [u8; 32] = Sha256::digest(subject.as_bytes()).into();
+                let [a, b, c, d, e, f, ..] = digest;
+                format!("sha256:{}", hex::encode([a, b, c, d, e, f]))
+            }
+        }
+    }
+}
+
 /// Writes the audit events and the metrics of one request.
-pub fn record(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
-    write(record, outcome, metrics, sampler);
+pub fn record(
+    record: &Record,
+    outcome: &Outcome<'_>,
+    metrics: &Metrics,
+    sampler: &Sampler,
+    subjects: SubjectLog,
+) {
+    write(record, outcome, metrics, sampler, subjects);
     if let Some(measured) = &record.measured {
         measured.audited.store(true, Ordering::Release);
     }
@@ -101,7 +132,13 @@ pub fn record_late_actual_cost(request_id: &str, estimate: u64, actual: u64) {
     );
 }
 
-fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sampler) {
+fn write(
+    record: &Record,
+    outcome: &Outcome<'_>,
+    metrics: &Metrics,
+    sampler: &Sampler,
+    subjects: SubjectLog,
+) {
     let monitored = !record.monitored.is_empty();
     let verdict = match (&record.rejection, monitored) {
         (Some(_), _) => "rejected",
@@ -126,6 +163,7 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
                     error.batch_index,
                     verdict,
                     Some(error.code),
+                    subjects,
                 );
             }
         }
@@ -134,10 +172,18 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
             && sampler.sample() =>
         {
             for (index, report) in record.inspection.operations.iter().enumerate() {
-                log_operation(record, outcome, Some(report), Some(index), verdict, None);
+                log_operation(
+                    record,
+                    outcome,
+                    Some(report),
+                    Some(index),
+                    verdict,
+                    None,
+                    subjects,
+                );
             }
             if record.inspection.operations.is_empty() {
-                log_operation(record, outcome, None, None, verdict, None);
+                log_operation(record, outcome, None, None, verdict, None, subjects);
             }
         }
         None => {}
@@ -158,6 +204,19 @@ fn record_metrics(
             code: code.map_or("none", RejectCode::as_str),
         })
         .inc();
+    if let Some(tier) = record
+        .client
+        .as_ref()
+        .and_then(|c| c.identity.tier.as_ref())
+    {
+        metrics
+            .tier_requests
+            .get_or_create(&TierLabels {
+                tier: tier.as_str().to_owned(),
+                verdict,
+            })
+            .inc();
+    }
     let total = outcome.total.as_secs_f64();
     metrics.request_duration.observe(total);
     if let Some(upstream) = record.upstream {
@@ -215,9 +274,16 @@ fn log_operation(
     batch_index: Option<usize>,
     verdict: &'static str,
     code: Option<RejectCode>,
+    subjects: SubjectLog,
 ) {
     let request_id = outcome.request_id;
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
+    let identity = record.client.as_ref().map(|c| &c.identity);
+    let auth_method = identity.map(|i| i.method.as_str());
+    let subject = identity
+        .and_then(|i| i.subject.as_ref())
+        .map(|s| subjects.render(s.as_str()));
+    let tier = identity.and_then(|i| i.tier.as_ref()).map(|t| t.as_str());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
     let operation_name = report.and_then(|r| r.name.as_deref());
@@ -245,6 +311,7 @@ fn log_operation(
             tracing::$level!(
                 target: "graphql_firewall::audit",
                 request_id, client_key, client_ip = %client_ip, peer = %outcome.peer,
+                auth_method, subject, tier,
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,

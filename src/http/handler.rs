@@ -23,7 +23,7 @@ use crate::admission::Client;
 use crate::analysis::ActualCostError;
 use crate::identity::{AuthMethod, Identity, Scopes, Subject};
 use crate::inspect::{Caller, Transport};
-use crate::metrics::count;
+use crate::metrics::{AuthLabels, count};
 use crate::ratelimit::Quota;
 use crate::upstream::Outgoing;
 
@@ -61,7 +61,13 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
         total: started.elapsed(),
         response_bytes: http_body::Body::size_hint(response.body()).exact(),
     };
-    audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
+    audit::record(
+        &record,
+        &outcome,
+        &firewall.metrics,
+        &firewall.sampler,
+        firewall.settings.log_subject,
+    );
     response
 }
 
@@ -174,6 +180,7 @@ impl Firewall {
                     reason = error.reason(),
                     "request not authenticated"
                 );
+                self.count_auth("none", error.reason());
                 let anonymous = self.budgets.identify(ip, Identity::anonymous());
                 self.budgets.admit_request(&anonymous)?;
                 return Err(error.into());
@@ -188,6 +195,7 @@ impl Firewall {
             );
         }
         if authenticated.identity.is_verified() {
+            self.count_auth(authenticated.identity.method.as_str(), "verified");
             return Ok(self.budgets.identify(ip, authenticated.identity));
         }
         let trusted = &self.settings.trusted_proxies;
@@ -209,7 +217,20 @@ impl Firewall {
             ),
             None => Identity::anonymous(),
         };
+        let outcome = match (&authenticated.refused, identity.is_verified()) {
+            (_, true) => "verified",
+            (Some(refused), false) => refused.reason(),
+            (None, false) => "anonymous",
+        };
+        self.count_auth(identity.method.as_str(), outcome);
         Ok(self.budgets.identify(ip, identity))
+    }
+
+    fn count_auth(&self, method: &'static str, outcome: &'static str) {
+        self.metrics
+            .auth
+            .get_or_create(&AuthLabels { method, outcome })
+            .inc();
     }
 
     async fn forward(

@@ -68,6 +68,8 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub render: Render,
     pub harden: Arc<harden::Settings>,
+    /// `LOG_SUBJECT`.
+    pub log_subject: audit::SubjectLog,
 }
 
 /// Shared state of the request handlers.
