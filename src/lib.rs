@@ -396,16 +396,25 @@ pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persis
 pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
     let limits = &config.limits;
     let enforced = |rule: rules::Rule| limits.modes.of(rule) == rules::Mode::Enforce;
-    let schema = match &limits.schema {
+    let mut schema = match &limits.schema {
         None => None,
-        Some(config::SchemaSource::Demo) => Some(Arc::new(
-            analysis::Schema::from_sdl(demo::SDL).map_err(|e| BuildError::Schema {
+        Some(config::SchemaSource::Demo) => Some(analysis::Schema::from_sdl(demo::SDL).map_err(
+            |e| BuildError::Schema {
                 path: "built-in demo schema".to_owned(),
                 reason: e.to_string(),
-            })?,
-        )),
-        Some(config::SchemaSource::Path(path)) => Some(Arc::new(load_schema(path)?)),
+            },
+        )?),
+        Some(config::SchemaSource::Path(path)) => Some(load_schema(path)?),
     };
+    if let Some(schema) = &mut schema {
+        schema
+            .deny(&limits.deny_fields)
+            .map_err(|e| BuildError::Schema {
+                path: config::DENY_FIELDS.to_owned(),
+                reason: e.to_string(),
+            })?;
+    }
+    let schema = schema.map(Arc::new);
     let cost = &limits.cost_settings;
     Ok(analysis::Settings {
         limits: analysis::Limits {

@@ -623,3 +623,138 @@ async fn audit_events_carry_the_verified_identity() {
         }
     }
 }
+
+// === Schema access rules ===
+
+/// The demo schema with `User.email` behind `@requiresScopes`, in a file of the test's.
+fn scoped_demo_schema(dir: &std::path::Path) -> String {
+    let sdl = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/demo.graphql"))
+        .unwrap();
+    let scoped = sdl.replacen(
+        "  email: String!\n",
+        "  email: String! @requiresScopes(scopes: [[\"read:email\"]])\n",
+        1,
+    );
+    assert_ne!(scoped, sdl, "the demo schema has User.email");
+    let path = dir.join("schema.graphql");
+    std::fs::write(
+        &path,
+        format!(
+            "directive @requiresScopes(scopes: [[String!]!]!) on FIELD_DEFINITION | OBJECT\n{scoped}"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// `@requiresScopes` and `DENY_FIELDS` end to end: 403 `FORBIDDEN_FIELD` through aliases and
+/// union fragments, nothing forwarded, the coordinate in the audit log and never in the answer.
+#[tokio::test]
+async fn schema_access_rules_refuse_forbidden_fields_before_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = scoped_demo_schema(dir.path());
+    let ec = TestKey::ec("ec-1");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, jwks_body(&[&ec])).unwrap();
+    let jwks_url = format!("file://{}", jwks.display());
+    let backend = common::demo_backend().await;
+    let upstream = backend.url();
+    let process = common::Process::start(
+        &["serve"],
+        &[
+            ("GRAPHQL_FIREWALL_UPSTREAM_URL", upstream.as_str()),
+            ("GRAPHQL_FIREWALL_SCHEMA", schema.as_str()),
+            ("GRAPHQL_FIREWALL_DENY_FIELDS", "Post.body"),
+            ("GRAPHQL_FIREWALL_AUTH", "optional"),
+            ("GRAPHQL_FIREWALL_AUTH_JWKS_URLS", jwks_url.as_str()),
+            ("GRAPHQL_FIREWALL_AUTH_JWT_ISSUERS", ISSUER),
+            ("GRAPHQL_FIREWALL_AUTH_JWT_AUDIENCES", AUDIENCE),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let send = |query: &str, token: Option<&str>| {
+        let mut request = client
+            .post(process.url())
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "query": query }).to_string());
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let mut scoped = claims("alice");
+    scoped["scope"] = serde_json::json!("read:email profile");
+    let scoped = ec.sign(&scoped);
+    let unscoped = ec.sign(&claims("bob"));
+    let before = backend.observed.requests();
+    for (query, token) in [
+        ("{ users(first: 1) { id contact: email } }", None),
+        ("{ users(first: 1) { email } }", Some(unscoped.as_str())),
+        (
+            "{ search(term: \"a\") { ... on User { email } } }",
+            Some(unscoped.as_str()),
+        ),
+        (
+            "{ users(first: 1) { ...U } } fragment U on User { email }",
+            None,
+        ),
+        (
+            "{ users(first: 1) { posts(first: 1) { text: body } } }",
+            Some(scoped.as_str()),
+        ),
+    ] {
+        let response = send(query, token).await.unwrap();
+        assert_eq!(response.status(), 403, "{query}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("FORBIDDEN_FIELD"), "{text}");
+        assert!(
+            !text.contains("email") && !text.contains("body"),
+            "the coordinate is never told: {text}"
+        );
+        let event = process.wait_for(|event| event["target"] == "graphql_firewall::audit");
+        assert_eq!(event["code"], "FORBIDDEN_FIELD");
+        let forbidden = event["forbidden"].as_str().unwrap();
+        assert!(
+            forbidden == "User.email" || forbidden == "Post.body",
+            "{event}"
+        );
+    }
+    assert_eq!(backend.observed.requests(), before, "nothing forwarded");
+    for (query, token) in [
+        ("{ users(first: 1) { id name } }", None),
+        ("{ users(first: 1) { email } }", Some(scoped.as_str())),
+    ] {
+        let response = send(query, token).await.unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+    }
+}
+
+#[test]
+fn deny_fields_must_name_the_schema() {
+    let error = config_error(&[("GRAPHQL_FIREWALL_DENY_FIELDS", "User.passwordHash")]);
+    assert!(error.contains("SCHEMA"), "{error}");
+    let error = config_error(&[("GRAPHQL_FIREWALL_DENY_FIELDS", "User.pass-word")]);
+    assert!(error.contains("DENY_FIELDS"), "{error}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+        .arg("check")
+        .env_clear()
+        .env(
+            "GRAPHQL_FIREWALL_UPSTREAM_URL",
+            "http://127.0.0.1:4000/graphql",
+        )
+        .env(
+            "GRAPHQL_FIREWALL_SCHEMA",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schema/demo.graphql"),
+        )
+        .env("GRAPHQL_FIREWALL_DENY_FIELDS", "User.passwrodHash")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a typo denies nothing: refused"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("User.passwrodHash"), "{stderr}");
+}

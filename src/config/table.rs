@@ -112,6 +112,7 @@ variables! {
         REJECT_STATUS = Some("400"), "HTTP status of rule rejections: 400 or 422.";
         ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
         SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
+        DENY_FIELDS = None, "Schema coordinates nobody may select (User.passwordHash,Query.secretAdminToken, or a type); requires SCHEMA.";
         DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";
         MAX_LIST_SIZE = Some("1000"), "Size assumed for a list whose size cannot be known (worst case).";
         SLICING_ARGUMENTS = Some("first,last,limit,pageSize"), "Schema-less mode: arguments whose value is a list's size.";

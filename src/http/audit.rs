@@ -162,7 +162,7 @@ fn write(
                     report,
                     error.batch_index,
                     verdict,
-                    Some(error.code),
+                    Some((error.code, error.audit_only.as_deref())),
                     subjects,
                 );
             }
@@ -273,9 +273,12 @@ fn log_operation(
     report: Option<&OperationReport>,
     batch_index: Option<usize>,
     verdict: &'static str,
-    code: Option<RejectCode>,
+    refusal: Option<(RejectCode, Option<&str>)>,
     subjects: SubjectLog,
 ) {
+    let code = refusal.map(|(code, _)| code);
+    // The schema coordinate an access rule refused.
+    let forbidden = refusal.and_then(|(_, coordinate)| coordinate);
     let request_id = outcome.request_id;
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
     let identity = record.client.as_ref().map(|c| &c.identity);
@@ -315,7 +318,7 @@ fn log_operation(
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,
-                verdict, code, status = outcome.status.as_u16(), upstream_status,
+                verdict, code, forbidden, status = outcome.status.as_u16(), upstream_status,
                 upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
                 $message
             )

@@ -116,6 +116,7 @@ impl Firewall {
         };
         record.batch = requests.len();
         let caller = Caller {
+            identity: Some(&client.identity),
             holds_client_key: self
                 .settings
                 .client_keys

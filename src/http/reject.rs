@@ -54,6 +54,7 @@ pub enum RejectCode {
     IntrospectionDisabled,
     RateLimited,
     Unauthenticated,
+    ForbiddenField,
     PersistedQueryNotFound,
     PersistedQueryHashMismatch,
     PersistedQueryRequired,
@@ -113,6 +114,7 @@ impl RejectCode {
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             RejectCode::RateLimited => "RATE_LIMITED",
             RejectCode::Unauthenticated => "UNAUTHENTICATED",
+            RejectCode::ForbiddenField => "FORBIDDEN_FIELD",
             RejectCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             RejectCode::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
@@ -134,6 +136,7 @@ impl RejectCode {
             RejectCode::IntrospectionDisabled => StatusCode::FORBIDDEN,
             RejectCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             RejectCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            RejectCode::ForbiddenField => StatusCode::FORBIDDEN,
             // APQ clients look for this error in a 200 response and resend with the text.
             RejectCode::PersistedQueryNotFound => StatusCode::OK,
             RejectCode::PersistedQueryHashMismatch => StatusCode::BAD_REQUEST,
@@ -176,6 +179,9 @@ pub struct RejectError {
     pub details: Vec<(&'static str, u64)>,
     /// Position in a batch, when the error belongs to one member.
     pub batch_index: Option<usize>,
+    /// What the audit log may say and the client may not (the schema coordinate an access rule
+    /// refused: telling it would map the schema's protected parts for a prober).
+    pub audit_only: Option<Box<str>>,
 }
 
 impl RejectError {
@@ -185,6 +191,7 @@ impl RejectError {
             message: message.into(),
             details: Vec::new(),
             batch_index: None,
+            audit_only: None,
         }
     }
 }
@@ -426,6 +433,10 @@ fn operation_error(reason: &Reason) -> RejectError {
         Reason::Analysis(error) => analysis_error(error, reason.is_validation_failure()),
         Reason::Cost(error) => cost_error(error),
         Reason::Violation(violation) => violation_error(violation),
+        Reason::Forbidden { coordinate } => RejectError {
+            audit_only: Some(coordinate.clone()),
+            ..RejectError::new(RejectCode::ForbiddenField, message)
+        },
     }
 }
 
