@@ -67,6 +67,8 @@ pub enum BuildError {
     Jwks(#[from] identity::jwks::JwksError),
     #[error("GRAPHQL_FIREWALL_API_KEYS_FILE: {0}")]
     ApiKeys(#[from] identity::api_keys::ApiKeysFileError),
+    #[error("{name}: {reason}")]
+    Edge { name: &'static str, reason: String },
 }
 
 /// The firewall's two faces: the traffic router (with its connection limits) and the admin router
@@ -90,8 +92,10 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let persisted = &config.persisted;
+    let settings = http_settings(config);
+    let edge = Arc::new(edge(config, settings.render)?);
     let firewall = Arc::new(http::Firewall {
-        settings: http_settings(config),
+        settings,
         authenticator: authenticator(&config.identity)?,
         budgets: admission::Budgets::new(
             &budget_settings(config),
@@ -139,14 +143,22 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     }
     let admin = Router::new()
         .route("/metrics", get(http::metrics))
-        .with_state(firewall.clone());
+        .with_state(firewall.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.edge.admin_allow_ips.clone()),
+            http::edge::admin_guard,
+        ));
     let router = edge_layers(
         Router::new()
             .route(&config.server.path, any(http::graphql))
             .route("/healthz", get(http::healthz))
             .route("/readyz", get(http::readyz))
             .fallback(http::not_found)
-            .with_state(firewall),
+            .with_state(firewall)
+            .layer(axum::middleware::from_fn_with_state(
+                edge,
+                http::edge::guard,
+            )),
     );
     let server = &config.server;
     let traffic = Traffic {
@@ -198,6 +210,47 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
 }
 
 // === Each module's settings, from the configuration ===
+
+/// The traffic port's edge: IP lists, CORS, security headers.
+fn edge(config: &Config, render: Render) -> Result<http::edge::Edge, BuildError> {
+    let edge = &config.edge;
+    let fail = |name: &'static str| {
+        move |error: &dyn std::fmt::Display| BuildError::Edge {
+            name,
+            reason: error.to_string(),
+        }
+    };
+    let cors = match &edge.cors_allow_origins {
+        None => None,
+        Some(origins) => {
+            let settings = http::cors::CorsSettings {
+                origins: origins
+                    .parse()
+                    .map_err(|e| fail(config::CORS_ALLOW_ORIGINS)(&e))?,
+                credentials: edge.cors_allow_credentials,
+                allow_headers: http::cors::parse_header_list(&edge.cors_allow_headers)
+                    .map_err(|e| fail(config::CORS_ALLOW_HEADERS)(&e))?,
+                expose_headers: http::cors::parse_header_list(&edge.cors_expose_headers)
+                    .map_err(|e| fail(config::CORS_EXPOSE_HEADERS)(&e))?,
+                max_age: Some(edge.cors_max_age),
+            };
+            Some(
+                http::cors::Cors::new(settings)
+                    .map_err(|e| fail(config::CORS_ALLOW_CREDENTIALS)(&e))?,
+            )
+        }
+    };
+    let hsts =
+        http::security_headers::parse_hsts(&edge.hsts).map_err(|e| fail(config::HSTS)(&e))?;
+    Ok(http::edge::Edge {
+        cors,
+        allow_ips: edge.allow_ips.clone(),
+        deny_ips: edge.deny_ips.clone(),
+        trusted_proxies: config.clients.trusted_proxies.clone(),
+        headers: http::security_headers::SecurityHeaders::new(hsts),
+        render,
+    })
+}
 
 /// How long one JWKS fetch may take (connect and answer).
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -65,7 +65,10 @@ async fn serve(mut config: Config, profile: Profile) -> Result<(), Failure> {
             let admin_address = admin_listener.local_addr()?;
             let admin_router = app.admin;
             tokio::spawn(async move {
-                if let Err(error) = axum::serve(admin_listener, admin_router).await {
+                // The peer's address is what ADMIN_ALLOW_IPS judges.
+                let service =
+                    admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                if let Err(error) = axum::serve(admin_listener, service).await {
                     tracing::error!(%error, "metrics listener stopped");
                 }
             });

@@ -9,14 +9,15 @@
 //!
 //! # Layout
 //! [`table`] lists every variable with its default and meaning; one file per concern reads its
-//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`identity`], [`hardening`],
-//! [`persisted`]);
+//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`identity`], [`edge`],
+//! [`hardening`], [`persisted`]);
 //! [`values`] holds the value types with parsers of their own; [`parse`] the small parsers of
 //! numbers, sizes, durations and switches; [`report`] what `check` and the start-up log print.
 //! Configuration imports no module it configures: `lib.rs` turns these plain values into each
 //! module's settings.
 
 pub mod clients;
+pub mod edge;
 pub mod hardening;
 pub mod identity;
 pub mod limits;
@@ -31,6 +32,7 @@ pub mod values;
 use std::collections::HashMap;
 
 pub use clients::ClientsConfig;
+pub use edge::EdgeConfig;
 pub use hardening::HardeningConfig;
 pub use identity::{ApiKeysConfig, IdentityConfig, JwtConfig};
 pub use limits::{CostConfig, LimitsConfig, SchemaSource};
@@ -125,6 +127,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub clients: ClientsConfig,
     pub identity: IdentityConfig,
+    pub edge: EdgeConfig,
     pub hardening: HardeningConfig,
     pub persisted: PersistedConfig,
     /// Every variable with the value in force, for `check` and the start-up log.
@@ -142,6 +145,7 @@ impl Config {
             requests: RequestsConfig::read(&read)?,
             limits: LimitsConfig::read(&read, profile)?,
             identity: IdentityConfig::read(&read, clients.key_header.as_ref())?,
+            edge: EdgeConfig::read(&read)?,
             clients,
             hardening: HardeningConfig::read(&read)?,
             persisted: PersistedConfig::read(&read)?,

@@ -26,6 +26,7 @@ pub enum Section {
     Limits,
     Clients,
     Identity,
+    Edge,
     Hardening,
     Persisted,
 }
@@ -39,6 +40,7 @@ impl Section {
             Section::Limits => "Document limits and policy",
             Section::Clients => "Clients and budgets",
             Section::Identity => "Identity and access",
+            Section::Edge => "Browser and network edge",
             Section::Hardening => "Response hardening",
             Section::Persisted => "Persisted queries and trusted clients",
         }
@@ -151,6 +153,17 @@ variables! {
         API_KEYS_RELOAD_INTERVAL = Some("5s"), "How often API_KEYS_FILE is checked for changes.";
         TIERS = None, "Per-tier budgets: free:rate=10/s,cost=1000/min;pro:rate=100/s,cost=50000/min.";
         LOG_SUBJECT = Some("hash"), "How the verified subject appears in the audit log: hash (a SHA-256 prefix) or clear.";
+    }
+    Edge {
+        CORS_ALLOW_ORIGINS = None, "Origins allowed to call from a browser: exact (https://app.example.com), patterns (https://*.example.com), or *; unset: every preflight refused.";
+        CORS_ALLOW_CREDENTIALS = Some("off"), "Let allowed origins send cookies and credentials (never with *).";
+        CORS_ALLOW_HEADERS = Some("content-type, authorization, x-apollo-operation-name, apollo-require-preflight, graphql-preflight"), "Request headers allowed origins may send.";
+        CORS_EXPOSE_HEADERS = Some("retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-request-id"), "Response headers allowed origins may read.";
+        CORS_MAX_AGE = Some("10min"), "How long a browser may reuse a preflight answer.";
+        ALLOW_IPS = None, "CIDR list: when set, only these client addresses are served (403 FORBIDDEN otherwise).";
+        DENY_IPS = None, "CIDR list of client addresses refused with 403 FORBIDDEN.";
+        ADMIN_ALLOW_IPS = Some("127.0.0.0/8,::1"), "CIDR list of peers the admin listener (/metrics) answers.";
+        HSTS = Some("off"), "Strict-Transport-Security value (max-age=31536000; includeSubDomains), or off.";
     }
     Hardening {
         BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::audit::{self, Measured, Record};
 use super::decode::{self, decode_body, decode_query_string};
+use super::edge::Forwarded;
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
 use super::{Firewall, body, client_ip, encode, harden};
@@ -82,9 +83,9 @@ impl Firewall {
     ) -> Result<Response, Rejection> {
         let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
         if parts.method == Method::OPTIONS {
-            // A CORS preflight, answered by the upstream: it carries no credentials, so it is
-            // admitted as its address, and forwarded without its query string (nothing in it is
-            // inspected).
+            // An `OPTIONS` that is not a CORS preflight (those are answered at the edge and never
+            // get here): it carries no credentials, so it is admitted as its address, and
+            // forwarded without its query string (nothing in it is inspected).
             let client = self.budgets.identify(ip, Identity::anonymous());
             record.client = Some(client.clone());
             let admitted = self.budgets.admit_request(&client)?;
@@ -273,6 +274,7 @@ impl Firewall {
         let mut response = Response::new(body);
         *response.status_mut() = answer.status;
         *response.headers_mut() = headers;
+        response.extensions_mut().insert(Forwarded);
         Ok(response)
     }
 

@@ -16,6 +16,7 @@ pub mod body;
 pub mod client_ip;
 pub mod cors;
 pub mod decode;
+pub mod edge;
 pub mod encode;
 pub mod guard;
 pub mod handler;
