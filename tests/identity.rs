@@ -758,3 +758,64 @@ fn deny_fields_must_name_the_schema() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("User.passwrodHash"), "{stderr}");
 }
+
+/// `demo --identity` prints a token its own key set verifies: sent with it, the caller has a
+/// budget of its own; a forged one makes it anonymous (AUTH=optional), spending the address's.
+#[tokio::test]
+async fn the_demo_prints_a_token_it_verifies() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+        .args(["demo", "--identity"])
+        .env_clear()
+        .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
+        .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
+        .env("GRAPHQL_FIREWALL_LOG", "warn")
+        .env("GRAPHQL_FIREWALL_RATE_LIMIT", "1/min")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut endpoint, mut token) = (None, None);
+    for line in stdout.by_ref().map_while(Result::ok) {
+        if let Some(rest) = line.split("listens on ").nth(1) {
+            endpoint = Some(rest.trim().to_owned());
+        }
+        if let Some(value) = line.trim().strip_prefix("TOKEN=") {
+            token = Some(value.to_owned());
+            break;
+        }
+    }
+    let (endpoint, token) = (endpoint.expect("the endpoint"), token.expect("a token"));
+    // The demo goes on printing: keep its stdout open (a closed pipe would stop it).
+    std::thread::spawn(move || stdout.for_each(drop));
+    let client = reqwest::Client::new();
+    let send = |token: Option<String>| {
+        let mut request = client
+            .post(&endpoint)
+            .header("content-type", "application/json")
+            .body(QUERY);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 200, "anonymous");
+    assert_eq!(
+        send(None).await.unwrap().status(),
+        429,
+        "the address's budget"
+    );
+    assert_eq!(
+        send(Some(token.clone())).await.unwrap().status(),
+        200,
+        "the demo user's own budget: the token verified"
+    );
+    assert_eq!(
+        send(Some(format!("x{token}"))).await.unwrap().status(),
+        429,
+        "a forged token is anonymous"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -30,7 +30,11 @@ enum Command {
     /// Run the firewall in front of GRAPHQL_FIREWALL_UPSTREAM_URL (the default).
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
-    Demo,
+    Demo {
+        /// Verify JWTs too (AUTH=optional): serve a demo key set and print a token signed with it.
+        #[arg(long)]
+        identity: bool,
+    },
     /// Validate the environment's configuration, load schema and manifests, print every setting
     /// (secrets redacted) and the manifest's operations; exit non-zero on any problem.
     Check,
@@ -73,7 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let profile = match command {
         Command::Serve | Command::Check => Profile::Serve,
-        Command::Demo => Profile::Demo,
+        Command::Demo { .. } => Profile::Demo,
         Command::Analyse { .. } | Command::Healthcheck | Command::Manifest { .. } => {
             Profile::Offline
         }
@@ -88,7 +92,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     init_tracing(&config);
     match command {
-        Command::Serve | Command::Demo => serve::run(config, profile),
+        Command::Serve => serve::run(config, profile, false),
+        Command::Demo { identity } => serve::run(config, profile, identity),
         Command::Check => check::run(&config),
         Command::Analyse { file, operation } => analyse::run(&config, &file, operation.as_deref()),
         Command::Healthcheck => healthcheck::run(&config),
