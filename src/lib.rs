@@ -93,7 +93,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let persisted = &config.persisted;
     let settings = http_settings(config);
-    let edge = Arc::new(edge(config, settings.render)?);
+    let edge = Arc::new(edge(config, settings.render, metrics.clone())?);
     let firewall = Arc::new(http::Firewall {
         settings,
         authenticator: authenticator(&config.identity)?,
@@ -212,7 +212,11 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
 // === Each module's settings, from the configuration ===
 
 /// The traffic port's edge: IP lists, CORS, security headers.
-fn edge(config: &Config, render: Render) -> Result<http::edge::Edge, BuildError> {
+fn edge(
+    config: &Config,
+    render: Render,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<http::edge::Edge, BuildError> {
     let edge = &config.edge;
     let fail = |name: &'static str| {
         move |error: &dyn std::fmt::Display| BuildError::Edge {
@@ -249,6 +253,7 @@ fn edge(config: &Config, render: Render) -> Result<http::edge::Edge, BuildError>
         trusted_proxies: config.clients.trusted_proxies.clone(),
         headers: http::security_headers::SecurityHeaders::new(hsts),
         render,
+        metrics,
     })
 }
 

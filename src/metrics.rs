@@ -90,6 +90,8 @@ pub struct Metrics {
     pub auth: Family<AuthLabels, Counter>,
     /// Requests of identified callers by tier.
     pub tier_requests: Family<TierLabels, Counter>,
+    /// CORS preflights answered at the edge: `allowed`, `refused`.
+    pub cors_preflights: Family<OutcomeLabels, Counter>,
     /// Rules broken in monitor mode.
     pub monitored: Family<RuleLabels, Counter>,
     /// `unavailable`, `timeout`.
@@ -142,6 +144,7 @@ impl Metrics {
             rate_limited: Family::default(),
             auth: Family::default(),
             tier_requests: Family::default(),
+            cors_preflights: Family::default(),
             monitored: Family::default(),
             upstream_errors: Family::default(),
             analysis_cache: Family::default(),
@@ -231,6 +234,11 @@ impl Metrics {
             "tier_requests",
             "Requests by caller tier and verdict",
             metrics.tier_requests.clone(),
+        );
+        registry.register(
+            "cors_preflights",
+            "CORS preflights answered by the firewall, by outcome",
+            metrics.cors_preflights.clone(),
         );
         registry.register(
             "monitored_violations",

@@ -82,6 +82,15 @@ async fn preflights_are_answered_by_the_firewall_and_never_forwarded() {
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     }
     assert_eq!(harness.upstream_requests(), 0, "no preflight was forwarded");
+    let metrics = common::scrape(&harness).await;
+    assert_eq!(
+        metrics[r#"graphql_firewall_cors_preflights_total{outcome="allowed"}"#],
+        2.0
+    );
+    assert_eq!(
+        metrics[r#"graphql_firewall_cors_preflights_total{outcome="refused"}"#],
+        6.0
+    );
     // The actual request: an allowed origin is echoed, another gets nothing but Vary.
     for (origin, echoed) in [(ORIGIN, true), ("https://evil.example.org", false)] {
         let response = harness
@@ -180,6 +189,11 @@ async fn ip_lists_judge_the_client_behind_the_trusted_proxy() {
     let (status, _) = status_and_json(harness.post_json(QUERY).await).await;
     assert_eq!(status, 403);
     assert_eq!(harness.upstream_requests(), 2);
+    let metrics = common::scrape(&harness).await;
+    assert_eq!(
+        metrics[r#"graphql_firewall_requests_total{verdict="rejected",code="FORBIDDEN"}"#],
+        3.0
+    );
 }
 
 /// Behind no trusted proxy, a client's own X-Forwarded-For does not get it past the deny list.

@@ -113,5 +113,31 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
             "{METRICS_LISTEN} is not a loopback address: keep /metrics off the internet"
         ));
     }
+    if let Some(jwt) = &config.identity.jwt {
+        for (name, accepted) in [
+            (AUTH_JWT_ISSUERS, &jwt.issuers),
+            (AUTH_JWT_AUDIENCES, &jwt.audiences),
+        ] {
+            if *accepted == crate::identity::jwt::Accepted::Any {
+                warnings.push(format!(
+                    "{name}=any: tokens minted for other issuers or services are accepted"
+                ));
+            }
+        }
+    }
+    if config.identity.mode == crate::identity::AuthMode::Optional {
+        warnings.push(format!(
+            "{AUTH}=optional: callers without a valid credential are let in as anonymous"
+        ));
+    }
+    if config
+        .edge
+        .admin_allow_ips
+        .contains(std::net::Ipv4Addr::new(192, 0, 2, 1).into())
+    {
+        warnings.push(format!(
+            "{ADMIN_ALLOW_IPS} includes public addresses: keep /metrics off the internet"
+        ));
+    }
     warnings
 }

@@ -262,3 +262,38 @@ fn client_key_header_and_hashes_are_set_together() {
     let err = load(&[upstream, (TRUSTED_CLIENT_HEADER, "x-key")]).unwrap_err();
     assert!(err.to_string().contains(TRUSTED_CLIENT_KEY_HASHES), "{err}");
 }
+
+#[test]
+fn identity_and_edge_choices_that_weaken_the_firewall_are_warned_about() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let quiet = load(&[upstream]).unwrap();
+    assert!(
+        insecure_choices(&quiet).is_empty(),
+        "the defaults warn of nothing"
+    );
+    assert!(
+        quiet
+            .edge
+            .admin_allow_ips
+            .contains("127.0.0.1".parse().unwrap())
+    );
+    assert!(quiet.edge.admin_allow_ips.contains("::1".parse().unwrap()));
+    let loud = load(&[
+        upstream,
+        (AUTH, "optional"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "any"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (ADMIN_ALLOW_IPS, "0.0.0.0/0"),
+    ])
+    .unwrap();
+    let warnings = insecure_choices(&loud).join("\n");
+    for expected in [
+        format!("{AUTH_JWT_ISSUERS}=any"),
+        format!("{AUTH}=optional"),
+        ADMIN_ALLOW_IPS.to_owned(),
+    ] {
+        assert!(warnings.contains(&expected), "{expected} in {warnings}");
+    }
+    assert!(!warnings.contains(AUTH_JWT_AUDIENCES), "{warnings}");
+}

@@ -27,6 +27,7 @@ use super::client_ip::client_ip;
 use super::cors::Cors;
 use super::reject::{RejectCode, Rejection, Render};
 use super::security_headers::{Answer, SecurityHeaders};
+use crate::metrics::{Metrics, RequestLabels, count};
 use crate::net::IpNetworks;
 
 /// Marks a response forwarded from the upstream (any other is the firewall's own answer).
@@ -45,6 +46,7 @@ pub struct Edge {
     pub trusted_proxies: IpNetworks,
     pub headers: SecurityHeaders,
     pub render: Render,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Edge {
@@ -59,9 +61,23 @@ pub async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) 
     let ip = client_ip(peer, request.headers(), &edge.trusted_proxies);
     let mut response = if !edge.admits(ip) {
         tracing::info!(target: "graphql_firewall::policy", client = %ip, "client address refused");
+        edge.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verdict: "rejected",
+                code: RejectCode::Forbidden.as_str(),
+            })
+            .inc();
         forbidden(&edge.render, request.headers())
     } else if Cors::is_preflight(request.method(), request.headers()) {
-        preflight(edge.cors.as_ref(), request.headers())
+        let response = preflight(edge.cors.as_ref(), request.headers());
+        let outcome = if response.status().is_success() {
+            "allowed"
+        } else {
+            "refused"
+        };
+        count(&edge.metrics.cors_preflights, outcome);
+        response
     } else {
         // The request's headers are needed after `next` took the request: keep only what CORS
         // reads, and only when CORS is configured.
