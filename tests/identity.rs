@@ -819,3 +819,49 @@ async fn the_demo_prints_a_token_it_verifies() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A reviewed document is not an authorised caller: a persisted operation selecting a scoped
+/// field is refused to a caller without the scope, and runs for one with it.
+#[tokio::test]
+async fn persisted_operations_are_checked_against_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = scoped_demo_schema(dir.path());
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let body = "query MyEmail { users(first: 1) { id email } }";
+    let id = hex::encode(Sha256::digest(body.as_bytes()));
+    std::fs::write(
+        manifests.join("manifest.json"),
+        serde_json::json!({
+            "format": "apollo-persisted-query-manifest",
+            "version": 1,
+            "operations": [{ "id": id, "name": "MyEmail", "type": "query", "body": body }],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let ec = TestKey::ec("ec-1");
+    let manifests = manifests.display().to_string();
+    let (harness, _jwks_dir) = start_with_key(
+        &ec,
+        &[
+            ("GRAPHQL_FIREWALL_AUTH", "optional"),
+            ("GRAPHQL_FIREWALL_SCHEMA", schema.as_str()),
+            ("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "allowlist"),
+            ("GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR", manifests.as_str()),
+        ],
+    )
+    .await;
+    let by_id = serde_json::json!({ "documentId": format!("sha256:{id}") }).to_string();
+    let (status, answer) = status_and_json(harness.post_json(&by_id).await).await;
+    assert_eq!((status, first_code(&answer)), (403, "FORBIDDEN_FIELD"));
+    let mut claims = claims("alice");
+    claims["scope"] = serde_json::json!("read:email");
+    let token = ec.sign(&claims);
+    let response = harness
+        .post_json_with(&[("authorization", &format!("Bearer {token}"))], &by_id)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(harness.upstream_requests(), 1);
+}
