@@ -14,6 +14,7 @@ use axum::http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::admission::Client;
+use crate::identity::{AuthMethod, Identity};
 use crate::inspect::{Inspection, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
@@ -94,15 +95,22 @@ pub enum SubjectLog {
 }
 
 impl SubjectLog {
-    fn render(self, subject: &str) -> String {
-        match self {
-            SubjectLog::Clear => subject.to_owned(),
-            SubjectLog::Hash => {
-                let digest: [u8; 32] = Sha256::digest(subject.as_bytes()).into();
-                let [a, b, c, d, e, f, ..] = digest;
-                format!("sha256:{}", hex::encode([a, b, c, d, e, f]))
-            }
-        }
+    /// The subject as logged. A gateway's key is always hashed: the header a gateway sets may be
+    /// the caller's API key itself, a secret that must never reach a log.
+    fn render(self, identity: &Identity) -> Option<String> {
+        let subject = identity.subject.as_ref()?.as_str();
+        let clear = self == SubjectLog::Clear && identity.method != AuthMethod::Gateway;
+        Some(if clear {
+            subject.to_owned()
+        } else {
+            Self::hash(subject)
+        })
+    }
+
+    fn hash(subject: &str) -> String {
+        let digest: [u8; 32] = Sha256::digest(subject.as_bytes()).into();
+        let [a, b, c, d, e, f, ..] = digest;
+        format!("sha256:{}", hex::encode([a, b, c, d, e, f]))
     }
 }
 
@@ -283,9 +291,7 @@ fn log_operation(
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
     let identity = record.client.as_ref().map(|c| &c.identity);
     let auth_method = identity.map(|i| i.method.as_str());
-    let subject = identity
-        .and_then(|i| i.subject.as_ref())
-        .map(|s| subjects.render(s.as_str()));
+    let subject = identity.and_then(|i| subjects.render(i));
     let tier = identity.and_then(|i| i.tier.as_ref()).map(|t| t.as_str());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
@@ -347,6 +353,36 @@ fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_hashed_unless_clear_and_a_gateways_key_always_is() {
+        use crate::identity::{Scopes, Subject};
+        let named = |method| {
+            Identity::verified(
+                method,
+                Subject::new("billing@example.com"),
+                None,
+                Scopes::default(),
+            )
+        };
+        let hashed = SubjectLog::Hash.render(&named(AuthMethod::Jwt)).unwrap();
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 19,
+            "{hashed}"
+        );
+        assert_eq!(
+            SubjectLog::Clear
+                .render(&named(AuthMethod::ApiKey))
+                .as_deref(),
+            Some("billing@example.com")
+        );
+        assert_eq!(
+            SubjectLog::Clear.render(&named(AuthMethod::Gateway)),
+            Some(hashed),
+            "a gateway's key may be a secret"
+        );
+        assert_eq!(SubjectLog::Clear.render(&Identity::anonymous()), None);
+    }
 
     #[test]
     fn the_sampler_keeps_the_configured_share() {
