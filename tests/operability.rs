@@ -283,6 +283,8 @@ async fn a_panic_answers_500_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(response.status(), 500);
     assert_eq!(response.headers()["x-request-id"], "panic-1");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL_ERROR");
     assert!(

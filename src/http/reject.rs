@@ -313,11 +313,17 @@ pub fn internal_error(request_id: &str, accept: Option<&HeaderValue>) -> Respons
     if let Some(accept) = accept {
         headers.insert(header::ACCEPT, accept.clone());
     }
-    Rejection::new(
+    let mut response = Rejection::new(
         RejectCode::InternalError,
         format!("internal error (request id: {request_id})"),
     )
-    .into_response(&render, &headers)
+    .into_response(&render, &headers);
+    // Built outside the edge layer (the panic guard wraps it): the fixed security headers here.
+    super::security_headers::SecurityHeaders::default().apply(
+        response.headers_mut(),
+        super::security_headers::Answer::Firewall,
+    );
+    response
 }
 
 /// IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (seconds, rounded up).
