@@ -129,7 +129,7 @@ variables! {
         COST_BUDGET = Some("off"), "Cost points per client, e.g. 50000/min.";
         COST_BUDGET_MODE = Some("estimated"), "estimated: spend the estimate; actual: then settle with the measured cost.";
         RATE_LIMIT_HEADERS = Some("on"), "RateLimit-* headers on forwarded responses too.";
-        RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget.";
+        RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget, verified and anonymous clients each.";
         PROBE_LIMIT = Some("10"), "Schema-validation refusals per client per minute before a cool-down, or off.";
         PROBE_COOLDOWN = Some("60s"), "How long a probing client is refused.";
     }
