@@ -59,6 +59,9 @@ pub struct Settings {
     pub settle_with_actual_cost: bool,
     /// `TIERS`: each tier's budgets, already resolved (a budget a tier leaves out is the global one).
     pub tiers: Vec<TierBudgets>,
+    /// `AUTH_JWT_VERIFY_RATE`: tokens per client address whose signature is checked (remembered
+    /// verifications are free).
+    pub verification_rate: Option<governor::Quota>,
 }
 
 /// One tier's budgets.
@@ -79,6 +82,8 @@ pub struct Budgets {
     modes: Modes,
     /// Only with a probe limit.
     probing: Option<Probing>,
+    /// Signature checks per client address.
+    verifications: Limiter,
     metrics: Arc<Metrics>,
 }
 
@@ -112,15 +117,18 @@ pub enum Refusal {
     /// Cooling down after too many schema-validation refusals.
     #[error("too many invalid operations: try again later")]
     CoolingDown { retry_after: Duration },
+    /// Over the address's rate of token signature checks (`AUTH_JWT_VERIFY_RATE`).
+    #[error("too many new tokens: try again later")]
+    TooManyVerifications { retry_after: Duration },
 }
 
 impl Refusal {
     /// How long the client should wait.
     pub fn retry_after(&self) -> Duration {
         match *self {
-            Refusal::OverBudget { retry_after, .. } | Refusal::CoolingDown { retry_after } => {
-                retry_after
-            }
+            Refusal::OverBudget { retry_after, .. }
+            | Refusal::CoolingDown { retry_after }
+            | Refusal::TooManyVerifications { retry_after } => retry_after,
         }
     }
 
@@ -129,6 +137,7 @@ impl Refusal {
         match self {
             Refusal::OverBudget { rule, .. } => rule.as_str(),
             Refusal::CoolingDown { .. } => "probe_cooldown",
+            Refusal::TooManyVerifications { .. } => "token_verifications",
         }
     }
 
@@ -136,7 +145,7 @@ impl Refusal {
     pub fn quota(&self) -> Option<Quota> {
         match *self {
             Refusal::OverBudget { quota, .. } => Some(quota),
-            Refusal::CoolingDown { .. } => None,
+            Refusal::CoolingDown { .. } | Refusal::TooManyVerifications { .. } => None,
         }
     }
 }
@@ -174,6 +183,7 @@ impl Budgets {
             settle_with_actual_cost: settings.settle_with_actual_cost,
             modes,
             probing,
+            verifications: Limiter::new(settings.verification_rate, None, settings.max_clients),
             metrics,
         }
     }
@@ -233,6 +243,20 @@ impl Budgets {
         }
     }
 
+    /// Counts one token signature check for the client address `ip` (the expensive step of
+    /// authentication: a flood of distinct forged tokens must not buy one each). Always
+    /// enforced: it guards the firewall's own CPU.
+    pub fn admit_verification(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match self.verifications.check_request(&BucketKey::anonymous(ip)) {
+            Decision::Unlimited | Decision::Allowed(_) => Ok(()),
+            Decision::Limited { retry_after, .. } => {
+                let refusal = Refusal::TooManyVerifications { retry_after };
+                self.count(&refusal);
+                Err(refusal)
+            }
+        }
+    }
+
     /// Records a schema-validation refusal; past the probe limit the client cools down.
     pub fn record_probe(&self, client: &Client) {
         let Some(probing) = &self.probing else {
@@ -255,6 +279,7 @@ impl Budgets {
     /// Drops idle clients' state; called periodically.
     pub fn shrink(&self) {
         self.limiter.shrink();
+        self.verifications.shrink();
         for (_, limiter) in &self.tiers {
             limiter.shrink();
         }
@@ -343,6 +368,7 @@ mod tests {
                 request_rate: Some(governor::Quota::per_hour(NonZeroU32::new(5).unwrap())),
                 cost_budget: None,
             }],
+            verification_rate: Some(governor::Quota::per_hour(NonZeroU32::new(2).unwrap())),
         }
     }
 
@@ -467,5 +493,21 @@ mod tests {
             assert!(budgets.admit_request(&free).is_ok());
         }
         assert!(budgets.admit_request(&free).is_err(), "global: 2 an hour");
+    }
+
+    #[test]
+    fn signature_checks_are_paced_per_address() {
+        let budgets = budgets(Mode::Monitor);
+        for _ in 0..2 {
+            assert_eq!(budgets.admit_verification(IP), Ok(()));
+        }
+        let refusal = budgets.admit_verification(IP).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::TooManyVerifications { .. }),
+            "enforced even in monitor mode: {refusal:?}"
+        );
+        assert_eq!(refusal.label(), "token_verifications");
+        let elsewhere = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(budgets.admit_verification(elsewhere), Ok(()));
     }
 }

@@ -391,6 +391,12 @@ fn budget_settings(config: &Config) -> admission::Settings {
             .filter(|_| config.limits.schema.is_some()),
         probe_cooldown: clients.probe_cooldown,
         settle_with_actual_cost: clients.cost_budget_mode == config::CostBudgetMode::Actual,
+        verification_rate: config
+            .identity
+            .jwt
+            .as_ref()
+            .and_then(|jwt| jwt.verify_rate.as_ref())
+            .map(ratelimit::quota),
         tiers: config
             .identity
             .tiers

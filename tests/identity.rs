@@ -865,3 +865,32 @@ async fn persisted_operations_are_checked_against_the_caller() {
     assert_eq!(response.status(), 200);
     assert_eq!(harness.upstream_requests(), 1);
 }
+
+/// A flood of distinct forged tokens does not buy a signature check each: past
+/// `AUTH_JWT_VERIFY_RATE` the address is refused before any cryptography, while a token verified
+/// before (remembered) still passes from that address.
+#[tokio::test]
+async fn signature_checks_are_paced_per_address() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) =
+        start_with_key(&ec, &[("GRAPHQL_FIREWALL_AUTH_JWT_VERIFY_RATE", "4/min")]).await;
+    let known = ec.sign(&claims("alice"));
+    assert_eq!(send_token(&harness, &known).await.status(), 200);
+    let forger = TestKey::ec("ec-1");
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let token = forger.sign(&claims(&format!("eve-{i}")));
+        statuses.push(send_token(&harness, &token).await.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    assert_eq!(
+        send_token(&harness, &known).await.status(),
+        200,
+        "a remembered token costs no check"
+    );
+    let metrics = common::scrape(&harness).await;
+    assert_eq!(
+        metrics[r#"graphql_firewall_rate_limited_total{rule="token_verifications"}"#],
+        2.0
+    );
+}

@@ -162,6 +162,7 @@ fn use_demo_identity(config: &mut Config) -> Result<DemoJwks, Failure> {
         source: TokenSource::default(),
         leeway: std::time::Duration::from_secs(30),
         cache_entries: 10_000,
+        verify_rate: graphql_firewall::rules::parse_rate("10/s:burst=50")?,
         client_claim: None,
         tier_claim: None,
     });

@@ -24,6 +24,7 @@ use crate::identity::jwt::{
     Accepted, TokenSource, parse_algorithms, parse_claim_name, parse_leeway,
 };
 use crate::identity::{AuthMode, Tiers};
+use crate::rules::{Rate, parse_rate};
 
 /// The token settings, present only with `AUTH_JWKS_URLS`.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct JwtConfig {
     pub source: TokenSource,
     pub leeway: Duration,
     pub cache_entries: u64,
+    /// `AUTH_JWT_VERIFY_RATE`: signature checks per client address (`None`: unpaced).
+    pub verify_rate: Option<Rate>,
     pub client_claim: Option<String>,
     pub tier_claim: Option<String>,
 }
@@ -207,6 +210,7 @@ fn read_jwt(
             v.parse::<u64>()
                 .map_err(|_| "a number of entries, or 0 for no cache".to_owned())
         })?,
+        verify_rate: read.value(AUTH_JWT_VERIFY_RATE, parse_rate)?,
         client_claim: read.optional(AUTH_CLIENT_CLAIM, |v| {
             parse_claim_name(v).map_err(|e| e.to_string())
         })?,

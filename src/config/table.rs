@@ -146,6 +146,7 @@ variables! {
         AUTH_JWT_COOKIE = None, "Cookie carrying the token when the header does not.";
         AUTH_JWT_LEEWAY = Some("30s"), "Clock skew tolerated on exp and nbf (at most 10min).";
         AUTH_JWT_CACHE_ENTRIES = Some("10000"), "Verified tokens remembered until they expire, or 0.";
+        AUTH_JWT_VERIFY_RATE = Some("10/s:burst=50"), "Token signature checks per client address (remembered tokens are free), or off.";
         AUTH_CLIENT_CLAIM = None, "Claim naming the caller (default sub).";
         AUTH_TIER_CLAIM = None, "Claim naming the caller's tier (one of TIERS).";
         API_KEYS_FILE = None, "File of API keys, one per line: SHA-256 hex of the key, name, tier or -, optional comma-separated scopes; reloaded on change.";

@@ -171,8 +171,13 @@ impl Firewall {
     /// caller's own invention and would buy a fresh budget per value); else its address.
     ///
     /// A request `AUTH` refuses spends its address's request budget before it is refused, so
-    /// guessing credentials is paced like any other traffic (and answered 429 once over it).
+    /// guessing credentials is paced like any other traffic (and answered 429 once over it); and
+    /// a token not verified before spends its address's `AUTH_JWT_VERIFY_RATE` first, so a flood
+    /// of distinct forged tokens does not buy a signature check each.
     async fn identify(&self, parts: &Parts, peer: IpAddr, ip: IpAddr) -> Result<Client, Rejection> {
+        if self.authenticator.needs_verification(&parts.headers) {
+            self.budgets.admit_verification(ip)?;
+        }
         let authenticated = match self.authenticator.authenticate(&parts.headers).await {
             Ok(authenticated) => authenticated,
             Err(error) => {

@@ -49,6 +49,19 @@ impl Authenticator {
         }
     }
 
+    /// Whether the request's token would need a signature check (it is not a verification
+    /// remembered): the expensive step, which the caller paces per client address before
+    /// calling [`Authenticator::authenticate`].
+    pub fn needs_verification(&self, headers: &HeaderMap) -> bool {
+        let Some(check) = self.tokens.as_ref().filter(|_| self.mode != AuthMode::Off) else {
+            return false;
+        };
+        match check.source.extract(headers) {
+            Ok(Some(token)) => check.verifier.cached(token).is_none(),
+            Ok(None) | Err(_) => false,
+        }
+    }
+
     /// Who is calling, or why the request may not go on.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthError> {
         if self.mode == AuthMode::Off {
