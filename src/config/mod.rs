@@ -140,11 +140,29 @@ impl Config {
         report_unknown(source)?;
         let read = Reader { source };
         let clients = ClientsConfig::read(&read)?;
+        let requests = RequestsConfig::read(&read)?;
+        let identity = IdentityConfig::read(&read, clients.key_header.as_ref())?;
+        // A browser sends a cookie cross-site on its own: a token in a cookie without the CSRF
+        // guard would let any site act as the logged-in user.
+        if identity
+            .jwt
+            .as_ref()
+            .is_some_and(|jwt| jwt.source.cookie().is_some())
+            && requests.csrf_required_headers.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                name: CSRF_PROTECTION.to_owned(),
+                value: "off".to_owned(),
+                accepted: format!(
+                    "on while {AUTH_JWT_COOKIE} is set: a token in a cookie needs the CSRF guard"
+                ),
+            });
+        }
         Ok(Config {
             server: ServerConfig::read(&read, profile)?,
-            requests: RequestsConfig::read(&read)?,
+            requests,
             limits: LimitsConfig::read(&read, profile)?,
-            identity: IdentityConfig::read(&read, clients.key_header.as_ref())?,
+            identity,
             edge: EdgeConfig::read(&read)?,
             clients,
             hardening: HardeningConfig::read(&read)?,

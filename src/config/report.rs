@@ -125,6 +125,11 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
             }
         }
     }
+    if config.edge.cors_allow_credentials && config.requests.csrf_required_headers.is_none() {
+        warnings.push(format!(
+            "{CORS_ALLOW_CREDENTIALS}=on with {CSRF_PROTECTION}=off: cookies ride on cross-site simple requests"
+        ));
+    }
     if config.identity.mode == crate::identity::AuthMode::Optional {
         warnings.push(format!(
             "{AUTH}=optional: callers without a valid credential are let in as anonymous"

@@ -297,3 +297,19 @@ fn identity_and_edge_choices_that_weaken_the_firewall_are_warned_about() {
     }
     assert!(!warnings.contains(AUTH_JWT_AUDIENCES), "{warnings}");
 }
+
+#[test]
+fn a_token_in_a_cookie_needs_the_csrf_guard() {
+    let vars = [
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "https://idp.example.com/"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (AUTH_JWT_COOKIE, "session"),
+    ];
+    assert!(load(&vars).is_ok());
+    let mut without_guard = vars.to_vec();
+    without_guard.push((CSRF_PROTECTION, "off"));
+    let error = load(&without_guard).unwrap_err().to_string();
+    assert!(error.contains(CSRF_PROTECTION), "{error}");
+}

@@ -283,6 +283,11 @@ impl TokenSource {
         &self.header
     }
 
+    /// The cookie the token is read from, if any.
+    pub fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
     /// The token the request presents, if any. A repeated header or cookie, an empty token, or
     /// one with bytes no JWT has, is [`JwtError::BadRequest`]; a header with another scheme (e.g.
     /// `Basic`) is no token.
