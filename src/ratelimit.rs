@@ -104,7 +104,7 @@ impl ClientKey {
 
 /// Whether a client proved who it is: the two classes have separate tables and overflow buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+enum Class {
     Verified,
     Anonymous,
 }
@@ -143,10 +143,6 @@ impl BucketKey {
 
     pub fn client(&self) -> &ClientKey {
         &self.client
-    }
-
-    pub fn class(&self) -> Class {
-        self.class
     }
 }
 

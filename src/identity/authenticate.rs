@@ -40,15 +40,6 @@ pub struct Authenticated {
 }
 
 impl Authenticator {
-    /// No credential source: everyone is anonymous (`AUTH=off`).
-    pub fn off() -> Authenticator {
-        Authenticator {
-            mode: AuthMode::Off,
-            tokens: None,
-            keys: None,
-        }
-    }
-
     /// Whether the request's token would need a signature check (it is not a verification
     /// remembered): the expensive step, which the caller paces per client address before
     /// calling [`Authenticator::authenticate`].

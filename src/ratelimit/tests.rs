@@ -216,7 +216,7 @@ fn anonymous_traffic_cannot_take_a_verified_clients_place() {
         ClientKey::from_subject("jwt", "alice"),
         IpAddr::V6(Ipv6Addr::from(base + 7)),
     );
-    assert_eq!(newcomer.class(), Class::Verified);
+    assert_eq!(newcomer.class, Class::Verified);
     assert!(matches!(
         limiter.check_request(&newcomer),
         Decision::Allowed(_)
