@@ -894,3 +894,47 @@ async fn signature_checks_are_paced_per_address() {
         2.0
     );
 }
+
+/// `AUTH_CLIENT_CLAIM` names the budget's client: two users of one OAuth client share its budget;
+/// a token without the claim is refused (no subject to key a budget by).
+#[tokio::test]
+async fn the_client_claim_keys_the_budget() {
+    let ec = TestKey::ec("ec-1");
+    let (harness, _dir) = start_with_key(
+        &ec,
+        &[
+            ("GRAPHQL_FIREWALL_AUTH_CLIENT_CLAIM", "azp"),
+            ("GRAPHQL_FIREWALL_RATE_LIMIT", "2/min"),
+        ],
+    )
+    .await;
+    let token = |sub: &str, azp: &str| {
+        let mut claims = claims(sub);
+        claims["azp"] = serde_json::json!(azp);
+        ec.sign(&claims)
+    };
+    assert_eq!(
+        send_token(&harness, &token("alice", "web")).await.status(),
+        200
+    );
+    assert_eq!(
+        send_token(&harness, &token("bob", "web")).await.status(),
+        200
+    );
+    assert_eq!(
+        send_token(&harness, &token("carol", "web")).await.status(),
+        429,
+        "one client, one budget, whoever the user"
+    );
+    assert_eq!(
+        send_token(&harness, &token("carol", "mobile"))
+            .await
+            .status(),
+        200
+    );
+    assert_unauthenticated(
+        send_token(&harness, &ec.sign(&claims("dave"))).await,
+        "no azp claim",
+    )
+    .await;
+}
