@@ -581,3 +581,33 @@ fn a_persisted_document_is_checked_against_the_caller_too() {
         Ok(())
     );
 }
+
+#[test]
+fn a_denied_type_denies_every_field_returning_it_and_every_field_of_it() {
+    let mut schema = analysis::Schema::from_sdl(ACCESS_SDL).unwrap();
+    schema.deny(&["Post".to_owned()]).unwrap();
+    assert!(
+        schema.deny(&["Pots".to_owned()]).is_err(),
+        "a typo denies nothing: refused"
+    );
+    assert!(schema.deny(&["User.passwrod".to_owned()]).is_err());
+    let settings = analysis::Settings {
+        schema: Some(Arc::new(schema)),
+        ..analysis::Settings::default()
+    };
+    let restricted = |text: &str| -> Vec<String> {
+        let document = analysis::analyse(text, &settings).unwrap();
+        document
+            .operation(None)
+            .unwrap()
+            .restricted()
+            .iter()
+            .map(|r| r.coordinate.to_string())
+            .collect()
+    };
+    assert_eq!(
+        restricted("{ search(term: \"a\") { ... on Post { title } } }"),
+        vec!["Post.title".to_owned()]
+    );
+    assert_eq!(restricted("{ me { name } }"), Vec::<String>::new());
+}
