@@ -938,3 +938,30 @@ async fn the_client_claim_keys_the_budget() {
     )
     .await;
 }
+
+/// A token and an API key on one request: whose budget and scopes would apply is not the
+/// client's to pick, so neither is taken (401 `invalid_request`), even when both are valid.
+#[tokio::test]
+async fn a_token_and_an_api_key_together_are_refused() {
+    let ec = TestKey::ec("ec-1");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    std::fs::write(&keys, format!("{} billing -\n", digest("key-billing-0001"))).unwrap();
+    let keys = keys.display().to_string();
+    let (harness, _jwks_dir) =
+        start_with_key(&ec, &[("GRAPHQL_FIREWALL_API_KEYS_FILE", keys.as_str())]).await;
+    let token = ec.sign(&claims("alice"));
+    assert_eq!(send_token(&harness, &token).await.status(), 200);
+    let both = harness
+        .post_json_with(
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("x-api-key", "key-billing-0001"),
+            ],
+            QUERY,
+        )
+        .await
+        .unwrap();
+    let challenge = assert_unauthenticated(both, "token and key").await;
+    assert!(challenge.contains("invalid_request"), "{challenge}");
+}
