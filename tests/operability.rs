@@ -316,6 +316,8 @@ async fn a_panic_answers_500_and_the_server_keeps_serving() {
         .unwrap();
     assert_eq!(response.status(), 500);
     assert_eq!(response.headers()["x-request-id"], "panic-1");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL_ERROR");
     assert!(
@@ -367,6 +369,7 @@ async fn json_audit_events_carry_the_documented_fields_one_per_operation() {
         &[
             ("GRAPHQL_FIREWALL_UPSTREAM_URL", backend.url().as_str()),
             ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+            ("GRAPHQL_FIREWALL_TRUSTED_PROXIES", "127.0.0.1/32"),
         ],
     );
     let batch = r#"[{"query":"query A { users(first: 2) { id } }"},{"query":"query B { user(id: \"u1\") { name } }"}]"#;

@@ -31,7 +31,11 @@ enum Command {
     /// Run the firewall in front of GRAPHQL_FIREWALL_UPSTREAM_URL (the default).
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
-    Demo,
+    Demo {
+        /// Verify JWTs too (AUTH=optional): serve a demo key set and print a token signed with it.
+        #[arg(long)]
+        identity: bool,
+    },
     /// Serve only the embedded demo GraphQL backend (no firewall), for trying several replicas in
     /// front of one backend (deploy/docker-compose.yml).
     DemoBackend {
@@ -89,7 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let profile = match command {
         Command::Serve | Command::Check { offline: false, .. } => Profile::Serve,
-        Command::Demo => Profile::Demo,
+        Command::Demo { .. } => Profile::Demo,
         Command::Check { offline: true, .. }
         | Command::Analyse { .. }
         | Command::Healthcheck
@@ -106,7 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     logs::init(&config);
     match command {
-        Command::Serve | Command::Demo => serve::run(config, profile),
+        Command::Serve => serve::run(config, profile, false),
+        Command::Demo { identity } => serve::run(config, profile, identity),
         Command::DemoBackend { listen } => serve::demo_backend(listen),
         Command::Check { json, offline } => check::run(&config, json, offline),
         Command::Analyse { paths, operation } => {

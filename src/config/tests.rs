@@ -347,3 +347,54 @@ fn websocket_limits_have_secure_defaults_and_origins_must_be_origins() {
     }
     assert!(load(&[upstream, (WS_MAX_SUBSCRIPTIONS, "0")]).is_err());
 }
+
+#[test]
+fn identity_and_edge_choices_that_weaken_the_firewall_are_warned_about() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let quiet = load(&[upstream]).unwrap();
+    assert!(
+        insecure_choices(&quiet).is_empty(),
+        "the defaults warn of nothing"
+    );
+    assert!(
+        quiet
+            .edge
+            .admin_allow_ips
+            .contains("127.0.0.1".parse().unwrap())
+    );
+    assert!(quiet.edge.admin_allow_ips.contains("::1".parse().unwrap()));
+    let loud = load(&[
+        upstream,
+        (AUTH, "optional"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "any"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (ADMIN_ALLOW_IPS, "0.0.0.0/0"),
+    ])
+    .unwrap();
+    let warnings = insecure_choices(&loud).join("\n");
+    for expected in [
+        format!("{AUTH_JWT_ISSUERS}=any"),
+        format!("{AUTH}=optional"),
+        ADMIN_ALLOW_IPS.to_owned(),
+    ] {
+        assert!(warnings.contains(&expected), "{expected} in {warnings}");
+    }
+    assert!(!warnings.contains(AUTH_JWT_AUDIENCES), "{warnings}");
+}
+
+#[test]
+fn a_token_in_a_cookie_needs_the_csrf_guard() {
+    let vars = [
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "https://idp.example.com/"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (AUTH_JWT_COOKIE, "session"),
+    ];
+    assert!(load(&vars).is_ok());
+    let mut without_guard = vars.to_vec();
+    without_guard.push((CSRF_PROTECTION, "off"));
+    let error = load(&without_guard).unwrap_err().to_string();
+    assert!(error.contains(CSRF_PROTECTION), "{error}");
+}

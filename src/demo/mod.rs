@@ -11,6 +11,7 @@
 //! `multipart/mixed;boundary="graphql";subscriptionSpec="1.0"` ([`stream`]). async-graphql 7.2 has
 //! no `@defer`/`@stream`, so there is no incremental delivery to serve.
 
+pub mod identity;
 pub mod schema;
 pub mod stream;
 pub mod ws;

@@ -11,11 +11,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::admission::Client;
+use crate::identity::{AuthMethod, Identity};
 use crate::inspect::{Inspection, Learnt, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
+    TierLabels,
 };
 use crate::persisted::{DocumentHash, Origin};
 use crate::policy::Violation;
@@ -78,6 +81,8 @@ pub struct Outcome<'a> {
     pub status: StatusCode,
     pub total: Duration,
     pub response_bytes: Option<u64>,
+    /// `LOG_SUBJECT`: how the caller's subject is written.
+    pub subjects: SubjectLog,
 }
 
 /// Samples allowed events: `rate` in [0, 1].
@@ -99,6 +104,36 @@ impl Sampler {
     fn sample(&self) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
         (n * self.rate).floor() != ((n + 1.0) * self.rate).floor()
+    }
+}
+
+/// `LOG_SUBJECT`: how a verified caller's subject appears in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectLog {
+    /// `sha256:` and 12 hex digits of its SHA-256: events of one caller can be joined, and a
+    /// leaked log does not name people (subjects are often e-mail addresses).
+    Hash,
+    /// As verified.
+    Clear,
+}
+
+impl SubjectLog {
+    /// The subject as logged. A gateway's key is always hashed: the header a gateway sets may be
+    /// the caller's API key itself, a secret that must never reach a log.
+    fn render(self, identity: &Identity) -> Option<String> {
+        let subject = identity.subject.as_ref()?.as_str();
+        let clear = self == SubjectLog::Clear && identity.method != AuthMethod::Gateway;
+        Some(if clear {
+            subject.to_owned()
+        } else {
+            Self::hash(subject)
+        })
+    }
+
+    fn hash(subject: &str) -> String {
+        let digest: [u8; 32] = Sha256::digest(subject.as_bytes()).into();
+        let [a, b, c, d, e, f, ..] = digest;
+        format!("sha256:{}", hex::encode([a, b, c, d, e, f]))
     }
 }
 
@@ -206,6 +241,19 @@ fn record_metrics(
             code: code.map_or("none", RejectCode::as_str),
         })
         .inc();
+    if let Some(tier) = record
+        .client
+        .as_ref()
+        .and_then(|c| c.identity.tier.as_ref())
+    {
+        metrics
+            .tier_requests
+            .get_or_create(&TierLabels {
+                tier: tier.as_str().to_owned(),
+                verdict,
+            })
+            .inc();
+    }
     let total = outcome.total.as_secs_f64();
     metrics.request_duration.observe(total);
     if let Some(upstream) = record.upstream {
@@ -267,9 +315,15 @@ fn log_operation(
     verdict: &'static str,
     refusal: Option<&RejectError>,
 ) {
+    // The schema coordinate an access rule refused.
+    let forbidden = refusal.and_then(|error| error.audit_only.as_deref());
     let request_id = outcome.request_id;
     let transport = outcome.channel.as_str();
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
+    let identity = record.client.as_ref().map(|c| &c.identity);
+    let auth_method = identity.map(|i| i.method.as_str());
+    let subject = identity.and_then(|i| outcome.subjects.render(i));
+    let tier = identity.and_then(|i| i.tier.as_ref()).map(|t| t.as_str());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
     let operation_name = report.and_then(|r| r.name.as_deref());
@@ -307,10 +361,11 @@ fn log_operation(
             tracing::$level!(
                 target: "graphql_firewall::audit",
                 request_id, transport, client_key, client_ip = %client_ip, peer = %outcome.peer,
+                auth_method, subject, tier,
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,
-                verdict, code, limit, actual, status = outcome.status.as_u16(), upstream_status,
+                verdict, code, limit, actual, forbidden, status = outcome.status.as_u16(), upstream_status,
                 upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
                 $message
             )
@@ -339,6 +394,36 @@ fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_hashed_unless_clear_and_a_gateways_key_always_is() {
+        use crate::identity::{Scopes, Subject};
+        let named = |method| {
+            Identity::verified(
+                method,
+                Subject::new("billing@example.com"),
+                None,
+                Scopes::default(),
+            )
+        };
+        let hashed = SubjectLog::Hash.render(&named(AuthMethod::Jwt)).unwrap();
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 19,
+            "{hashed}"
+        );
+        assert_eq!(
+            SubjectLog::Clear
+                .render(&named(AuthMethod::ApiKey))
+                .as_deref(),
+            Some("billing@example.com")
+        );
+        assert_eq!(
+            SubjectLog::Clear.render(&named(AuthMethod::Gateway)),
+            Some(hashed),
+            "a gateway's key may be a secret"
+        );
+        assert_eq!(SubjectLog::Clear.render(&Identity::anonymous()), None);
+    }
 
     #[test]
     fn the_sampler_keeps_the_configured_share() {

@@ -23,6 +23,7 @@ mod request;
 use std::sync::Arc;
 
 use crate::analysis::{self, ActualCost, AnalysisError, CostError, OperationKind};
+use crate::identity::Identity;
 use crate::metrics::{Metrics, count};
 use crate::persisted::{self, Claim, Origin, Registry, ResolveError, Resolver};
 use crate::policy::{self, LimitProfiles, Violation};
@@ -51,10 +52,23 @@ pub enum Transport {
 
 /// Who is asking, as far as the decision needs to know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Caller {
+pub struct Caller<'a> {
     /// Presented one of the configured client keys ([`persisted::ClientKeys`]): not held to the
     /// allowlist, and introspection is allowed.
     pub holds_client_key: bool,
+    /// Who the caller proved to be (`None`: anonymous), for the schema's access rules. A client
+    /// key or a reviewed (persisted) document is not an identity: access rules hold for both.
+    pub identity: Option<&'a Identity>,
+}
+
+impl Caller<'_> {
+    /// Whether the caller may select what `requirement` guards.
+    fn may(&self, requirement: &analysis::Requirement) -> bool {
+        let identity = self.identity.filter(|identity| identity.is_verified());
+        requirement.allows(identity.is_some(), &|scope| {
+            identity.is_some_and(|identity| identity.scopes.contains(scope))
+        })
+    }
 }
 
 /// What the inspection needs, built once from the configuration.
@@ -153,6 +167,11 @@ pub enum Reason {
     /// An enforced rule.
     #[error("the operation breaks the {} rule", .0.rule.as_str())]
     Violation(Violation),
+    /// The operation selects a schema coordinate the caller may not (denied to everyone, or
+    /// `@authenticated` / `@requiresScopes` unmet). Always enforced: access is not a limit to
+    /// monitor. The coordinate is for the audit log only.
+    #[error("the operation selects a field the caller may not access")]
+    Forbidden { coordinate: Box<str> },
 }
 
 impl Reason {
@@ -225,7 +244,7 @@ impl Inspector {
         requests: &[GraphqlRequest],
         transport: Transport,
         batch: bool,
-        caller: Caller,
+        caller: Caller<'_>,
     ) -> Result<Inspection, InspectError> {
         let mut inspection = Inspection::default();
         let mut errors = Vec::new();
@@ -295,7 +314,7 @@ impl Inspector {
         &self,
         request: &GraphqlRequest,
         transport: Transport,
-        caller: Caller,
+        caller: Caller<'_>,
         measure: bool,
         hash: &mut Option<persisted::DocumentHash>,
     ) -> Result<(OperationReport, policy::Verdict, Option<ActualCost>), Reason> {
@@ -334,6 +353,15 @@ impl Inspector {
         if !allowed_over_get {
             return Err(Reason::NotAllowedOverGet);
         }
+        if let Some(refused) = operation
+            .restricted()
+            .iter()
+            .find(|restriction| !caller.may(&restriction.requirement))
+        {
+            return Err(Reason::Forbidden {
+                coordinate: refused.coordinate.clone(),
+            });
+        }
         let variables = request.variables.as_ref();
         let report = OperationReport {
             hash: resolved.hash,
@@ -368,7 +396,7 @@ impl Inspector {
     fn resolve(
         &self,
         request: &GraphqlRequest,
-        caller: Caller,
+        caller: Caller<'_>,
     ) -> Result<persisted::Resolved, Reason> {
         let claim = Claim {
             text: request.query.as_deref(),

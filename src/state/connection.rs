@@ -198,6 +198,11 @@ impl RedisState {
         }
     }
 
+    /// The global budgets this state enforces by default.
+    pub fn rules(&self) -> &BudgetRules {
+        &self.rules
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> Stats {
         Stats {

@@ -105,7 +105,10 @@ pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harne
     let app = graphql_firewall::build(&config).expect("app builds");
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", admin.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(admin, app.admin).await });
+    let admin_service = app
+        .admin
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(admin, admin_service).await });
     let app = app.traffic;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -35,7 +35,7 @@ use crate::connection_slot::{ConnectionSlot, Place};
 use crate::http::audit::{self, Record};
 use crate::http::reject::Rejection;
 use crate::http::request_id::RequestId;
-use crate::http::{Firewall, encode};
+use crate::http::{Firewall, client_ip, encode};
 use crate::inspect::{Caller, GraphqlRequest, Transport};
 use crate::metrics::count;
 use crate::upstream::ws::{Opening, UpstreamSocket};
@@ -123,7 +123,9 @@ pub async fn upgrade(
     peer: IpAddr,
     record: &mut Record,
 ) -> Result<Response, Rejection> {
-    let client = firewall.identify(parts, peer);
+    let ip = client_ip::client_ip(peer, &parts.headers, &firewall.settings.trusted_proxies);
+    // The handshake carries the credentials (a token, a cookie, an API key): verified as on HTTP.
+    let client = firewall.identify(parts, peer, ip).await?;
     record.client = Some(client.clone());
     // Refused at the door, like the CSRF guard's refusals: no budget spent.
     if !firewall.settings.ws.origins.allow(&parts.headers) {
@@ -162,7 +164,7 @@ pub async fn upgrade(
         _place: slot.and_then(ConnectionSlot::take),
         stopping: slot.map(ConnectionSlot::stopping),
         firewall: Arc::clone(firewall),
-        caller: firewall.caller(&parts.headers),
+        holds_client_key: firewall.caller(&parts.headers, &client).holds_client_key,
         claim: firewall.ws_operations.claim(client.key),
         client,
         request_id: request_id.clone(),
@@ -183,7 +185,8 @@ struct Relay {
     stopping: Option<watch::Receiver<bool>>,
     firewall: Arc<Firewall>,
     client: Client,
-    caller: Caller,
+    /// Presented a client key in the handshake (see [`Caller`]).
+    holds_client_key: bool,
     claim: Claim,
     request_id: RequestId,
     peer: IpAddr,
@@ -349,7 +352,10 @@ impl Relay {
                 std::slice::from_ref(request),
                 Transport::WebSocket,
                 false,
-                self.caller,
+                Caller {
+                    identity: Some(&self.client.identity),
+                    holds_client_key: self.holds_client_key,
+                },
                 &self.client,
             )
             .await
@@ -397,6 +403,7 @@ impl Relay {
             status,
             total: started.elapsed(),
             response_bytes: None,
+            subjects: firewall.settings.log_subject,
         };
         audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
     }
