@@ -500,3 +500,45 @@ fn check_verifies_that_redis_answers_and_holds_the_scripts() {
 fn sha1_hex(text: &str) -> String {
     redis::Script::new(text).get_hash().to_owned()
 }
+
+#[tokio::test]
+async fn a_tiers_budget_is_one_budget_across_replicas() {
+    use sha2::Digest;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    let digest = |key: &str| hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    std::fs::write(
+        &keys,
+        format!(
+            "{} pro-app pro\n{} plain-app -\n",
+            digest("key-pro-0000001"),
+            digest("key-plain-00001")
+        ),
+    )
+    .unwrap();
+    let keys_path = keys.display().to_string();
+    let vars = [
+        ("GRAPHQL_FIREWALL_API_KEYS_FILE", keys_path.as_str()),
+        ("GRAPHQL_FIREWALL_RATE_LIMIT", "2/min"),
+        ("GRAPHQL_FIREWALL_TIERS", "pro:rate=5/min"),
+    ];
+    let a = replica(&server, &vars).await;
+    let b = replica(&server, &vars).await;
+    let mut passed = std::collections::HashMap::new();
+    for key in ["key-plain-00001", "key-pro-0000001"] {
+        let mut admitted = 0;
+        for replica in [&a, &b].into_iter().cycle().take(8) {
+            let response = replica
+                .post_json_with(&[("x-api-key", key)], QUERY)
+                .await
+                .unwrap();
+            admitted += usize::from(response.status() == 200);
+        }
+        passed.insert(key, admitted);
+    }
+    assert_eq!(passed["key-plain-00001"], 2, "the global rate, once");
+    assert_eq!(passed["key-pro-0000001"], 5, "the tier's rate, once");
+}
