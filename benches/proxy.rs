@@ -8,10 +8,11 @@
 //! (d) a bare proxy made of the firewall's own HTTP stack, with none of its inspection: axum on the
 //! firewall's `serve_workers` receives, the firewall's upstream client forwards (the floor of the
 //! firewall's stack on this machine, so that c/d shows what the firewall's own work costs).
-//! It prints requests/s, p50 and p99 per target (medians over the rounds) and the ratios, and for
-//! the three proxies the CPU time their process spent per request (user + system, from
-//! `/proc/<pid>/stat`): on a machine whose cores are shared by the load generator, the upstream and
-//! the proxy, CPU per request is the steadier measure of what a proxy costs.
+//! It prints requests/s, p50 and p99 per target (medians over the rounds), each target's
+//! throughput and CPU per request over nginx's, and for the proxies the CPU time their process
+//! spent per request (user + system, from `/proc/<pid>/stat`): on a machine whose cores are shared
+//! by the load generator, the upstream and the proxy, CPU per request is the steadier measure of
+//! what a proxy costs.
 //!
 //! The static upstream and the nginx proxy are two nginx instances, so that each proxy's CPU is
 //! its own.
@@ -21,10 +22,34 @@
 //! default 5), `PROXY_BENCH_ROUNDS` (default 5: throughput on a shared VM swings by ±10% between
 //! runs). Traffic goes to loopback only.
 //!
-//! `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
-//! (never exhausted): (e) budgets in the firewall's memory, (f) the same budgets on Redis
-//! (`STATE=redis`, a `redis-server` started on a free port), and prints f/e and the Redis
-//! commands per request. Needs `redis-server` for that.
+//! Optional targets and modes, each off unless its variable is set (docs/PERFORMANCE.md, "Which
+//! engine could carry the hop", has the commands and the figures):
+//! - `PROXY_BENCH_ENGINES=<directory>` adds the candidate engines built from the separate package
+//!   `benches/engines/` (never built by the firewall's build or CI: `cargo build --release
+//!   --locked --manifest-path benches/engines/Cargo.toml`, then the directory of its binaries,
+//!   e.g. `benches/engines/target/release`): (e) Pingora, (f) monoio on io_uring. An engine that
+//!   is missing or exits at start (io_uring refused) is skipped with its error in the report.
+//! - `PROXY_BENCH_VARIANTS=on` adds (g) hyper's `service_fn` without axum and (h0–h5) the
+//!   firewall's stack rebuilt in this bench with one hyper or worker knob changed at a time
+//!   (`benches/proxy/stack.rs`).
+//! - `PROXY_BENCH_OPEN_LOOP=on` then drives every target at 50% and 80% of nginx's measured
+//!   throughput with `oha -q` (latency counted from when each request was due) and reports p99;
+//!   needs `oha` (`cargo install --locked --no-default-features oha`).
+//! - `PROXY_BENCH_PROFILE=on` then profiles each proxy under load with `perf record -e
+//!   cpu-clock` and prints its top symbols; needs `perf` (Debian's `linux-perf`).
+//! - `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
+//!   (never exhausted): (s1) budgets in the firewall's memory, (s2) the same budgets on Redis
+//!   (`STATE=redis`, a `redis-server` started on a free port), and prints s2/s1 and the Redis
+//!   commands per request. Needs `redis-server` for that.
+
+#[path = "proxy/engines.rs"]
+mod engines;
+#[path = "proxy/open_loop.rs"]
+mod open_loop;
+#[path = "proxy/profile.rs"]
+mod profile;
+#[path = "proxy/stack.rs"]
+mod stack;
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -156,7 +181,7 @@ fn main() {
     )
     .expect("lua script");
 
-    let bare_port = spawn_bare_proxy(static_port);
+    let bare_port = stack::spawn_bare(static_port);
     let mut targets = vec![
         Target {
             name: "a: static upstream",
@@ -179,13 +204,34 @@ fn main() {
             processes: vec![std::process::id()],
         },
     ];
-    let redis = (std::env::var("PROXY_BENCH_STATE").as_deref() == Ok("on"))
-        .then(|| add_state_targets(&mut targets, static_port, &work, &mut guard));
-    // Sanity: the firewalls really proxy (a 4xx/5xx at full speed would measure nothing).
-    for target in &targets[2..] {
-        if target.name != "d: bare stack" {
-            check_answers(&target.url, &script);
+    let mut skipped = Vec::new();
+    if let Some(dir) = std::env::var_os("PROXY_BENCH_ENGINES") {
+        let dir = PathBuf::from(dir);
+        targets.extend(engines::start(
+            &dir,
+            static_port,
+            &work,
+            &mut guard,
+            &mut skipped,
+        ));
+    }
+    if switched_on("PROXY_BENCH_VARIANTS") {
+        for (name, knobs) in stack::VARIANTS {
+            let port = stack::spawn_variant(static_port, knobs);
+            wait_for_port(port);
+            targets.push(Target {
+                name,
+                url: format!("http://127.0.0.1:{port}/graphql"),
+                processes: vec![std::process::id()],
+            });
         }
+    }
+    // Last: their report reads them from the end.
+    let redis = switched_on("PROXY_BENCH_STATE")
+        .then(|| add_state_targets(&mut targets, static_port, &work, &mut guard));
+    // Sanity: every proxy really proxies (a 4xx/5xx at full speed would measure nothing).
+    for target in &targets[2..] {
+        check_answers(&target.url, &script);
     }
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
@@ -213,21 +259,35 @@ fn main() {
     );
     let _ = writeln!(
         report,
-        "{:<22} {:>10} {:>8} {:>8} {:>16} {:>19} {:>7}",
-        "target", "req/s", "p50 ms", "p99 ms", "proxy CPU µs/req", "upstream CPU µs/req", "idle %"
+        "{:<22} {:>10} {:>8} {:>8} {:>16} {:>19} {:>7} {:>8} {:>8}",
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "proxy CPU µs/req",
+        "upstream CPU µs/req",
+        "idle %",
+        "÷ nginx",
+        "CPU ÷ b"
     );
+    let nginx = medians[1];
     for (target, m) in targets.iter().zip(&medians) {
         let _ = writeln!(
             report,
-            "{:<22} {:>10.0} {:>8.3} {:>8.3} {:>16.1} {:>19.1} {:>7.1}",
+            "{:<22} {:>10.0} {:>8.3} {:>8.3} {:>16.1} {:>19.1} {:>7.1} {:>8.2} {:>8.2}",
             target.name,
             m.requests_per_second,
             m.p50_ms,
             m.p99_ms,
             m.cpu_us_per_request,
             m.upstream_cpu_us_per_request,
-            m.idle_percent
+            m.idle_percent,
+            m.requests_per_second / nginx.requests_per_second,
+            m.cpu_us_per_request / nginx.cpu_us_per_request,
         );
+    }
+    for line in &skipped {
+        let _ = writeln!(report, "{line}");
     }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
     let _ = writeln!(
@@ -251,7 +311,7 @@ fn main() {
         let requests: f64 = samples[samples.len() - 1].iter().map(|s| s.requests).sum();
         let _ = writeln!(
             report,
-            "budgets on Redis vs in memory: throughput f/e = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms, proxy CPU f/e = {:.2}; Redis commands per request (f) = {:.2}",
+            "budgets on Redis vs in memory: throughput s2/s1 = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms, proxy CPU s2/s1 = {:.2}; Redis commands per request (s2) = {:.2}",
             f.requests_per_second / e.requests_per_second,
             f.p50_ms,
             e.p50_ms,
@@ -262,6 +322,25 @@ fn main() {
         );
     }
     print!("{report}");
+    if switched_on("PROXY_BENCH_OPEN_LOOP") {
+        let open = open_loop::measure(
+            &targets,
+            1,
+            nginx.requests_per_second,
+            connections,
+            seconds,
+            rounds,
+        );
+        print!("{open}");
+    }
+    if switched_on("PROXY_BENCH_PROFILE") {
+        for target in targets.iter().filter(|t| !t.processes.is_empty()) {
+            print!(
+                "{}",
+                profile::profile(target, &script, connections, seconds, &work)
+            );
+        }
+    }
     drop(guard);
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -285,7 +364,7 @@ fn start_firewall(static_port: u16, port: u16, extra: &[(&str, String)]) -> Chil
         .expect("firewall starts")
 }
 
-/// Adds (e) the firewall with budgets in memory and (f) with the same budgets on a Redis started
+/// Adds (s1) the firewall with budgets in memory and (s2) with the same budgets on a Redis started
 /// here; returns Redis's port.
 fn add_state_targets(
     targets: &mut Vec<Target>,
@@ -323,12 +402,12 @@ fn add_state_targets(
     shared.push(("GRAPHQL_FIREWALL_REDIS_REQUIRED_TO_START", "on".to_owned()));
     let on_redis = start_firewall(static_port, on_redis_port, &shared);
     targets.push(Target {
-        name: "e: budgets in memory",
+        name: "s1: budgets in memory",
         url: format!("http://127.0.0.1:{memory_port}/graphql"),
         processes: vec![memory.id()],
     });
     targets.push(Target {
-        name: "f: budgets on Redis",
+        name: "s2: budgets on Redis",
         url: format!("http://127.0.0.1:{on_redis_port}/graphql"),
         processes: vec![on_redis.id()],
     });
@@ -462,87 +541,9 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Serves a bare proxy on a free port: axum receives, the firewall's own upstream client
-/// ([`graphql_firewall::upstream::Upstream`]: per-thread connection pools, header hygiene,
-/// `X-Forwarded-*`) forwards and the answer goes back, on the firewall's `serve_workers` with its
-/// request-id and panic layers. Everything the firewall's HTTP stack costs, none of its
-/// inspection; returns the port.
-fn spawn_bare_proxy(upstream_port: u16) -> u16 {
-    use axum::body::{Body, Bytes};
-    use axum::extract::{ConnectInfo, State};
-    use axum::http::{HeaderMap, HeaderValue, StatusCode};
-    use axum::response::{IntoResponse, Response};
-    use graphql_firewall::upstream::{Outgoing, Settings, Upstream};
-
-    async fn forward(
-        State(upstream): State<std::sync::Arc<Upstream>>,
-        ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Response {
-        let outgoing = Outgoing {
-            method: axum::http::Method::POST,
-            query_string: None,
-            headers: &headers,
-            body,
-            client_ip: peer.ip(),
-            request_id: &HeaderValue::from_static("bench"),
-        };
-        match upstream.forward(outgoing).await {
-            Ok(answer) => {
-                let mut response = Response::new(Body::new(answer.body));
-                *response.status_mut() = answer.status;
-                *response.headers_mut() = answer.headers;
-                response
-            }
-            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-        }
-    }
-
-    let upstream = Upstream::new(&Settings {
-        url: format!("http://127.0.0.1:{upstream_port}/graphql")
-            .parse()
-            .expect("static URL"),
-        timeout: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(5),
-        max_concurrent: 1024,
-        queue_timeout: Duration::from_secs(1),
-    })
-    .expect("upstream client");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    let port = listener.local_addr().expect("bound").port();
-    // The firewall's own layers and connection handling, without its inspection.
-    let traffic = graphql_firewall::Traffic {
-        router: graphql_firewall::edge_layers(
-            axum::Router::new()
-                .route("/graphql", axum::routing::post(forward))
-                .with_state(std::sync::Arc::new(upstream)),
-        ),
-        limits: graphql_firewall::ConnectionLimits {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-            max_connections_per_ip: None,
-            exempt: graphql_firewall::net::IpNetworks::default(),
-        },
-        metrics: std::sync::Arc::new(graphql_firewall::metrics::Metrics::new()),
-    };
-    let workers = std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN);
-    std::thread::spawn(move || {
-        let control = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("bench runtime");
-        let forever = std::future::pending::<()>();
-        let _ = control.block_on(graphql_firewall::serve_workers(
-            listener,
-            traffic,
-            workers,
-            forever,
-            Duration::ZERO,
-        ));
-    });
-    port
+/// A mode switched on with `=on`.
+fn switched_on(name: &str) -> bool {
+    std::env::var(name).as_deref() == Ok("on")
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -596,7 +597,7 @@ fn check_answers(url: &str, script: &Path) {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         !text.contains("Non-2xx"),
-        "the firewall did not answer 2xx during the sanity run:\n{text}"
+        "{url} did not answer 2xx during the sanity run:\n{text}"
     );
 }
 
