@@ -37,6 +37,9 @@
 //!   needs `oha` (`cargo install --locked --no-default-features oha`).
 //! - `PROXY_BENCH_PROFILE=on` then profiles each proxy under load with `perf record -e
 //!   cpu-clock` and prints its top symbols; needs `perf` (Debian's `linux-perf`).
+//! - `PROXY_BENCH_BASELINE=<binary>` adds (c0) another build of the firewall (an earlier commit's
+//!   `target/release/graphql-firewall`) with the same settings, and prints c/c0: a change on the
+//!   request path measured before and after in one run.
 //! - `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
 //!   (never exhausted): (s1) budgets in the firewall's memory, (s2) the same budgets on Redis
 //!   (`STATE=redis`, a `redis-server` started on a free port), and prints s2/s1 and the Redis
@@ -204,6 +207,18 @@ fn main() {
             processes: vec![std::process::id()],
         },
     ];
+    let baseline = std::env::var_os("PROXY_BENCH_BASELINE").map(|binary| {
+        let port = free_port();
+        let child = start_binary(Path::new(&binary), static_port, port, &[]);
+        targets.push(Target {
+            name: "c0: firewall, baseline",
+            url: format!("http://127.0.0.1:{port}/graphql"),
+            processes: vec![child.id()],
+        });
+        guard.0.push(child);
+        wait_for_port(port);
+        targets.len() - 1
+    });
     let mut skipped = Vec::new();
     if let Some(dir) = std::env::var_os("PROXY_BENCH_ENGINES") {
         let dir = PathBuf::from(dir);
@@ -289,6 +304,19 @@ fn main() {
     for line in &skipped {
         let _ = writeln!(report, "{line}");
     }
+    if let Some(index) = baseline {
+        let (now, before) = (medians[2], medians[index]);
+        let _ = writeln!(
+            report,
+            "this build against the baseline: throughput c/c0 = {:.2}, CPU per request c/c0 = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms",
+            now.requests_per_second / before.requests_per_second,
+            now.cpu_us_per_request / before.cpu_us_per_request,
+            now.p50_ms,
+            before.p50_ms,
+            now.p99_ms,
+            before.p99_ms,
+        );
+    }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
     let _ = writeln!(
         report,
@@ -347,7 +375,12 @@ fn main() {
 
 /// The release binary serving on `port` in front of the static upstream, with `extra` variables.
 fn start_firewall(static_port: u16, port: u16, extra: &[(&str, String)]) -> Child {
-    Command::new(FIREWALL)
+    start_binary(Path::new(FIREWALL), static_port, port, extra)
+}
+
+/// `binary serve` on `port` in front of the static upstream.
+fn start_binary(binary: &Path, static_port: u16, port: u16, extra: &[(&str, String)]) -> Child {
+    Command::new(binary)
         .arg("serve")
         .env_clear()
         .env(
