@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use graphql_firewall::ratelimit::{ClientKey, Limiter};
+use graphql_firewall::ratelimit::{BucketKey, ClientKey, Limiter};
 use graphql_firewall::sanitise::stream::{OnOverflow, StreamLimits, StreamSanitiser, Streamed};
 use graphql_firewall::sanitise::{Outcome, Settings, sanitise};
 
@@ -133,9 +133,10 @@ fn bench_limiter(c: &mut Criterion) {
         .expect("a non-zero period")
         .allow_burst(std::num::NonZeroU32::new(1_000_000_000).expect("non-zero"));
     let limiter = Limiter::new(Some(per_nanosecond), None, 100_000);
-    let one = ClientKey::from_api_key("one");
-    let keys: Vec<ClientKey> = (0..10_000)
-        .map(|i| ClientKey::from_api_key(&format!("key-{i}")))
+    let home = std::net::Ipv4Addr::new(192, 0, 2, 1).into();
+    let one = BucketKey::verified(ClientKey::from_api_key("one"), home);
+    let keys: Vec<BucketKey> = (0..10_000)
+        .map(|i| BucketKey::verified(ClientKey::from_api_key(&format!("key-{i}")), home))
         .collect();
     let mut group = c.benchmark_group("limiter_check_request");
     group.bench_function("single_key", |b| {

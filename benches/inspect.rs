@@ -2,6 +2,11 @@
 //! operation selection, cost finished with the variables, variable limits and the policy — on a
 //! cache hit (the steady state) and on a miss (a new document every time).
 //!
+//! The schema access rules (`@authenticated`, `@requiresScopes`, `DENY_FIELDS`) as a request
+//! pays them: the same cached operation inspected with and without rules on the fields it selects
+//! (through fragments and a union), for a caller that meets them; and the analysis of a new
+//! document with the rules' pass.
+//!
 //! `cargo bench --bench inspect`
 
 use std::collections::HashMap;
@@ -80,5 +85,112 @@ fn inspect(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, inspect);
+/// The demo schema with `User.email` behind `@requiresScopes` and `Post.body` behind
+/// `@authenticated` (the schema the access-rule figures are measured with).
+fn access_schema(rules: bool) -> graphql_firewall::analysis::Schema {
+    let sdl = graphql_firewall::demo::SDL.to_owned();
+    let sdl = if rules {
+        let annotated = sdl
+            .replacen(
+                "  email: String!\n",
+                "  email: String! @requiresScopes(scopes: [[\"read:email\"], [\"admin\"]])\n",
+                1,
+            )
+            .replacen("  body: String!\n", "  body: String! @authenticated\n", 1);
+        format!(
+            "directive @authenticated on FIELD_DEFINITION | OBJECT\n\
+             directive @requiresScopes(scopes: [[String!]!]!) on FIELD_DEFINITION | OBJECT\n{annotated}"
+        )
+    } else {
+        sdl
+    };
+    let mut schema = graphql_firewall::analysis::Schema::from_sdl(&sdl).expect("the SDL parses");
+    if rules {
+        schema
+            .deny(&["Comment.author".to_owned()])
+            .expect("a coordinate of the schema");
+    }
+    schema
+}
+
+fn access_inspector(rules: bool) -> Inspector {
+    let config = Config::from_source(&HashMap::<&str, &str>::new(), Profile::Offline)
+        .expect("the defaults are valid");
+    let mut analysis = graphql_firewall::analysis_settings(&config).expect("no schema to load");
+    analysis.schema = Some(Arc::new(access_schema(rules)));
+    Inspector::new(
+        Settings {
+            analysis,
+            profiles: LimitProfiles::new(
+                config.limits.limits.clone(),
+                Relax::TextLimits,
+                Relax::No,
+            ),
+            modes: config.limits.modes.clone(),
+            cache_bytes: 64 << 20,
+            resolver: Resolver {
+                mode: Mode::Off,
+                require_id: false,
+                apq: ApqStore::new(1 << 20, Duration::from_secs(60)),
+            },
+        },
+        Arc::new(Registry::new(Manifest::default())),
+        Arc::new(Metrics::new()),
+    )
+}
+
+const GUARDED: &str = "query Guarded { users(first: 5) { id contact: email ...Posts } \
+     search(term: \"a\", first: 5) { ... on User { email } ... on Post { title body } } } \
+     fragment Posts on User { posts(first: 3) { title body comments(first: 2) { text } } }";
+
+fn access_rules(c: &mut Criterion) {
+    use graphql_firewall::identity::{AuthMethod, Identity, Scopes, Subject};
+    let caller_identity = Identity::verified(
+        AuthMethod::Jwt,
+        Subject::new("alice"),
+        None,
+        Scopes::new(["read:email"]),
+    );
+    let caller = Caller {
+        identity: Some(&caller_identity),
+        ..Caller::default()
+    };
+    let request = [GraphqlRequest {
+        query: Some(GUARDED.to_owned()),
+        ..GraphqlRequest::default()
+    }];
+    for (rules, name) in [
+        (false, "access/cache hit, no rules"),
+        (true, "access/cache hit, 3 restricted fields met"),
+    ] {
+        let inspector = access_inspector(rules);
+        assert!(
+            inspector
+                .inspect(&request, Transport::Post, false, caller)
+                .is_ok(),
+            "{name}: the caller meets the rules"
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                inspector
+                    .inspect(black_box(&request), Transport::Post, false, caller)
+                    .is_ok()
+            })
+        });
+    }
+    for (rules, name) in [
+        (false, "access/analysis, no rules"),
+        (true, "access/analysis, with the rules' pass"),
+    ] {
+        let settings = graphql_firewall::analysis::Settings {
+            schema: Some(Arc::new(access_schema(rules))),
+            ..graphql_firewall::analysis::Settings::default()
+        };
+        c.bench_function(name, |b| {
+            b.iter(|| graphql_firewall::analysis::analyse(black_box(GUARDED), &settings).is_ok())
+        });
+    }
+}
+
+criterion_group!(benches, inspect, access_rules);
 criterion_main!(benches);

@@ -37,10 +37,13 @@
 //!   needs `oha` (`cargo install --locked --no-default-features --features native-tls oha`).
 //! - `PROXY_BENCH_PROFILE=on` then profiles each proxy under load with `perf record -e
 //!   cpu-clock` and prints its top symbols; needs `perf` (Debian's `linux-perf`).
+//! - `PROXY_BENCH_BASELINE=<binary>` adds (c0) another build of the firewall (an earlier commit's
+//!   `target/release/graphql-firewall`) with the same settings, and prints c/c0: a change on the
+//!   request path measured before and after in one run.
 //! - `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
 //!   (never exhausted): (s1) budgets in the firewall's memory, (s2) the same budgets on Redis
 //!   (`STATE=redis`, a `redis-server` started on a free port), and prints s2/s1 and the Redis
-//!   commands per request. Needs `redis-server` for that.
+//!   round trips per request. Needs `redis-server` for that.
 
 #[path = "proxy/engines.rs"]
 mod engines;
@@ -204,6 +207,18 @@ fn main() {
             processes: vec![std::process::id()],
         },
     ];
+    let baseline = std::env::var_os("PROXY_BENCH_BASELINE").map(|binary| {
+        let port = free_port();
+        let child = start_binary(Path::new(&binary), static_port, port, &[]);
+        targets.push(Target {
+            name: "c0: firewall, baseline",
+            url: format!("http://127.0.0.1:{port}/graphql"),
+            processes: vec![child.id()],
+        });
+        guard.0.push(child);
+        wait_for_port(port);
+        targets.len() - 1
+    });
     let mut skipped = Vec::new();
     if let Some(dir) = std::env::var_os("PROXY_BENCH_ENGINES") {
         let dir = PathBuf::from(dir);
@@ -248,7 +263,7 @@ fn main() {
             samples[index].push(sample);
         }
     }
-    let redis_commands = redis.map(redis_commands_processed);
+    let redis_round_trips = redis.map(redis_round_trips);
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
 
     let mut report = String::new();
@@ -289,6 +304,19 @@ fn main() {
     for line in &skipped {
         let _ = writeln!(report, "{line}");
     }
+    if let Some(index) = baseline {
+        let (now, before) = (medians[2], medians[index]);
+        let _ = writeln!(
+            report,
+            "this build against the baseline: throughput c/c0 = {:.2}, CPU per request c/c0 = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms",
+            now.requests_per_second / before.requests_per_second,
+            now.cpu_us_per_request / before.cpu_us_per_request,
+            now.p50_ms,
+            before.p50_ms,
+            now.p99_ms,
+            before.p99_ms,
+        );
+    }
     let (a, b, c, d) = (medians[0], medians[1], medians[2], medians[3]);
     let _ = writeln!(
         report,
@@ -307,18 +335,18 @@ fn main() {
         d.cpu_us_per_request / b.cpu_us_per_request,
         c.cpu_us_per_request / d.cpu_us_per_request,
     );
-    if let (Some(commands), [.., e, f]) = (redis_commands, medians.as_slice()) {
+    if let (Some(round_trips), [.., e, f]) = (redis_round_trips, medians.as_slice()) {
         let requests: f64 = samples[samples.len() - 1].iter().map(|s| s.requests).sum();
         let _ = writeln!(
             report,
-            "budgets on Redis vs in memory: throughput s2/s1 = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms, proxy CPU s2/s1 = {:.2}; Redis commands per request (s2) = {:.2}",
+            "budgets on Redis vs in memory: throughput s2/s1 = {:.2}, p50 {:.3} vs {:.3} ms, p99 {:.3} vs {:.3} ms, proxy CPU s2/s1 = {:.2}; Redis round trips per request (s2) = {:.2}",
             f.requests_per_second / e.requests_per_second,
             f.p50_ms,
             e.p50_ms,
             f.p99_ms,
             e.p99_ms,
             f.cpu_us_per_request / e.cpu_us_per_request,
-            commands as f64 / requests,
+            round_trips as f64 / requests,
         );
     }
     print!("{report}");
@@ -347,7 +375,12 @@ fn main() {
 
 /// The release binary serving on `port` in front of the static upstream, with `extra` variables.
 fn start_firewall(static_port: u16, port: u16, extra: &[(&str, String)]) -> Child {
-    Command::new(FIREWALL)
+    start_binary(Path::new(FIREWALL), static_port, port, extra)
+}
+
+/// `binary serve` on `port` in front of the static upstream.
+fn start_binary(binary: &Path, static_port: u16, port: u16, extra: &[(&str, String)]) -> Child {
+    Command::new(binary)
         .arg("serve")
         .env_clear()
         .env(
@@ -418,19 +451,29 @@ fn add_state_targets(
     redis_port
 }
 
-/// Commands Redis has processed since it started (`INFO stats`).
-fn redis_commands_processed(port: u16) -> u64 {
+/// Script calls Redis has served since it started (`INFO commandstats`): the round trips.
+fn redis_round_trips(port: u16) -> u64 {
     let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}"))
         .and_then(|client| client.get_connection())
         .expect("connects to the bench's Redis");
     let info: String = redis::cmd("INFO")
-        .arg("stats")
+        .arg("commandstats")
         .query(&mut connection)
-        .expect("INFO stats");
+        .expect("INFO commandstats");
+    // The commands a script runs (TIME, GET, SET) are counted too; the scripts' own calls are
+    // the round trips (the bench's settings use nothing else).
     info.lines()
-        .find_map(|line| line.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("total_commands_processed in INFO stats")
+        .filter_map(|line| {
+            let (command, stats) = line.split_once(':')?;
+            matches!(command, "cmdstat_evalsha" | "cmdstat_eval").then_some(stats)
+        })
+        .filter_map(|stats| {
+            stats
+                .split(',')
+                .find_map(|stat| stat.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// Starts an nginx instance under `prefix` with `servers` in its `http` block; returns the pids of

@@ -5,18 +5,24 @@
 //! One client must not exhaust the backend by request count or by a few expensive operations, and
 //! a schema prober (clairvoyance sends 64 guesses per request) must not be able to keep guessing:
 //! after `PROBE_LIMIT` schema-validation refusals in a minute, the client is refused outright for
-//! `PROBE_COOLDOWN`. A client is known by its API key when it sends one, else by its IP address
-//! (which the edge reads from forwarding headers only behind a trusted proxy).
+//! `PROBE_COOLDOWN`. A client is known by the subject the firewall verified (a token's, an API
+//! key's, or a key a trusted gateway set), else by its IP address (which the edge reads from
+//! forwarding headers only behind a trusted proxy) — never by a header the caller writes itself.
+//!
+//! A verified caller with a tier (`TIERS`: an API key's tier, or a token's tier claim) spends that
+//! tier's budgets instead of the global ones; a tier's table of clients is its own.
 //!
 //! A budget in monitor mode refuses nothing: its violation goes the same way as a monitored
 //! limit's ([`policy::Verdict`]), so it is logged, counted and shown in the audit verdict.
 //!
 //! # Several replicas
 //! With `STATE=redis` every check is made on Redis ([`crate::state`]), so N replicas enforce one
-//! budget and one cool-down per client. When Redis does not answer within `REDIS_TIMEOUT`,
-//! `REDIS_FAILURE_MODE` decides ([`FailureMode::fallback`]): this replica's own budgets (`local`,
-//! the default), admit (`open`), or 503 `STATE_UNAVAILABLE` (`closed`). Every failure is counted
-//! and logged (at most one warning per [`WARN_EVERY`], so an outage does not flood the log).
+//! budget and one cool-down per client (a tier's rates included). When Redis does not answer
+//! within `REDIS_TIMEOUT`, `REDIS_FAILURE_MODE` decides ([`FailureMode::fallback`]): this
+//! replica's own budgets (`local`, the default), admit (`open`), or 503 `STATE_UNAVAILABLE`
+//! (`closed`). Every failure is counted and logged (at most one warning per [`WARN_EVERY`], so an
+//! outage does not flood the log). Signature checks (`AUTH_JWT_VERIFY_RATE`) stay per replica:
+//! they guard each replica's own CPU.
 
 #![cfg_attr(
     not(test),
@@ -32,9 +38,10 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
+use crate::identity::{AuthMethod, Identity, TierName};
 use crate::metrics::{Metrics, RedisErrorLabels, RedisFallbackLabels, RuleLabels};
 use crate::policy::{self, Violation};
-use crate::ratelimit::{self, ClientKey, Decision, Limiter, Quota};
+use crate::ratelimit::{self, BucketKey, ClientKey, Decision, Limiter, Quota};
 use crate::rules::{Modes, Rate, Rule};
 use crate::state::{
     BudgetRules, FailureMode, Fallback, Operation, ProbeOutcome, ProbeRule, RedisState,
@@ -50,6 +57,9 @@ pub const WARN_EVERY: Duration = Duration::from_secs(10);
 pub struct Client {
     pub ip: IpAddr,
     pub key: ClientKey,
+    /// Who it proved to be (anonymous: known by `ip`).
+    pub identity: Identity,
+    bucket: BucketKey,
 }
 
 /// Budgets and probing defence, from the configuration.
@@ -66,10 +76,24 @@ pub struct Settings {
     pub probe_cooldown: Duration,
     /// `COST_BUDGET_MODE=actual`: the estimate spent up front is settled with the measured cost.
     pub settle_with_actual_cost: bool,
+    /// `TIERS`: each tier's budgets, already resolved (a budget a tier leaves out is the global one).
+    pub tiers: Vec<TierBudgets>,
+    /// `AUTH_JWT_VERIFY_RATE`: tokens per client address whose signature is checked (remembered
+    /// verifications are free).
+    pub verification_rate: Option<governor::Quota>,
+}
+
+/// One tier's budgets.
+#[derive(Debug, Clone)]
+pub struct TierBudgets {
+    pub name: TierName,
+    pub request_rate: Option<Rate>,
+    pub cost_budget: Option<Rate>,
 }
 
 impl Settings {
-    /// The same budgets, as the shared state on Redis enforces them.
+    /// The global budgets and the probe defence, as the shared state on Redis enforces them (a
+    /// tier's rates are passed with each check).
     pub fn shared_rules(&self) -> BudgetRules {
         BudgetRules {
             requests: self.request_rate,
@@ -90,13 +114,24 @@ impl Settings {
 #[derive(Debug)]
 pub struct Budgets {
     limiter: Limiter,
+    /// Per tier, in `TIERS` order (a handful: a scan is cheaper than a hash).
+    tiers: Vec<Tier>,
     settle_with_actual_cost: bool,
     modes: Modes,
     /// Only with a probe limit.
     probing: Option<Probing>,
+    /// Signature checks per client address.
+    verifications: Limiter,
     /// `STATE=redis`.
     shared: Option<Shared>,
     metrics: Arc<Metrics>,
+}
+
+/// One tier: its rates (for Redis) and its in-process limiter.
+#[derive(Debug)]
+struct Tier {
+    budgets: TierBudgets,
+    limiter: Limiter,
 }
 
 /// Budgets kept on Redis for every replica, and what to do when Redis does not answer.
@@ -210,6 +245,9 @@ pub enum Refusal {
     /// Cooling down after too many schema-validation refusals.
     #[error("too many invalid operations: try again later")]
     CoolingDown { retry_after: Duration },
+    /// Over the address's rate of token signature checks (`AUTH_JWT_VERIFY_RATE`).
+    #[error("too many new tokens: try again later")]
+    TooManyVerifications { retry_after: Duration },
     /// The shared budgets on Redis could not be read, and `REDIS_FAILURE_MODE=closed`.
     #[error("the rate limiter is unavailable: try again shortly")]
     StateUnavailable,
@@ -219,9 +257,9 @@ impl Refusal {
     /// How long the client should wait.
     pub fn retry_after(&self) -> Duration {
         match *self {
-            Refusal::OverBudget { retry_after, .. } | Refusal::CoolingDown { retry_after } => {
-                retry_after
-            }
+            Refusal::OverBudget { retry_after, .. }
+            | Refusal::CoolingDown { retry_after }
+            | Refusal::TooManyVerifications { retry_after } => retry_after,
             Refusal::StateUnavailable => Duration::from_secs(1),
         }
     }
@@ -231,6 +269,7 @@ impl Refusal {
         match self {
             Refusal::OverBudget { rule, .. } => rule.as_str(),
             Refusal::CoolingDown { .. } => "probe_cooldown",
+            Refusal::TooManyVerifications { .. } => "token_verifications",
             Refusal::StateUnavailable => "state_unavailable",
         }
     }
@@ -239,7 +278,9 @@ impl Refusal {
     pub fn quota(&self) -> Option<Quota> {
         match *self {
             Refusal::OverBudget { quota, .. } => Some(quota),
-            Refusal::CoolingDown { .. } | Refusal::StateUnavailable => None,
+            Refusal::CoolingDown { .. }
+            | Refusal::TooManyVerifications { .. }
+            | Refusal::StateUnavailable => None,
         }
     }
 }
@@ -259,15 +300,27 @@ impl Budgets {
                 .build(),
             cooldown: settings.probe_cooldown,
         });
-        Budgets {
-            limiter: Limiter::new(
-                settings.request_rate.as_ref().map(ratelimit::quota),
-                settings.cost_budget.as_ref().map(ratelimit::quota),
+        let limiter = |requests: &Option<Rate>, cost: &Option<Rate>| {
+            Limiter::new(
+                requests.as_ref().map(ratelimit::quota),
+                cost.as_ref().map(ratelimit::quota),
                 settings.max_clients,
-            ),
+            )
+        };
+        Budgets {
+            limiter: limiter(&settings.request_rate, &settings.cost_budget),
+            tiers: settings
+                .tiers
+                .iter()
+                .map(|tier| Tier {
+                    budgets: tier.clone(),
+                    limiter: limiter(&tier.request_rate, &tier.cost_budget),
+                })
+                .collect(),
             settle_with_actual_cost: settings.settle_with_actual_cost,
             modes,
             probing,
+            verifications: Limiter::new(settings.verification_rate, None, settings.max_clients),
             shared: None,
             metrics,
         }
@@ -285,22 +338,32 @@ impl Budgets {
         self.shared.as_ref()
     }
 
-    /// The client behind `ip`, or behind the API key it sent.
-    pub fn identify(&self, ip: IpAddr, api_key: Option<&str>) -> Client {
-        let key = match api_key {
-            Some(api_key) => ClientKey::from_api_key(api_key),
-            None => ClientKey::from_ip(ip),
+    /// The client: the verified subject of `identity`, else the address `ip`.
+    pub fn identify(&self, ip: IpAddr, identity: Identity) -> Client {
+        let bucket = match (&identity.subject, identity.method) {
+            (None, _) | (_, AuthMethod::Anonymous) => BucketKey::anonymous(ip),
+            (Some(subject), AuthMethod::ApiKey | AuthMethod::Gateway) => {
+                BucketKey::verified(ClientKey::from_api_key(subject.as_str()), ip)
+            }
+            (Some(subject), AuthMethod::Jwt) => {
+                BucketKey::verified(ClientKey::from_subject("jwt", subject.as_str()), ip)
+            }
         };
-        Client { ip, key }
+        Client {
+            ip,
+            key: *bucket.client(),
+            identity,
+            bucket,
+        }
     }
 
     /// Counts one request; refuses a client over its rate or cooling down after probing.
     pub async fn admit_request(&self, client: &Client) -> Result<Admit, Refusal> {
         if let Some(shared) = &self.shared {
-            match shared
-                .call(Operation::Budget, shared.redis.check_request(&client.key))
-                .await
-            {
+            let checked = shared
+                .redis
+                .check_request_at(&client.key, self.rates_of(client).0);
+            match shared.call(Operation::Budget, checked).await {
                 Ok(RequestCheck::CoolingDown { retry_after }) => {
                     return Err(self.refuse(Refusal::CoolingDown { retry_after }));
                 }
@@ -321,19 +384,19 @@ impl Budgets {
                 retry_after: until.saturating_duration_since(Instant::now()),
             }));
         }
-        self.decide(Rule::RateLimit, self.limiter.check_request(&client.key))
+        self.decide(
+            Rule::RateLimit,
+            self.limiter_of(client).check_request(&client.bucket),
+        )
     }
 
     /// Consumes the cost of the request's operations from the client's budget.
     pub async fn admit_cost(&self, client: &Client, points: u64) -> Result<Admit, Refusal> {
         if let Some(shared) = &self.shared {
-            match shared
-                .call(
-                    Operation::Budget,
-                    shared.redis.check_cost(&client.key, points),
-                )
-                .await
-            {
+            let checked = shared
+                .redis
+                .check_cost_at(&client.key, self.rates_of(client).1, points);
+            match shared.call(Operation::Budget, checked).await {
                 Ok(decision) => return self.decide(Rule::CostBudget, decision),
                 Err(Fallback::Proceed) => return Ok(Admit::default()),
                 Err(Fallback::Refuse) => return Err(self.refuse(Refusal::StateUnavailable)),
@@ -342,7 +405,7 @@ impl Budgets {
         }
         self.decide(
             Rule::CostBudget,
-            self.limiter.check_cost(&client.key, points),
+            self.limiter_of(client).check_cost(&client.bucket, points),
         )
     }
 
@@ -358,13 +421,31 @@ impl Budgets {
             return;
         }
         if let Some(shared) = &self.shared {
-            let settled = shared.redis.settle_cost(&client.key, estimated, actual);
+            let settled = shared.redis.settle_cost_at(
+                &client.key,
+                self.rates_of(client).1,
+                estimated,
+                actual,
+            );
             match shared.call(Operation::Settle, settled).await {
                 Ok(()) | Err(Fallback::Proceed | Fallback::Refuse) => return,
                 Err(Fallback::UseLocal) => {}
             }
         }
-        self.limiter.settle_cost(&client.key, estimated, actual);
+        self.limiter_of(client)
+            .settle_cost(&client.bucket, estimated, actual);
+    }
+
+    /// Counts one token signature check for the client address `ip` (the expensive step of
+    /// authentication: a flood of distinct forged tokens must not buy one each). Always
+    /// enforced: it guards the firewall's own CPU.
+    pub fn admit_verification(&self, ip: IpAddr) -> Result<(), Refusal> {
+        match self.verifications.check_request(&BucketKey::anonymous(ip)) {
+            Decision::Unlimited | Decision::Allowed(_) => Ok(()),
+            Decision::Limited { retry_after, .. } => {
+                Err(self.refuse(Refusal::TooManyVerifications { retry_after }))
+            }
+        }
     }
 
     /// Records a schema-validation refusal; past the probe limit the client cools down (on every
@@ -385,7 +466,7 @@ impl Budgets {
                 Err(Fallback::UseLocal) => {}
             }
         }
-        if let Decision::Limited { .. } = probing.limiter.check_cost(&client.key, 1) {
+        if let Decision::Limited { .. } = probing.limiter.check_cost(&client.bucket, 1) {
             warn_probing(client, probing.cooldown);
             probing
                 .cooldowns
@@ -396,8 +477,36 @@ impl Budgets {
     /// Drops idle clients' state; called periodically.
     pub fn shrink(&self) {
         self.limiter.shrink();
+        self.verifications.shrink();
+        for tier in &self.tiers {
+            tier.limiter.shrink();
+        }
         if let Some(probing) = &self.probing {
             probing.limiter.shrink();
+        }
+    }
+
+    /// The client's tier, if it has one that `TIERS` defines.
+    fn tier_of(&self, client: &Client) -> Option<&Tier> {
+        let name = client.identity.tier.as_ref()?;
+        self.tiers.iter().find(|tier| tier.budgets.name == *name)
+    }
+
+    /// The budgets the client spends: its tier's, else the global ones.
+    fn limiter_of(&self, client: &Client) -> &Limiter {
+        self.tier_of(client)
+            .map_or(&self.limiter, |tier| &tier.limiter)
+    }
+
+    /// The request rate and cost budget the client spends on Redis: its tier's, else the global
+    /// ones (`None`: that budget is off for it).
+    fn rates_of(&self, client: &Client) -> (Option<Rate>, Option<Rate>) {
+        match self.tier_of(client) {
+            Some(tier) => (tier.budgets.request_rate, tier.budgets.cost_budget),
+            None => self.shared.as_ref().map_or((None, None), |shared| {
+                let rules = shared.redis.rules();
+                (rules.requests, rules.cost)
+            }),
         }
     }
 
@@ -463,6 +572,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::identity::{Scopes, Subject};
     use crate::rules::Mode;
 
     const IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
@@ -475,6 +585,12 @@ mod tests {
             probe_limit: NonZeroU32::new(2),
             probe_cooldown: Duration::from_secs(60),
             settle_with_actual_cost: false,
+            tiers: vec![TierBudgets {
+                name: "pro".parse().unwrap(),
+                request_rate: crate::rules::parse_rate("5/h").unwrap(),
+                cost_budget: None,
+            }],
+            verification_rate: Some(governor::Quota::per_hour(NonZeroU32::new(2).unwrap())),
         }
     }
 
@@ -492,7 +608,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_over_its_request_rate_is_refused_with_the_time_to_wait() {
         let budgets = budgets(Mode::Enforce);
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         for _ in 0..2 {
             let admit = budgets.admit_request(&client).await.unwrap();
             assert_eq!(admit.monitored, None);
@@ -507,7 +623,15 @@ mod tests {
         ));
         assert!(refusal.retry_after() > Duration::ZERO);
         assert_eq!(refusal.quota().map(|q| q.remaining), Some(0));
-        let other = budgets.identify(IP, Some("another client's key"));
+        let other = budgets.identify(
+            IP,
+            Identity::verified(
+                AuthMethod::ApiKey,
+                Subject::new("another client"),
+                None,
+                Scopes::default(),
+            ),
+        );
         assert!(
             budgets.admit_request(&other).await.is_ok(),
             "budgets are per client"
@@ -517,7 +641,7 @@ mod tests {
     #[tokio::test]
     async fn a_monitored_budget_admits_and_reports_the_violation() {
         let budgets = budgets(Mode::Monitor);
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         budgets.admit_cost(&client, 80).await.unwrap();
         let admit = budgets.admit_cost(&client, 30).await.unwrap();
         assert_eq!(
@@ -533,7 +657,7 @@ mod tests {
     #[tokio::test]
     async fn a_probing_client_cools_down_after_the_probe_limit() {
         let budgets = budgets(Mode::Enforce);
-        let prober = budgets.identify(IP, None);
+        let prober = budgets.identify(IP, Identity::anonymous());
         budgets.record_probe(&prober).await;
         budgets.record_probe(&prober).await;
         assert!(budgets.admit_request(&prober).await.is_ok());
@@ -558,7 +682,7 @@ mod tests {
             modes(Mode::Enforce),
             Arc::new(Metrics::new()),
         );
-        let client = budgets.identify(IP, None);
+        let client = budgets.identify(IP, Identity::anonymous());
         for _ in 0..10 {
             assert_eq!(budgets.admit_request(&client).await, Ok(Admit::default()));
             assert_eq!(
@@ -566,5 +690,55 @@ mod tests {
                 Ok(Admit::default())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_tier_has_its_own_budgets_and_others_keep_the_global_ones() {
+        let budgets = budgets(Mode::Enforce);
+        let caller = |name: &str, tier: Option<&str>| {
+            budgets.identify(
+                IP,
+                Identity::verified(
+                    AuthMethod::ApiKey,
+                    Subject::new(name),
+                    tier.map(|t| t.parse().unwrap()),
+                    Scopes::default(),
+                ),
+            )
+        };
+        let pro = caller("paying", Some("pro"));
+        for _ in 0..5 {
+            assert!(budgets.admit_request(&pro).await.is_ok());
+        }
+        assert!(budgets.admit_request(&pro).await.is_err(), "pro: 5 an hour");
+        // No cost budget for the tier: unlimited, where the global one holds 100.
+        assert_eq!(
+            budgets.admit_cost(&pro, 1_000_000).await,
+            Ok(Admit::default())
+        );
+        let free = caller("free-rider", None);
+        for _ in 0..2 {
+            assert!(budgets.admit_request(&free).await.is_ok());
+        }
+        assert!(
+            budgets.admit_request(&free).await.is_err(),
+            "global: 2 an hour"
+        );
+    }
+
+    #[tokio::test]
+    async fn signature_checks_are_paced_per_address() {
+        let budgets = budgets(Mode::Monitor);
+        for _ in 0..2 {
+            assert_eq!(budgets.admit_verification(IP), Ok(()));
+        }
+        let refusal = budgets.admit_verification(IP).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::TooManyVerifications { .. }),
+            "enforced even in monitor mode: {refusal:?}"
+        );
+        assert_eq!(refusal.label(), "token_verifications");
+        let elsewhere = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+        assert_eq!(budgets.admit_verification(elsewhere), Ok(()));
     }
 }

@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod analysis;
 pub mod config;
+pub mod connection_slot;
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -65,6 +66,16 @@ pub enum BuildError {
     Persisted(#[from] persisted::StoreError),
     #[error("shared state: {0}")]
     State(#[from] state::StateError),
+    #[error(
+        "STATE=redis: the app must be built inside a Tokio runtime (its Redis client runs there)"
+    )]
+    NoRuntime,
+    #[error("GRAPHQL_FIREWALL_AUTH_JWKS_URLS: {0}")]
+    Jwks(#[from] identity::jwks::JwksError),
+    #[error("GRAPHQL_FIREWALL_API_KEYS_FILE: {0}")]
+    ApiKeys(#[from] identity::api_keys::ApiKeysFileError),
+    #[error("{name}: {reason}")]
+    Edge { name: &'static str, reason: String },
 }
 
 /// The firewall's two faces: the traffic router (with its connection limits) and the admin router
@@ -90,8 +101,11 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     metrics.manifest_loaded(manifest_operations, true);
     let registry = Arc::new(persisted::Registry::new(loaded.manifest));
     let persisted = &config.persisted;
+    let settings = http_settings(config);
+    let edge = Arc::new(edge(config, settings.render, metrics.clone())?);
     let firewall = Arc::new(http::Firewall {
-        settings: http_settings(config),
+        settings,
+        authenticator: authenticator(&config.identity)?,
         budgets: budgets(config, &metrics)?,
         inspector: inspect::Inspector::new(
             inspect::Settings {
@@ -141,14 +155,22 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
     }
     let admin = Router::new()
         .route("/metrics", get(http::metrics))
-        .with_state(firewall.clone());
+        .with_state(firewall.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.edge.admin_allow_ips.clone()),
+            http::edge::admin_guard,
+        ));
     let router = edge_layers(
         Router::new()
             .route(&config.server.path, any(http::graphql))
             .route("/healthz", get(http::healthz))
             .route("/readyz", get(http::readyz))
             .fallback(http::not_found)
-            .with_state(firewall),
+            .with_state(firewall)
+            .layer(axum::middleware::from_fn_with_state(
+                edge,
+                http::edge::guard,
+            )),
     );
     let server = &config.server;
     let traffic = Traffic {
@@ -202,6 +224,114 @@ fn spawn_housekeeping(firewall: &Arc<http::Firewall>) {
 
 // === Each module's settings, from the configuration ===
 
+/// The traffic port's edge: IP lists, CORS, security headers.
+fn edge(
+    config: &Config,
+    render: Render,
+    metrics: Arc<metrics::Metrics>,
+) -> Result<http::edge::Edge, BuildError> {
+    let edge = &config.edge;
+    let fail = |name: &'static str| {
+        move |error: &dyn std::fmt::Display| BuildError::Edge {
+            name,
+            reason: error.to_string(),
+        }
+    };
+    let cors = match &edge.cors_allow_origins {
+        None => None,
+        Some(origins) => {
+            let settings = http::cors::CorsSettings {
+                origins: origins
+                    .parse()
+                    .map_err(|e| fail(config::CORS_ALLOW_ORIGINS)(&e))?,
+                credentials: edge.cors_allow_credentials,
+                allow_headers: http::cors::parse_header_list(&edge.cors_allow_headers)
+                    .map_err(|e| fail(config::CORS_ALLOW_HEADERS)(&e))?,
+                expose_headers: http::cors::parse_header_list(&edge.cors_expose_headers)
+                    .map_err(|e| fail(config::CORS_EXPOSE_HEADERS)(&e))?,
+                max_age: Some(edge.cors_max_age),
+            };
+            Some(
+                http::cors::Cors::new(settings)
+                    .map_err(|e| fail(config::CORS_ALLOW_CREDENTIALS)(&e))?,
+            )
+        }
+    };
+    let hsts =
+        http::security_headers::parse_hsts(&edge.hsts).map_err(|e| fail(config::HSTS)(&e))?;
+    Ok(http::edge::Edge {
+        cors,
+        allow_ips: edge.allow_ips.clone(),
+        deny_ips: edge.deny_ips.clone(),
+        trusted_proxies: config.clients.trusted_proxies.clone(),
+        headers: http::security_headers::SecurityHeaders::new(hsts),
+        render,
+        metrics,
+    })
+}
+
+/// How long one JWKS fetch may take (connect and answer).
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The credential sources: keys loaded now (a bad file is a configuration error), refreshed and
+/// reloaded in the background when there is a runtime to do it on (`check` has none).
+fn authenticator(config: &config::IdentityConfig) -> Result<identity::Authenticator, BuildError> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let tiers = Arc::new(config.tiers.clone());
+    let tokens = match &config.jwt {
+        None => None,
+        Some(jwt) => {
+            let jwks = Arc::new(identity::jwks::Jwks::new(identity::jwks::JwksSettings {
+                urls: jwt.jwks_urls.clone(),
+                algorithms: jwt.algorithms.clone(),
+                refresh: jwt.refresh,
+                unknown_kid_interval: jwt.unknown_kid_interval,
+                fetch_timeout: JWKS_FETCH_TIMEOUT,
+            })?);
+            if let Some(runtime) = &runtime {
+                let _entered = runtime.enter();
+                identity::jwks::Jwks::spawn_refresher(&jwks);
+            }
+            let verifier = identity::JwtVerifier::new(
+                identity::jwt::JwtSettings {
+                    issuers: jwt.issuers.clone(),
+                    audiences: jwt.audiences.clone(),
+                    leeway: jwt.leeway,
+                    client_claim: jwt.client_claim.clone(),
+                    tier_claim: jwt.tier_claim.clone(),
+                    cache_entries: jwt.cache_entries,
+                },
+                &jwt.algorithms,
+                jwks,
+                tiers.clone(),
+            );
+            Some(identity::authenticate::TokenCheck {
+                source: jwt.source.clone(),
+                verifier: Arc::new(verifier),
+            })
+        }
+    };
+    let keys = match &config.api_keys {
+        None => None,
+        Some(api_keys) => {
+            let keys = Arc::new(identity::ApiKeys::load(api_keys.file.clone(), tiers)?);
+            if let Some(runtime) = &runtime {
+                let _entered = runtime.enter();
+                identity::ApiKeys::spawn_watcher(&keys, api_keys.reload_interval);
+            }
+            Some(identity::authenticate::KeyCheck {
+                source: identity::api_keys::ApiKeySource::new(api_keys.header.clone()),
+                keys,
+            })
+        }
+    };
+    Ok(identity::Authenticator {
+        mode: config.mode,
+        tokens,
+        keys,
+    })
+}
+
 /// The HTTP edge's settings.
 fn http_settings(config: &Config) -> http::Settings {
     let hardening = &config.hardening;
@@ -219,6 +349,10 @@ fn http_settings(config: &Config) -> http::Settings {
             .as_ref()
             .map(|keys| persisted::ClientKeys::new(keys.header.clone(), keys.hashes.clone())),
         pass_through: config.persisted.pass_through,
+        log_subject: match config.identity.log_subject {
+            config::LogSubject::Hash => http::audit::SubjectLog::Hash,
+            config::LogSubject::Clear => http::audit::SubjectLog::Clear,
+        },
         rate_limit_headers: config.clients.rate_limit_headers,
         ready_timeout: config.server.ready_timeout,
         body_read_timeout: config.server.body_read_timeout,
@@ -253,17 +387,30 @@ fn http_settings(config: &Config) -> http::Settings {
             },
             body_timeout: config.server.upstream.timeout,
         }),
-        ws: websocket_settings(&config.requests.websocket),
+        ws: websocket_settings(config),
     }
 }
 
-fn websocket_settings(websocket: &config::WebSocketConfig) -> http::ws::protocol::Settings {
-    http::ws::protocol::Settings {
-        max_message_bytes: websocket.max_message_bytes,
-        max_subscriptions: websocket.max_subscriptions,
-        init_timeout: websocket.init_timeout,
-        keepalive: websocket.keepalive,
-        idle_timeout: websocket.idle_timeout,
+fn websocket_settings(config: &Config) -> http::ws::Settings {
+    let websocket = &config.requests.websocket;
+    let listed = &websocket.allowed_origins;
+    // The CSRF guard's reasoning covers WebSocket upgrades: off with it, or with `*`.
+    let origins =
+        if config.requests.csrf_required_headers.is_none() || listed.iter().any(|o| o == "*") {
+            http::ws::relay::Origins::Any
+        } else {
+            http::ws::relay::Origins::SameOr(listed.clone())
+        };
+    http::ws::Settings {
+        session: http::ws::protocol::Settings {
+            max_message_bytes: websocket.max_message_bytes,
+            max_subscriptions: websocket.max_subscriptions,
+            init_timeout: websocket.init_timeout,
+            keepalive: websocket.keepalive,
+            idle_timeout: websocket.idle_timeout,
+        },
+        origins,
+        write_timeout: websocket.write_timeout,
     }
 }
 
@@ -289,6 +436,9 @@ fn budgets(
         apq_ttl: config.persisted.apq_ttl,
     };
     // Connects on first use; `REDIS_REQUIRED_TO_START` is checked by `serve`, which can wait.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(BuildError::NoRuntime);
+    }
     let shared = state::RedisState::connect_lazy(&redis_settings, settings.shared_rules())?;
     let failure_mode = match redis.failure_mode {
         config::RedisFailureMode::Local => state::FailureMode::Local,
@@ -315,6 +465,32 @@ fn budget_settings(config: &Config) -> admission::Settings {
             .filter(|_| config.limits.schema.is_some()),
         probe_cooldown: clients.probe_cooldown,
         settle_with_actual_cost: clients.cost_budget_mode == config::CostBudgetMode::Actual,
+        verification_rate: config
+            .identity
+            .jwt
+            .as_ref()
+            .and_then(|jwt| jwt.verify_rate.as_ref())
+            .map(ratelimit::quota),
+        tiers: config
+            .identity
+            .tiers
+            .iter()
+            .map(|tier| {
+                let resolve = |budget: identity::tiers::TierBudget,
+                               global: &Option<rules::Rate>| {
+                    match budget {
+                        identity::tiers::TierBudget::Inherit => *global,
+                        identity::tiers::TierBudget::Unlimited => None,
+                        identity::tiers::TierBudget::Limited(rate) => Some(rate),
+                    }
+                };
+                admission::TierBudgets {
+                    name: tier.name.clone(),
+                    request_rate: resolve(tier.rate, &clients.rate_limit),
+                    cost_budget: resolve(tier.cost, &clients.cost_budget),
+                }
+            })
+            .collect(),
     }
 }
 
@@ -339,8 +515,14 @@ fn persisted_mode(mode: config::PersistedQueries) -> persisted::Mode {
 pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persisted::load::Source {
     let persisted = &config.persisted;
     persisted::load::Source {
-        dir: persisted.dir.clone(),
-        dir_required: persisted.dir_required,
+        manifests: match &persisted.manifests {
+            config::ManifestSource::None => persisted::load::Manifests::None,
+            config::ManifestSource::Demo => persisted::load::Manifests::Embedded {
+                name: "built-in demo manifest",
+                text: demo::MANIFEST,
+            },
+            config::ManifestSource::Dir(dir) => persisted::load::Manifests::Dir(dir.clone()),
+        },
         analysis: analysis.clone(),
         limits: config.limits.limits.clone(),
         modes: config.limits.modes.clone(),
@@ -356,16 +538,25 @@ pub fn manifest_source(config: &Config, analysis: &analysis::Settings) -> persis
 pub fn analysis_settings(config: &Config) -> Result<analysis::Settings, BuildError> {
     let limits = &config.limits;
     let enforced = |rule: rules::Rule| limits.modes.of(rule) == rules::Mode::Enforce;
-    let schema = match &limits.schema {
+    let mut schema = match &limits.schema {
         None => None,
-        Some(config::SchemaSource::Demo) => Some(Arc::new(
-            analysis::Schema::from_sdl(demo::SDL).map_err(|e| BuildError::Schema {
+        Some(config::SchemaSource::Demo) => Some(analysis::Schema::from_sdl(demo::SDL).map_err(
+            |e| BuildError::Schema {
                 path: "built-in demo schema".to_owned(),
                 reason: e.to_string(),
-            })?,
-        )),
-        Some(config::SchemaSource::Path(path)) => Some(Arc::new(load_schema(path)?)),
+            },
+        )?),
+        Some(config::SchemaSource::Path(path)) => Some(load_schema(path)?),
     };
+    if let Some(schema) = &mut schema {
+        schema
+            .deny(&limits.deny_fields)
+            .map_err(|e| BuildError::Schema {
+                path: config::DENY_FIELDS.to_owned(),
+                reason: e.to_string(),
+            })?;
+    }
+    let schema = schema.map(Arc::new);
     let cost = &limits.cost_settings;
     Ok(analysis::Settings {
         limits: analysis::Limits {

@@ -4,8 +4,8 @@
 //! # Threats
 //! A label taken from request data (an operation name, a hash, a client key) lets any client
 //! create time series until the monitoring system falls over. Every label here comes from a closed
-//! set (`RejectCode::as_str`, operation types, outcomes) — except the persisted operation name,
-//! which only ever takes names from the operator's own manifest.
+//! set (`RejectCode::as_str`, operation types, outcomes) — except the persisted operation name and
+//! the tier, which only ever take names from the operator's own manifest and `TIERS`.
 
 use std::sync::atomic::AtomicU64;
 
@@ -42,6 +42,22 @@ pub struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// `jwt`, `api_key`, `gateway`, `anonymous`, or `none` when the request was refused.
+    pub method: &'static str,
+    /// `verified`, `anonymous`, or why a credential was refused (a closed set of reasons).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    /// A tier name from the operator's `TIERS` (bounded by it), or `none`.
+    pub tier: String,
+    /// `allowed`, `rejected` or `monitored`.
+    pub verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,6 +103,12 @@ pub struct Metrics {
     pub persisted_operations: Family<ManifestOperationLabels, Counter>,
     /// `rate_limit`, `cost_budget`, `probe_cooldown`.
     pub rate_limited: Family<RuleLabels, Counter>,
+    /// Requests by how the caller was identified.
+    pub auth: Family<AuthLabels, Counter>,
+    /// Requests of identified callers by tier.
+    pub tier_requests: Family<TierLabels, Counter>,
+    /// CORS preflights answered at the edge: `allowed`, `refused`.
+    pub cors_preflights: Family<OutcomeLabels, Counter>,
     /// Rules broken in monitor mode.
     pub monitored: Family<RuleLabels, Counter>,
     /// `unavailable`, `timeout`.
@@ -141,6 +163,9 @@ impl Metrics {
             persisted: Family::default(),
             persisted_operations: Family::default(),
             rate_limited: Family::default(),
+            auth: Family::default(),
+            tier_requests: Family::default(),
+            cors_preflights: Family::default(),
             monitored: Family::default(),
             upstream_errors: Family::default(),
             analysis_cache: Family::default(),
@@ -223,6 +248,21 @@ impl Metrics {
             "rate_limited",
             "Requests refused by a client budget",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "auth",
+            "Requests by authentication method and outcome",
+            metrics.auth.clone(),
+        );
+        registry.register(
+            "tier_requests",
+            "Requests by caller tier and verdict",
+            metrics.tier_requests.clone(),
+        );
+        registry.register(
+            "cors_preflights",
+            "CORS preflights answered by the firewall, by outcome",
+            metrics.cors_preflights.clone(),
         );
         registry.register(
             "monitored_violations",

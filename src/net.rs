@@ -105,6 +105,11 @@ impl IpNetworks {
         let ip = ip.to_canonical();
         self.0.iter().any(|cidr| cidr.contains(ip))
     }
+
+    /// Whether the list names no network at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,27 @@ pub struct Violation {
     pub actual: u64,
 }
 
+/// For people (`check`, `analyse`, manifest load errors): the schema rule's limit is always 0,
+/// so "schema 1 > limit 0" would say nothing; it says what is wrong instead.
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rule {
+            Rule::Schema => write!(
+                f,
+                "schema: {} field(s), argument(s) or type(s) the schema does not define",
+                self.actual
+            ),
+            rule => write!(
+                f,
+                "{} {} > limit {}",
+                rule.as_str(),
+                self.actual,
+                self.limit
+            ),
+        }
+    }
+}
+
 /// The rules broken by one operation, a batch or a budget check, split by mode: the enforced ones
 /// refuse the request, the monitored ones are logged and counted, and the request goes on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,12 +10,18 @@
 //! # Bounded memory
 //! - IPv6 clients are keyed by their /64 prefix ([`ClientKey::from_ip`]): one host usually owns a
 //!   whole /64, so rotating inside it yields one key, not 2^64.
-//! - The keyed state lives in a store that tracks at most `max_tracked_keys` clients per budget.
-//!   Once full, a *new* client is checked against one of [`OVERFLOW_SLOTS`] shared buckets, chosen
-//!   by the first byte of its key. Clients already tracked keep their own bucket, so a flood does
-//!   not disturb them; the flood itself gets at most `OVERFLOW_SLOTS` × the per-client rate in
-//!   total instead of a fresh budget per invented identity. That fails safe: it never allows more
-//!   than the cap implies, and it costs fixed memory (the cap plus 256 cells).
+//! - The keyed state lives in a store that tracks at most `max_tracked_keys` clients per budget
+//!   *and per class*: verified clients (a checked token or API key, or a key a trusted gateway set)
+//!   and anonymous ones (known by address) have tables of their own, so anonymous traffic — which
+//!   anyone can produce from many addresses — can never take a verified client's place.
+//! - Once a class's table is full, a *new* client is checked against one of [`OVERFLOW_SLOTS`]
+//!   shared buckets of that class, chosen by its *address* ([`BucketKey`]), never by the bytes of a
+//!   key: a flood of invented keys from one address drains one shared bucket, not all of them
+//!   (with the slot picked by the key, a flood kept all 256 empty and 6 of 8 fresh clients got
+//!   429). Clients already tracked keep their own bucket, so a flood does not disturb them; the
+//!   flood itself gets at most `OVERFLOW_SLOTS` × the per-client rate in total instead of a fresh
+//!   budget per invented identity. That fails safe: it never allows more than the cap implies,
+//!   and it costs fixed memory (the caps plus 2 × 256 cells).
 //! - [`Limiter::shrink`] (called periodically by the server) drops clients whose bucket is full
 //!   again (governor's `retain_recent`) and releases the freed capacity, so the cap only bites
 //!   during a flood.
@@ -48,9 +54,15 @@ pub const OVERFLOW_SLOTS: usize = 256;
 pub struct ClientKey([u8; 16]);
 
 impl ClientKey {
-    /// The key of a client that sent an API key (the header value, as sent).
+    /// The key of a client named by an API key (its name, or the value a gateway set).
     pub fn from_api_key(api_key: &str) -> Self {
-        Self::digest(b"api-key", api_key.as_bytes())
+        Self::from_subject("api-key", api_key)
+    }
+
+    /// The key of a verified subject; `scheme` keeps names of different sources apart (a token's
+    /// `sub` of "alice" is not the API key named "alice").
+    pub fn from_subject(scheme: &str, subject: &str) -> Self {
+        Self::digest(scheme.as_bytes(), subject.as_bytes())
     }
 
     /// The key of a client known by address: IPv4 as is, IPv6 by its /64 prefix (IPv4-mapped IPv6
@@ -84,9 +96,67 @@ impl ClientKey {
         Self(key)
     }
 
-    fn overflow_slot(&self) -> usize {
+    fn first_byte(&self) -> u8 {
         let [first, ..] = self.0;
-        usize::from(first)
+        first
+    }
+}
+
+/// Whether a client proved who it is: the two classes have separate tables and overflow buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Verified,
+    Anonymous,
+}
+
+/// What a client's buckets are found by: who it is, its class, and the shared bucket its
+/// *address* picks should its class's table be full.
+///
+/// Equality and hashing are the client's alone: a verified client that moves between addresses
+/// keeps one bucket; the address only matters when it has none of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketKey {
+    client: ClientKey,
+    class: Class,
+    overflow_slot: u8,
+}
+
+impl BucketKey {
+    /// A client known only by its address.
+    pub fn anonymous(ip: IpAddr) -> Self {
+        let client = ClientKey::from_ip(ip);
+        BucketKey {
+            client,
+            class: Class::Anonymous,
+            overflow_slot: client.first_byte(),
+        }
+    }
+
+    /// A verified client, calling from `ip`.
+    pub fn verified(client: ClientKey, ip: IpAddr) -> Self {
+        BucketKey {
+            client,
+            class: Class::Verified,
+            overflow_slot: ClientKey::from_ip(ip).first_byte(),
+        }
+    }
+
+    pub fn client(&self) -> &ClientKey {
+        &self.client
+    }
+}
+
+impl PartialEq for BucketKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.client == other.client
+    }
+}
+
+impl Eq for BucketKey {}
+
+impl std::hash::Hash for BucketKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.client.hash(state);
     }
 }
 
@@ -127,7 +197,7 @@ pub fn quota(rate: &crate::rules::Rate) -> governor::Quota {
     per_period(rate.amount).allow_burst(rate.burst())
 }
 
-type Keyed<C> = RateLimiter<ClientKey, SharedStore, C, StateInformationMiddleware>;
+type Keyed<C> = RateLimiter<BucketKey, SharedStore, C, StateInformationMiddleware>;
 
 /// One budget: governor's limiter and the quota it was built with (governor does not give it back
 /// without a check).
@@ -182,7 +252,7 @@ impl<C: Clock + Clone> Limiter<C> {
     }
 
     /// Counts one request of `key`.
-    pub fn check_request(&self, key: &ClientKey) -> Decision {
+    pub fn check_request(&self, key: &BucketKey) -> Decision {
         let Some(budget) = &self.requests else {
             return Decision::Unlimited;
         };
@@ -195,7 +265,7 @@ impl<C: Clock + Clone> Limiter<C> {
     /// send no cost headers for them. More points than the bucket holds can never pass; they are
     /// limited with the time a full refill takes, and the operation's static cost limit is what
     /// should refuse them first.
-    pub fn check_cost(&self, key: &ClientKey, points: u64) -> Decision {
+    pub fn check_cost(&self, key: &BucketKey, points: u64) -> Decision {
         let Some(budget) = &self.cost else {
             return Decision::Unlimited;
         };
@@ -227,7 +297,7 @@ impl<C: Clock + Clone> Limiter<C> {
 
     /// Settles a cost spent up front (`estimated`) with what the answer really cost (`actual`):
     /// the difference is given back, or charged (possibly into debt, which the next checks see).
-    pub fn settle_cost(&self, key: &ClientKey, estimated: u64, actual: u64) {
+    pub fn settle_cost(&self, key: &BucketKey, estimated: u64, actual: u64) {
         let Some(budget) = &self.cost else {
             return;
         };
@@ -319,21 +389,55 @@ fn decide<C: Clock>(
     }
 }
 
-/// governor state store with a cap on tracked keys and shared overflow buckets.
+/// governor state store with a cap on tracked keys per class and shared overflow buckets.
 #[derive(Debug)]
 struct CappedStore {
+    verified: Table,
+    anonymous: Table,
+    max_tracked_keys: usize,
+}
+
+/// One class's clients: their own buckets, and the shared ones for newcomers once it is full.
+#[derive(Debug)]
+struct Table {
     tracked: RwLock<HashMap<ClientKey, AtomicU64>>,
     overflow: [AtomicU64; OVERFLOW_SLOTS],
-    max_tracked_keys: usize,
+}
+
+impl Table {
+    fn new() -> Self {
+        Self {
+            tracked: RwLock::new(HashMap::new()),
+            overflow: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tracked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 impl CappedStore {
     fn new(max_tracked_keys: usize) -> Self {
         Self {
-            tracked: RwLock::new(HashMap::new()),
-            overflow: std::array::from_fn(|_| AtomicU64::new(0)),
+            verified: Table::new(),
+            anonymous: Table::new(),
             max_tracked_keys,
         }
+    }
+
+    fn table(&self, class: Class) -> &Table {
+        match class {
+            Class::Verified => &self.verified,
+            Class::Anonymous => &self.anonymous,
+        }
+    }
+
+    fn tables(&self) -> [&Table; 2] {
+        [&self.verified, &self.anonymous]
     }
 }
 
@@ -342,9 +446,9 @@ impl CappedStore {
 struct SharedStore(Arc<CappedStore>);
 
 impl StateStore for SharedStore {
-    type Key = ClientKey;
+    type Key = BucketKey;
 
-    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
+    fn measure_and_replace<T, F, E>(&self, key: &BucketKey, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
@@ -352,7 +456,7 @@ impl StateStore for SharedStore {
     }
 }
 
-impl ShrinkableKeyedStateStore<ClientKey> for SharedStore {
+impl ShrinkableKeyedStateStore<BucketKey> for SharedStore {
     fn retain_recent(&self, drop_below: Nanos) {
         self.0.retain_recent(drop_below);
     }
@@ -371,48 +475,64 @@ impl ShrinkableKeyedStateStore<ClientKey> for SharedStore {
 }
 
 impl StateStore for CappedStore {
-    type Key = ClientKey;
+    type Key = BucketKey;
 
-    fn measure_and_replace<T, F, E>(&self, key: &ClientKey, f: F) -> Result<T, E>
+    fn measure_and_replace<T, F, E>(&self, key: &BucketKey, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
+        let table = self.table(key.class);
         // Known clients only take the shared lock; the exclusive one is for arrivals.
         {
-            let tracked = self.tracked.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(cell) = tracked.get(key) {
+            let tracked = table.tracked.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cell) = tracked.get(&key.client) {
                 return measure_and_replace(cell, f);
             }
         }
-        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
-        if tracked.len() < self.max_tracked_keys || tracked.contains_key(key) {
-            let cell = tracked.entry(*key).or_insert_with(|| AtomicU64::new(0));
+        let mut tracked = table
+            .tracked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if tracked.len() < self.max_tracked_keys || tracked.contains_key(&key.client) {
+            let cell = tracked
+                .entry(key.client)
+                .or_insert_with(|| AtomicU64::new(0));
             return measure_and_replace(cell, f);
         }
         drop(tracked);
         // `overflow_slot` is a byte and there are 256 cells, so `get` always finds one.
-        let [first, ..] = &self.overflow;
-        let cell = self.overflow.get(key.overflow_slot()).unwrap_or(first);
+        let [first, ..] = &table.overflow;
+        let cell = table
+            .overflow
+            .get(usize::from(key.overflow_slot))
+            .unwrap_or(first);
         measure_and_replace(cell, f)
     }
 }
 
-impl ShrinkableKeyedStateStore<ClientKey> for CappedStore {
+impl ShrinkableKeyedStateStore<BucketKey> for CappedStore {
     fn retain_recent(&self, drop_below: Nanos) {
-        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
-        tracked.retain(|_, cell| cell.load(Ordering::Relaxed) > drop_below.as_u64());
+        for table in self.tables() {
+            let mut tracked = table
+                .tracked
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            tracked.retain(|_, cell| cell.load(Ordering::Relaxed) > drop_below.as_u64());
+        }
     }
 
     fn shrink_to_fit(&self) {
-        let mut tracked = self.tracked.write().unwrap_or_else(PoisonError::into_inner);
-        tracked.shrink_to_fit();
+        for table in self.tables() {
+            let mut tracked = table
+                .tracked
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            tracked.shrink_to_fit();
+        }
     }
 
     fn len(&self) -> usize {
-        self.tracked
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.tables().iter().map(|table| table.len()).sum()
     }
 
     fn is_empty(&self) -> bool {

@@ -43,6 +43,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::connection_slot::ConnectionSlot;
 use crate::metrics::Metrics;
 use crate::net::IpNetworks;
 
@@ -360,6 +361,22 @@ impl Drop for Permit {
 
 // === Serving connections ===
 
+/// One connection in its runtime's count of open connections, until dropped.
+struct Opened(Arc<AtomicUsize>);
+
+impl Opened {
+    fn count(open: &Arc<AtomicUsize>) -> Opened {
+        open.fetch_add(1, Ordering::AcqRel);
+        Opened(Arc::clone(open))
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What a runtime needs to serve connections.
 struct Serving {
     traffic: Traffic,
@@ -392,16 +409,15 @@ impl Serving {
         let _ = stream.set_nodelay(true);
         let traffic = self.traffic.clone();
         let mut stopped = self.stopped.clone();
-        let open = Arc::clone(&self.open);
-        open.fetch_add(1, Ordering::AcqRel);
+        let open = Opened::count(&self.open);
         tokio::spawn(async move {
-            let _permit = permit;
-            serve_connection(stream, peer, traffic, &mut stopped).await;
-            open.fetch_sub(1, Ordering::AcqRel);
+            // Released when the connection ends, unless an upgrade took it over.
+            let slot = ConnectionSlot::new(Box::new((permit, open)), stopped.clone());
+            serve_connection(stream, peer, traffic, &mut stopped, slot).await;
         });
     }
 
-    /// Waits for this runtime's connections to finish, at most `grace`.
+    /// Waits for this runtime's connections (upgraded ones included) to finish, at most `grace`.
     async fn drain(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         while self.open.load(Ordering::Acquire) > 0 {
@@ -425,12 +441,14 @@ async fn serve_connection(
     peer: SocketAddr,
     traffic: Traffic,
     stopped: &mut watch::Receiver<bool>,
+    slot: ConnectionSlot,
 ) {
     let activity = Arc::new(Activity::default());
     let io = Watched::new(stream, &traffic.limits, activity.clone());
     let router = traffic.router.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(slot.clone());
         let in_flight = InFlight::start(&activity);
         let answer = router.clone().oneshot(request);
         async move {

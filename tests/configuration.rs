@@ -64,6 +64,10 @@ fn check_listing() -> BTreeMap<String, (String, bool)> {
                 Some(value) => (value.trim(), true),
                 None => (rest, false),
             };
+            // `auto (= 8)`: the default as written, then what it resolved to here.
+            let value = value
+                .split_once(" (= ")
+                .map_or(value, |(written, _)| written);
             Some((name.to_owned(), (value.to_owned(), default)))
         })
         .collect()

@@ -159,6 +159,7 @@ async fn probing_clients_cool_down_and_others_do_not() {
         ("GRAPHQL_FIREWALL_SCHEMA", schema),
         ("GRAPHQL_FIREWALL_PROBE_LIMIT", "3"),
         ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+        ("GRAPHQL_FIREWALL_TRUSTED_PROXIES", "127.0.0.1/32"),
     ])
     .await;
     let probe = r#"{"query":"{ users(first: 1) { id secretField } }"}"#;
@@ -192,6 +193,7 @@ async fn the_request_rate_is_limited_per_client_with_headers() {
     let harness = start(&[
         ("GRAPHQL_FIREWALL_RATE_LIMIT", "2/s"),
         ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+        ("GRAPHQL_FIREWALL_TRUSTED_PROXIES", "127.0.0.1/32"),
     ])
     .await;
     let send = |key: &'static str| {
@@ -234,6 +236,7 @@ async fn the_cost_budget_is_spent_by_expensive_operations() {
     let harness = start(&[
         ("GRAPHQL_FIREWALL_COST_BUDGET", "1000/min"),
         ("GRAPHQL_FIREWALL_CLIENT_KEY_HEADER", "x-api-key"),
+        ("GRAPHQL_FIREWALL_TRUSTED_PROXIES", "127.0.0.1/32"),
     ])
     .await;
     let send = |key: &'static str, query: &'static str| {

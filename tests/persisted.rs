@@ -426,6 +426,75 @@ async fn manifests_reload_when_they_change_and_a_broken_one_is_ignored() {
     assert_eq!(status_of(old).await, 403);
 }
 
+/// A Kubernetes ConfigMap volume: the visible `manifest.json` is a symlink to
+/// `..data/manifest.json`, and `..data` a symlink to a timestamped directory. An update writes a
+/// new timestamped directory and atomically renames a new `..data` link over the old one: the
+/// path the firewall lists never changes. Here the new file also keeps the old one's size and
+/// modification time, so only its content tells the change.
+#[tokio::test]
+async fn a_configmap_update_swapping_the_data_symlink_is_reloaded() {
+    use std::os::unix::fs::symlink;
+    let volume = tempfile::tempdir().unwrap();
+    let root = volume.path();
+    let old = "{ users(first: 1) { id } }";
+    let new = "{ users(first: 2) { id } }";
+    std::fs::create_dir(root.join("..2026_12_01_10_00_00.1")).unwrap();
+    write_manifest(&root.join("..2026_12_01_10_00_00.1"), &[old]);
+    symlink("..2026_12_01_10_00_00.1", root.join("..data")).unwrap();
+    symlink("..data/manifest.json", root.join("manifest.json")).unwrap();
+    let dir_text = root.to_str().unwrap().to_owned();
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_PERSISTED_QUERIES", "allowlist"),
+        ("GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR", &dir_text),
+        ("GRAPHQL_FIREWALL_PERSISTED_RELOAD_INTERVAL", "50ms"),
+    ])
+    .await;
+    let status_of = |query: &'static str| {
+        let harness = &harness;
+        async move {
+            harness
+                .post_json(&json!({ "query": query }).to_string())
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status_of(old).await, 200);
+    assert_eq!(status_of(new).await, 403);
+    // Let a few reload intervals see the first set.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let first = root.join("..2026_12_01_10_00_00.1/manifest.json");
+    let second_dir = root.join("..2026_12_01_10_05_00.2");
+    std::fs::create_dir(&second_dir).unwrap();
+    write_manifest(&second_dir, &[new]);
+    let second = second_dir.join("manifest.json");
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().len(),
+        std::fs::metadata(&second).unwrap().len()
+    );
+    let modified = std::fs::metadata(&first).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&second)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    symlink("..2026_12_01_10_05_00.2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    std::fs::remove_dir_all(root.join("..2026_12_01_10_00_00.1")).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(new).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the ConfigMap update was never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status_of(old).await, 403, "the old document is gone");
+}
+
 async fn build_error(manifest: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("clients.json"), manifest).unwrap();

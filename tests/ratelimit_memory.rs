@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
-use graphql_firewall::ratelimit::{ClientKey, Decision, Limiter};
+use graphql_firewall::ratelimit::{BucketKey, ClientKey, Decision, Limiter};
 
 /// The system allocator, counting the bytes currently allocated.
 struct Counting;
@@ -49,7 +49,8 @@ fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bu
         CAP,
         clock.clone(),
     );
-    let regular = ClientKey::from_api_key("regular");
+    let home = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let regular = BucketKey::verified(ClientKey::from_api_key("regular"), home);
     assert!(matches!(
         limiter.check_request(&regular),
         Decision::Allowed(_)
@@ -57,18 +58,19 @@ fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bu
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut peak = before;
     for i in 0..1_000_000_u32 {
-        let key = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::from(i)));
+        let key = BucketKey::anonymous(IpAddr::V4(Ipv4Addr::from(i)));
         let _ = limiter.check_request(&key);
         if i % 10_000 == 0 {
             peak = peak.max(LIVE_BYTES.load(Ordering::Relaxed));
         }
     }
+    // The anonymous flood fills its own table; the verified client has its place in the other.
     assert!(
-        limiter.tracked_keys() <= CAP,
+        limiter.tracked_keys() <= CAP + 1,
         "tracked {}",
         limiter.tracked_keys()
     );
-    // 10,000 tracked keys and 256 overflow buckets, with their map's slack: a few megabytes at
+    // 10,001 tracked keys and 2 × 256 overflow buckets, with their map's slack: a few megabytes at
     // most, where a million tracked keys would take tens of megabytes.
     let grown = peak.saturating_sub(before);
     assert!(grown < 8 << 20, "the limiter grew by {grown} bytes");
@@ -77,6 +79,6 @@ fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bu
     clock.advance(Duration::from_secs(5));
     limiter.shrink();
     assert_eq!(limiter.tracked_keys(), 0);
-    let newcomer = ClientKey::from_api_key("newcomer");
+    let newcomer = BucketKey::verified(ClientKey::from_api_key("newcomer"), home);
     assert!(matches!(limiter.check_request(&newcomer), Decision::Allowed(q) if q.remaining == 1));
 }

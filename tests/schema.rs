@@ -178,3 +178,34 @@ fn sized_contexts_stay_linear_under_exponential_fragment_fan_out() {
     // 2^64 copies of `nodes` at size 5 overflow: the sum saturates, in microseconds.
     assert_eq!(cost(&q, json!({})), u64::MAX);
 }
+
+#[test]
+fn an_sdl_naming_an_undefined_type_is_refused_naming_the_type_and_where_it_is_used() {
+    let error =
+        Schema::from_sdl("type Query { a: Strin, b(first: Int): [Post!]! }\ntype Post { id: ID! }")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains("`Strin`") && error.contains("Query.a"),
+        "{error}"
+    );
+    let error =
+        Schema::from_sdl("type Query { a(filter: Filter): Int }\ninput Filter { by: Ordr }")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        error.contains("`Ordr`") && error.contains("Filter.by"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("other"),
+        "Filter is defined, only Ordr is not: {error}"
+    );
+    // Types defined after their use, built-in scalars, extensions: all fine.
+    assert!(
+        Schema::from_sdl(
+            "type Query { a: A, b: Boolean, c: Float }\ntype A { id: ID! }\nextend type A { n: Int }"
+        )
+        .is_ok()
+    );
+}

@@ -8,7 +8,7 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use graphql_firewall::persisted::hash_document;
-use graphql_firewall::ratelimit::{ClientKey, Decision, Limiter, quota};
+use graphql_firewall::ratelimit::{BucketKey, ClientKey, Decision, Limiter, quota};
 use graphql_firewall::rules::{Rate, parse_rate};
 use graphql_firewall::state::{
     ApqError, Budget, BudgetRules, ProbeOutcome, ProbeRule, RedisSettings, RedisState,
@@ -80,6 +80,8 @@ async fn compare(
     steps: &[Step],
     sleep_before: &[(usize, Duration)],
 ) {
+    // The in-process limiter keys a bucket by class and address too; the client is the same.
+    let bucket = BucketKey::verified(*client, std::net::Ipv4Addr::LOCALHOST.into());
     let mut longest_pair = Duration::ZERO;
     for (index, step) in steps.iter().enumerate() {
         if let Some((_, pause)) = sleep_before.iter().find(|(at, _)| *at == index) {
@@ -92,14 +94,14 @@ async fn compare(
                     RequestCheck::Budget(decision) => decision,
                     other => panic!("no probe defence configured, got {other:?}"),
                 };
-                (on_redis, local.check_request(client))
+                (on_redis, local.check_request(&bucket))
             }
             Some(points) => (
                 redis
                     .check_cost(client, *points)
                     .await
                     .expect("redis answers"),
-                local.check_cost(client, *points),
+                local.check_cost(&bucket, *points),
             ),
         };
         longest_pair = longest_pair.max(started.elapsed());
@@ -724,6 +726,7 @@ async fn settling_charges_and_refunds_the_shared_cost_budget_like_the_in_process
     let b = replica(&server, rules).await;
     let local = Limiter::new(None, Some(quota(&budget)), 1_000);
     let alice = ClientKey::from_api_key("alice");
+    let local_alice = BucketKey::verified(alice, std::net::Ipv4Addr::LOCALHOST.into());
     let remaining = |decision: Decision| match decision {
         Decision::Allowed(quota) => quota.remaining,
         other => panic!("expected allowed, got {other:?}"),
@@ -731,20 +734,20 @@ async fn settling_charges_and_refunds_the_shared_cost_budget_like_the_in_process
 
     // Estimated 40, the answer cost 10: 30 points come back.
     assert_eq!(remaining(a.check_cost(&alice, 40).await.unwrap()), 60);
-    assert_eq!(remaining(local.check_cost(&alice, 40)), 60);
+    assert_eq!(remaining(local.check_cost(&local_alice, 40)), 60);
     a.settle_cost(&alice, 40, 10).await.unwrap();
-    local.settle_cost(&alice, 40, 10);
+    local.settle_cost(&local_alice, 40, 10);
     // Seen from the other replica: 90 left, so 1 point leaves 89.
     assert_eq!(remaining(b.check_cost(&alice, 1).await.unwrap()), 89);
-    assert_eq!(remaining(local.check_cost(&alice, 1)), 89);
+    assert_eq!(remaining(local.check_cost(&local_alice, 1)), 89);
 
     // Estimated 9, the answer cost 80: 71 more are charged, which leaves 9.
     assert_eq!(remaining(b.check_cost(&alice, 9).await.unwrap()), 80);
-    assert_eq!(remaining(local.check_cost(&alice, 9)), 80);
+    assert_eq!(remaining(local.check_cost(&local_alice, 9)), 80);
     b.settle_cost(&alice, 9, 80).await.unwrap();
-    local.settle_cost(&alice, 9, 80);
+    local.settle_cost(&local_alice, 9, 80);
     assert_eq!(remaining(a.check_cost(&alice, 9).await.unwrap()), 0);
-    assert_eq!(remaining(local.check_cost(&alice, 9)), 0);
+    assert_eq!(remaining(local.check_cost(&local_alice, 9)), 0);
     assert!(matches!(
         a.check_cost(&alice, 1).await.unwrap(),
         Decision::Limited { .. }

@@ -435,3 +435,110 @@ async fn redis_required_to_start_refuses_to_serve_without_redis() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("REDIS_REQUIRED_TO_START"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_replica_restart_loses_no_budget() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let first = replica(&server, &[LIMIT]).await;
+    assert_eq!(statuses(&first, 3).await, [200, 200, 200]);
+    drop(first);
+    // A new process knows nothing locally; the spent budget is on Redis.
+    let restarted = replica(&server, &[LIMIT]).await;
+    let response = restarted.post_json(QUERY).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+}
+
+#[test]
+fn check_verifies_that_redis_answers_and_holds_the_scripts() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let check = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+            .arg("check")
+            .env_clear()
+            .env(
+                "GRAPHQL_FIREWALL_UPSTREAM_URL",
+                "http://127.0.0.1:9/graphql",
+            )
+            .env("GRAPHQL_FIREWALL_STATE", "redis")
+            .env("GRAPHQL_FIREWALL_REDIS_URL", url)
+            .env("GRAPHQL_FIREWALL_READY_TIMEOUT", "500ms")
+            .output()
+            .expect("the binary runs")
+    };
+    let url = server.url();
+    let output = check(&url);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Redis answers and holds the scripts"),
+        "{stdout}"
+    );
+    let scripts: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(sha1_hex(include_str!("../src/state/gcra.lua")))
+        .query(&mut server.admin())
+        .unwrap();
+    assert_eq!(scripts, [true], "check loaded the GCRA script");
+
+    server.stop();
+    let output = check(&url);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("REDIS_URL"), "{stderr}");
+}
+
+fn sha1_hex(text: &str) -> String {
+    redis::Script::new(text).get_hash().to_owned()
+}
+
+#[tokio::test]
+async fn a_tiers_budget_is_one_budget_across_replicas() {
+    use sha2::Digest;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("api-keys");
+    let digest = |key: &str| hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    std::fs::write(
+        &keys,
+        format!(
+            "{} pro-app pro\n{} plain-app -\n",
+            digest("key-pro-0000001"),
+            digest("key-plain-00001")
+        ),
+    )
+    .unwrap();
+    let keys_path = keys.display().to_string();
+    let vars = [
+        ("GRAPHQL_FIREWALL_API_KEYS_FILE", keys_path.as_str()),
+        ("GRAPHQL_FIREWALL_RATE_LIMIT", "2/min"),
+        ("GRAPHQL_FIREWALL_TIERS", "pro:rate=5/min"),
+    ];
+    let a = replica(&server, &vars).await;
+    let b = replica(&server, &vars).await;
+    let mut passed = std::collections::HashMap::new();
+    for key in ["key-plain-00001", "key-pro-0000001"] {
+        let mut admitted = 0;
+        for replica in [&a, &b].into_iter().cycle().take(8) {
+            let response = replica
+                .post_json_with(&[("x-api-key", key)], QUERY)
+                .await
+                .unwrap();
+            admitted += usize::from(response.status() == 200);
+        }
+        passed.insert(key, admitted);
+    }
+    assert_eq!(passed["key-plain-00001"], 2, "the global rate, once");
+    assert_eq!(passed["key-pro-0000001"], 5, "the tier's rate, once");
+}

@@ -168,3 +168,45 @@ async fn a_suggestion_inside_an_sse_event_is_stripped() {
     );
     assert!(!text.contains("Did you mean"), "{text}");
 }
+
+/// A GET through the firewall with the CSRF guard's preflight header and `accept`.
+async fn get(harness: &common::Harness, accept: &str, query: &str) -> reqwest::Response {
+    harness
+        .client
+        .get(&harness.url)
+        .header("graphql-preflight", "1")
+        .header("accept", accept)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_subscription_over_get_streams_as_sse_and_a_mutation_still_needs_post() {
+    let harness = start(&[]).await;
+    let subscription = "subscription { countdown(from: 2, intervalMs: 0) }";
+    let response = get(&harness, "text/event-stream", subscription).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#"{"data":{"countdown":0}}"#), "{text}");
+    assert!(text.ends_with("event: complete\ndata:\n\n"), "{text}");
+    // Without asking for a stream, a GET stays queries-only; a mutation never goes over GET.
+    let (status, body) =
+        status_and_json(get(&harness, "application/json", subscription).await).await;
+    assert_eq!((status, first_code(&body)), (405, "METHOD_NOT_ALLOWED"));
+    let mutation = r#"mutation { createPost(authorId: "u1", title: "t", body: "b") { id } }"#;
+    let (status, body) = status_and_json(get(&harness, "text/event-stream", mutation).await).await;
+    assert_eq!((status, first_code(&body)), (405, "METHOD_NOT_ALLOWED"));
+    let (status, body) = status_and_json(
+        get(
+            &harness,
+            "text/event-stream;q=0, application/json",
+            subscription,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, first_code(&body)), (405, "METHOD_NOT_ALLOWED"));
+    assert_eq!(harness.upstream_requests(), 1);
+}

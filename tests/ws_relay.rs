@@ -613,3 +613,307 @@ async fn an_upstream_that_cannot_be_reached_gets_the_client_a_502_not_a_websocke
         other => panic!("expected an HTTP refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn internal_errors_in_a_next_payload_are_masked_as_on_http() {
+    let crash = json!({"query": "{ user(id: \"crash\") { name } }"});
+    let harness = start(&[]).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    subscribe(&mut socket, "c", crash.clone()).await;
+    let message = receive(&mut socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    let error = &message["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+    assert!(error["extensions"].get("exception").is_none(), "{message}");
+    assert!(!message.to_string().contains("/app/src"), "{message}");
+    assert!(error["path"].is_array(), "path is kept: {message}");
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+
+    // MASK_ERRORS=all: the message names the request id of the upgrade.
+    let harness = start(&[("GRAPHQL_FIREWALL_MASK_ERRORS", "all")]).await;
+    let mut socket = connect_with(&harness, TRANSPORT_WS, &[("x-request-id", "ws-masked-1")]).await;
+    initialise(&mut socket).await;
+    subscribe(&mut socket, "c", crash).await;
+    let message = receive(&mut socket).await;
+    assert_eq!(
+        message["payload"]["errors"][0]["message"],
+        "Internal server error (request id: ws-masked-1)",
+        "{message}"
+    );
+    assert!(!message.to_string().contains("users-db"), "{message}");
+}
+
+/// The HTTP refusal of an upgrade: (status, code).
+async fn refused_upgrade(harness: &Harness, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = ws_url(harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    for (name, value) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body: Value = serde_json::from_slice(response.body().as_ref().unwrap()).unwrap();
+            let code = body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (response.status().as_u16(), code)
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("the upgrade was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_page_on_another_origin_cannot_open_a_websocket_with_the_users_cookies() {
+    // Cross-site WebSocket hijacking: any page can make the browser open a WebSocket to the API,
+    // cookies included, and no preflight asks first. The browser always sends `Origin`.
+    let harness = start(&[]).await;
+    for origin in [
+        "https://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+    ] {
+        let (status, code) =
+            refused_upgrade(&harness, &[("origin", origin), ("cookie", "session=1")]).await;
+        assert_eq!((status, code.as_str()), (400, "CSRF_BLOCKED"), "{origin}");
+    }
+    assert_eq!(harness.backend().observed.ws_connections(), 0);
+    // The endpoint's own origin (the page it serves) is allowed, and so is a non-browser client.
+    let own = harness.base.clone();
+    let mut socket = connect_with(&harness, TRANSPORT_WS, &[("origin", own.as_str())]).await;
+    initialise(&mut socket).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+}
+
+#[tokio::test]
+async fn listed_origins_may_open_a_websocket() {
+    let harness = start(&[(
+        "GRAPHQL_FIREWALL_WS_ALLOWED_ORIGINS",
+        "https://app.example.com, https://admin.example.com",
+    )])
+    .await;
+    let mut socket = connect_with(
+        &harness,
+        TRANSPORT_WS,
+        &[("origin", "https://APP.example.com")],
+    )
+    .await;
+    initialise(&mut socket).await;
+    let (status, code) = refused_upgrade(&harness, &[("origin", "https://example.com")]).await;
+    assert_eq!((status, code.as_str()), (400, "CSRF_BLOCKED"));
+    // With the CSRF guard off, origins are not checked either.
+    let harness = start(&[("GRAPHQL_FIREWALL_CSRF_PROTECTION", "off")]).await;
+    let mut socket = connect_with(
+        &harness,
+        TRANSPORT_WS,
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    initialise(&mut socket).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    // A client that subscribes to a lot and never reads: the firewall's writes block once the
+    // socket buffers are full. Without a write deadline the connection (and its upstream
+    // WebSocket and subscriptions) would be held for as long as the client likes.
+    let harness = start(&[
+        ("GRAPHQL_FIREWALL_WS_WRITE_TIMEOUT", "300ms"),
+        ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS", "1000"),
+        ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS_PER_CLIENT", "off"),
+        ("GRAPHQL_FIREWALL_WS_KEEPALIVE", "off"),
+        ("GRAPHQL_FIREWALL_WS_IDLE_TIMEOUT", "off"),
+        ("GRAPHQL_FIREWALL_MAX_ALIASES", "100"),
+        ("GRAPHQL_FIREWALL_MAX_ROOT_FIELDS", "100"),
+        ("GRAPHQL_FIREWALL_MAX_COST", "1000000"),
+    ])
+    .await;
+    // One result of ~100 KB: more than the kernel buffers after a few dozen.
+    let aliases: String = (0..50)
+        .map(|i| {
+            format!(
+                "a{i}: users(first: 100) {{ id name email posts(first: 10) {{ id title body }} }} "
+            )
+        })
+        .collect();
+    let large = json!({ "query": format!("{{ {aliases}}}") });
+    let addr: std::net::SocketAddr = harness.base.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(addr).await.unwrap();
+    let mut request = ws_url(&harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    send_raw(&mut socket, json!({"type": "connection_init"})).await;
+    let ack = socket.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+    let subscriptions = 200;
+    for id in 0..subscriptions {
+        send_raw(
+            &mut socket,
+            json!({"id": id.to_string(), "type": "subscribe", "payload": large}),
+        )
+        .await;
+    }
+    // ~20 MB of results are due; the client reads nothing for a while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = 0usize;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(_)) = socket.next().await {
+            received += 1;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the firewall kept the connection of a client that stopped reading"
+    );
+    assert!(
+        received < subscriptions * 2 + 1,
+        "the stream was cut, not delivered whole: {received}"
+    );
+}
+
+async fn send_raw<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, message: Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn websockets_count_against_the_connection_limits_for_as_long_as_they_are_open() {
+    // After the upgrade hyper hands the socket over: if its place in the connection limits went
+    // with the HTTP connection, one address could open any number of WebSockets (each holding an
+    // upstream WebSocket too).
+    let harness = start(&[("GRAPHQL_FIREWALL_MAX_CONNECTIONS_PER_IP", "2")]).await;
+    let mut first = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut first).await;
+    let mut second = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut second).await;
+    let mut request = ws_url(&harness).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+    assert!(
+        tokio_tungstenite::connect_async(request.clone())
+            .await
+            .is_err(),
+        "a third connection from the address is refused"
+    );
+    assert_eq!(harness.backend().observed.ws_connections(), 2);
+    // The place is given back when a WebSocket ends.
+    first.close(None).await.unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut third = loop {
+        if let Ok((socket, _)) = tokio_tungstenite::connect_async(request.clone()).await {
+            break socket;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    initialise(&mut third).await;
+}
+
+#[tokio::test]
+async fn a_stopping_firewall_closes_its_websockets_with_1001() {
+    let harness = start(&[]).await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    subscribe(
+        &mut socket,
+        "a",
+        json!({"query": "subscription { postAdded { id } }"}),
+    )
+    .await;
+    // Dropping the harness stops the server (SIGTERM in the binary).
+    drop(harness);
+    assert_eq!(close_code(&mut socket).await, 1001);
+}
+
+/// A WebSocket upstream that acknowledges the connection and then never reads again.
+#[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
+async fn deaf_upstream() -> std::net::SocketAddr {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let agree = |_: &Request, mut response: Response| {
+                    response
+                        .headers_mut()
+                        .insert("sec-websocket-protocol", TRANSPORT_WS.parse().unwrap());
+                    Ok(response)
+                };
+                let mut socket = tokio_tungstenite::accept_hdr_async(stream, agree)
+                    .await
+                    .unwrap();
+                let _init = socket.next().await;
+                socket
+                    .send(Message::text(r#"{"type":"connection_ack"}"#))
+                    .await
+                    .unwrap();
+                // Holds the socket without reading it.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upstream_that_stops_reading_closes_the_connection_with_1014() {
+    let upstream = deaf_upstream().await;
+    let harness = common::start_with_upstream(
+        &format!("http://{upstream}/graphql"),
+        &[
+            ("GRAPHQL_FIREWALL_WS_WRITE_TIMEOUT", "300ms"),
+            ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS", "1000"),
+            ("GRAPHQL_FIREWALL_WS_MAX_SUBSCRIPTIONS_PER_CLIENT", "off"),
+        ],
+    )
+    .await;
+    let mut socket = connect(&harness, TRANSPORT_WS).await;
+    initialise(&mut socket).await;
+    // ~200 KB per subscribe (a padded variable): the upstream's buffers fill after a few dozen.
+    let padding = "x".repeat(200 * 1024);
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        for id in 0..200 {
+            let message = json!({"id": id.to_string(), "type": "subscribe", "payload": {
+                "query": "subscription ($p: String) { postAdded { id } }",
+                "variables": {"p": padding},
+            }});
+            // The firewall may close while a message is on its way.
+            if socket
+                .send(Message::text(message.to_string()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        close_code(&mut socket).await
+    })
+    .await
+    .expect("the firewall gave up on the upstream");
+    // 1014 (Bad Gateway, which browsers and Node's `ws` accept) is a code tungstenite, this test's
+    // client, does not know: it reports the close as 1002.
+    assert!(closed == 1014 || closed == 1002, "{closed}");
+}

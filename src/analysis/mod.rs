@@ -16,6 +16,7 @@
 //! which are UTF-8 by definition, and rejects the rest as `INVALID_REQUEST`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod access;
 mod actual;
 mod coerce;
 mod cost;
@@ -30,6 +31,7 @@ mod variables;
 
 use std::sync::Arc;
 
+pub use access::{Requirement, Restriction};
 pub use actual::{ActualCost, ActualCostError, MAX_NESTING};
 pub use cost::{Contribution, CostError};
 pub use schema::{Schema, SchemaError};
@@ -242,7 +244,11 @@ impl Document {
             + self
                 .operations
                 .iter()
-                .map(|o| size_of::<Operation>() + o.name.as_ref().map_or(0, |n| n.len()))
+                .map(|o| {
+                    size_of::<Operation>()
+                        + o.name.as_ref().map_or(0, |n| n.len())
+                        + o.restricted.capacity() * size_of::<Arc<Restriction>>()
+                })
                 .sum::<usize>()
     }
 }
@@ -256,6 +262,8 @@ pub struct Operation {
     plan: Arc<cost::CostPlan>,
     definition: u32,
     response_shape: std::sync::OnceLock<Option<Arc<cost::ResponseShape>>>,
+    /// The restricted schema coordinates the operation reaches (empty without access rules).
+    restricted: Vec<Arc<Restriction>>,
 }
 
 impl Operation {
@@ -269,6 +277,12 @@ impl Operation {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The restricted schema coordinates the operation selects, through aliases, fragments,
+    /// interfaces and unions, each once: the caller must meet each one's requirement.
+    pub fn restricted(&self) -> &[Arc<Restriction>] {
+        &self.restricted
     }
 
     /// Static cost with the request's variables: linear in the plan, fragments memoised,
@@ -341,6 +355,10 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
         &typing.unknown_definitions,
         &plan.list_levels,
     );
+    let mut restrictions = match settings.schema.as_deref() {
+        Some(schema) if schema.has_access_rules() => access::restrictions(&ir, &typing),
+        _ => Vec::new(),
+    };
     let plan = Arc::new(plan);
     let mut operations = Vec::new();
     for (index, definition) in ir.definitions.iter().enumerate() {
@@ -352,6 +370,10 @@ pub fn analyse(document: &str, settings: &Settings) -> Result<Document, Analysis
                 plan: Arc::clone(&plan),
                 definition: lexer::to_u32(index),
                 response_shape: std::sync::OnceLock::new(),
+                restricted: restrictions
+                    .get_mut(index)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
             });
         }
     }

@@ -1,4 +1,6 @@
-//! The backend's schema as the analyser needs it: field types, arguments, `@cost`, `@listSize`.
+//! The backend's schema as the analyser needs it: field types, arguments, `@cost`, `@listSize`,
+//! and who may select what (`@authenticated`, `@requiresScopes`, `DENY_FIELDS`: see
+//! [`super::access`]).
 //!
 //! # Why
 //! Built once at start-up from the operator's SDL (trusted input, parsed with
@@ -17,12 +19,26 @@ use async_graphql_parser::types::{
 };
 use serde_json::Value;
 
+use super::access::{Requirement, Restriction};
+
 /// Why the SDL could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// The SDL is not valid GraphQL.
     #[error("the schema SDL does not parse: {0}")]
     Parse(String),
+    /// A field, argument or input field of a type the SDL does not define: a typo such as
+    /// `a: Strin` would otherwise make every operation selecting below it unknown to the schema.
+    #[error("type `{type_name}` is not defined (used by {used_by}{})", if *.more > 0 { format!(" and {more} other undefined type use(s)") } else { String::new() })]
+    UndefinedType {
+        type_name: String,
+        used_by: String,
+        /// Further undefined uses, counted rather than listed.
+        more: usize,
+    },
+    /// `DENY_FIELDS` names a type or field the schema does not define.
+    #[error("DENY_FIELDS: `{0}` is not a type or a field (Type.field) of the schema")]
+    UnknownCoordinate(String),
     /// A directive argument has the wrong shape (e.g. `@cost(weight: "x")`).
     #[error("invalid `@{directive}` on `{location}`: {reason}")]
     Directive {
@@ -50,6 +66,10 @@ pub(crate) struct TypeInfo {
     /// Fields of an input object.
     pub(crate) input_fields: HashMap<String, InputInfo>,
     pub(crate) cost: Option<u64>,
+    /// Interfaces an object or interface implements.
+    pub(crate) implements: Vec<String>,
+    /// `@authenticated` / `@requiresScopes` / `DENY_FIELDS` on the type itself.
+    pub(crate) access: Requirement,
 }
 
 #[derive(Debug)]
@@ -67,6 +87,13 @@ pub(crate) struct FieldInfo {
     /// below it, or an input object, which costs 1 as in Apollo Router): settled once the whole
     /// SDL is read.
     pub(crate) arguments_cost: bool,
+    /// `@authenticated` / `@requiresScopes` / `DENY_FIELDS` written on this field.
+    pub(crate) own_access: Requirement,
+    /// What selecting this field requires, settled once the whole SDL is read: its own rules,
+    /// its type's and its return type's, and those of the same field on every interface it
+    /// implements and every implementation of it (a field reached through an interface may
+    /// resolve on any implementation). `None`: anyone may select it.
+    pub(crate) access: Option<std::sync::Arc<Restriction>>,
 }
 
 /// An argument or an input object's field.
@@ -97,6 +124,8 @@ pub(crate) struct ListSize {
 #[derive(Debug)]
 pub struct Schema {
     types: HashMap<String, TypeInfo>,
+    /// Some field has an access rule.
+    access_rules: bool,
     query: String,
     mutation: String,
     subscription: String,
@@ -108,6 +137,7 @@ impl Schema {
         let document = parse_schema(sdl).map_err(|e| SchemaError::Parse(e.to_string()))?;
         let mut schema = Schema {
             types: HashMap::new(),
+            access_rules: false,
             query: "Query".to_owned(),
             mutation: "Mutation".to_owned(),
             subscription: "Subscription".to_owned(),
@@ -119,8 +149,137 @@ impl Schema {
                 TypeSystemDefinition::Directive(_) => {}
             }
         }
+        schema.check_types_defined()?;
         schema.settle_input_costs();
+        schema.settle_access();
         Ok(schema)
+    }
+
+    /// Every type a field, argument or input field names is defined (or built in); the first
+    /// undefined one in name order is reported, so the message does not depend on hash order.
+    fn check_types_defined(&self) -> Result<(), SchemaError> {
+        let defined = |name: &str| {
+            self.types.contains_key(name)
+                || matches!(name, "Int" | "Float" | "String" | "Boolean" | "ID")
+        };
+        let mut undefined: Vec<(&str, String)> = Vec::new();
+        for (type_name, info) in &self.types {
+            for (field_name, field) in &info.fields {
+                let at = || format!("{type_name}.{field_name}");
+                if !defined(&field.type_name) {
+                    undefined.push((&field.type_name, at()));
+                }
+                for argument in &field.arguments {
+                    if !defined(&argument.type_name) {
+                        undefined
+                            .push((&argument.type_name, format!("{}({}:)", at(), argument.name)));
+                    }
+                }
+            }
+            for (input_name, input) in &info.input_fields {
+                if !defined(&input.type_name) {
+                    undefined.push((&input.type_name, format!("{type_name}.{input_name}")));
+                }
+            }
+        }
+        undefined.sort();
+        match undefined.first() {
+            None => Ok(()),
+            Some((type_name, used_by)) => Err(SchemaError::UndefinedType {
+                type_name: (*type_name).to_owned(),
+                used_by: used_by.clone(),
+                more: undefined.len() - 1,
+            }),
+        }
+    }
+
+    /// Denies schema coordinates to every caller (`DENY_FIELDS`): `Type.field`, or `Type` for
+    /// every field of that type and every field returning it. An unknown coordinate is an error
+    /// (a typo would otherwise deny nothing).
+    pub fn deny(&mut self, coordinates: &[String]) -> Result<(), SchemaError> {
+        for coordinate in coordinates {
+            let unknown = || SchemaError::UnknownCoordinate(coordinate.clone());
+            let (type_name, field) = match coordinate.split_once('.') {
+                Some((type_name, field)) => (type_name, Some(field)),
+                None => (coordinate.as_str(), None),
+            };
+            let info = self.types.get_mut(type_name).ok_or_else(unknown)?;
+            match field {
+                None => info.access.denied = true,
+                Some(field) => {
+                    info.fields
+                        .get_mut(field)
+                        .ok_or_else(unknown)?
+                        .own_access
+                        .denied = true;
+                }
+            }
+        }
+        self.settle_access();
+        Ok(())
+    }
+
+    /// Whether any field has an access rule (the analysis skips the pass otherwise).
+    pub(crate) fn has_access_rules(&self) -> bool {
+        self.access_rules
+    }
+
+    /// Every field's [`FieldInfo::access`].
+    fn settle_access(&mut self) {
+        // Types related to `t` by implementation, either way (an interface's field may resolve on
+        // any implementation; an implementation's field answers for the interface's).
+        let mut related: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, info) in &self.types {
+            for interface in &info.implements {
+                related
+                    .entry(name.clone())
+                    .or_default()
+                    .push(interface.clone());
+                related
+                    .entry(interface.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+        let own = |types: &HashMap<String, TypeInfo>, type_name: &str, field: &str| {
+            let mut requirement = Requirement::default();
+            if let Some(info) = types.get(type_name) {
+                requirement.merge(&info.access);
+                if let Some(field) = info.fields.get(field) {
+                    requirement.merge(&field.own_access);
+                    if let Some(returned) = types.get(&field.type_name) {
+                        requirement.merge(&returned.access);
+                    }
+                }
+            }
+            requirement
+        };
+        let mut settled: Vec<(String, String, Option<std::sync::Arc<Restriction>>)> = Vec::new();
+        for (type_name, info) in &self.types {
+            for field in info.fields.keys() {
+                let mut requirement = own(&self.types, type_name, field);
+                for other in related.get(type_name).into_iter().flatten() {
+                    requirement.merge(&own(&self.types, other, field));
+                }
+                let restriction = (!requirement.is_empty()).then(|| {
+                    std::sync::Arc::new(Restriction {
+                        coordinate: format!("{type_name}.{field}").into(),
+                        requirement,
+                    })
+                });
+                settled.push((type_name.clone(), field.clone(), restriction));
+            }
+        }
+        self.access_rules = settled.iter().any(|(_, _, r)| r.is_some());
+        for (type_name, field, restriction) in settled {
+            if let Some(info) = self
+                .types
+                .get_mut(&type_name)
+                .and_then(|t| t.fields.get_mut(&field))
+            {
+                info.access = restriction;
+            }
+        }
     }
 
     /// Type costs of arguments and input fields, and which fields' arguments can cost: both
@@ -173,23 +332,33 @@ impl Schema {
 
     fn add_type(&mut self, definition: &TypeDefinition) -> Result<(), SchemaError> {
         let name = definition.name.node.to_string();
-        let (kind, fields): (Kind, &[Positioned<FieldDefinition>]) = match &definition.kind {
-            SdlTypeKind::Object(object) => (Kind::Object, &object.fields),
-            SdlTypeKind::Interface(interface) => (Kind::Interface, &interface.fields),
-            SdlTypeKind::Union(_) => (Kind::Union, &[]),
-            SdlTypeKind::Enum(_) => (Kind::Enum, &[]),
-            SdlTypeKind::Scalar => (Kind::Scalar, &[]),
-            SdlTypeKind::InputObject(_) => (Kind::InputObject, &[]),
-        };
+        let (kind, fields, implements): (Kind, &[Positioned<FieldDefinition>], &[_]) =
+            match &definition.kind {
+                SdlTypeKind::Object(object) => (Kind::Object, &object.fields, &object.implements),
+                SdlTypeKind::Interface(interface) => {
+                    (Kind::Interface, &interface.fields, &interface.implements)
+                }
+                SdlTypeKind::Union(_) => (Kind::Union, &[], &[]),
+                SdlTypeKind::Enum(_) => (Kind::Enum, &[], &[]),
+                SdlTypeKind::Scalar => (Kind::Scalar, &[], &[]),
+                SdlTypeKind::InputObject(_) => (Kind::InputObject, &[], &[]),
+            };
         let cost = cost_weight(&definition.directives, &name)?;
+        let type_access = access(&definition.directives, &name)?;
         let entry = self.types.entry(name.clone()).or_insert_with(|| TypeInfo {
             kind,
             fields: HashMap::new(),
             input_fields: HashMap::new(),
             cost: None,
+            implements: Vec::new(),
+            access: Requirement::default(),
         });
-        // `extend type` merges; a cost on either declaration applies.
+        // `extend type` merges; a cost on either declaration applies, and every access rule.
         entry.cost = cost.or(entry.cost);
+        entry.access.merge(&type_access);
+        entry
+            .implements
+            .extend(implements.iter().map(|i| i.node.to_string()));
         if let SdlTypeKind::InputObject(input) = &definition.kind {
             for field in &input.fields {
                 let location = format!("{name}.{}", field.node.name.node);
@@ -219,6 +388,8 @@ impl Schema {
                 list_size: list_size(&field.directives, &location)?,
                 list_argument,
                 arguments_cost: false,
+                own_access: access(&field.directives, &location)?,
+                access: None,
             };
             entry.fields.insert(field.name.node.to_string(), info);
         }
@@ -327,6 +498,47 @@ fn cost_weight(
         Some(w) if w.is_finite() && w >= 0.0 => Ok(Some(w.round().min(u64::MAX as f64) as u64)),
         _ => Err(error("`weight` must be a non-negative number")),
     }
+}
+
+/// `@authenticated` and `@requiresScopes(scopes: [[String!]!]!)` (Apollo's directives).
+fn access(
+    directives: &[Positioned<ConstDirective>],
+    location: &str,
+) -> Result<Requirement, SchemaError> {
+    let mut requirement = Requirement {
+        authenticated: find(directives, "authenticated").is_some(),
+        ..Requirement::default()
+    };
+    if let Some(directive) = find(directives, "requiresScopes") {
+        let error = |reason| SchemaError::Directive {
+            directive: "requiresScopes",
+            location: location.to_owned(),
+            reason,
+        };
+        let scopes = directive
+            .get_argument("scopes")
+            .ok_or_else(|| error("missing `scopes`"))?;
+        let alternatives: Vec<Vec<String>> = match scopes.node.clone().into_json() {
+            Ok(Value::Array(alternatives)) => alternatives
+                .into_iter()
+                .map(|alternative| match alternative {
+                    Value::Array(all) => all
+                        .into_iter()
+                        .map(|scope| match scope {
+                            Value::String(scope) => Ok(scope),
+                            _ => Err(error("`scopes` must be a list of lists of strings")),
+                        })
+                        .collect(),
+                    Value::String(scope) => Ok(vec![scope]),
+                    _ => Err(error("`scopes` must be a list of lists of strings")),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(error("`scopes` must be a list of lists of strings")),
+        };
+        requirement.authenticated = true;
+        requirement.scopes.push(alternatives);
+    }
+    Ok(requirement)
 }
 
 fn list_size(

@@ -12,10 +12,7 @@ pub fn build(dir: &Path, out: Option<&Path>) -> ExitCode {
     let manifest = build::collect_sources(dir).and_then(|sources| build::build_manifest(&sources));
     let manifest = match manifest {
         Ok(manifest) => manifest,
-        Err(error) => {
-            eprintln!("graphql-firewall manifest build: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return super::config_error("manifest build", error),
     };
     match out {
         None => print!("{manifest}"),

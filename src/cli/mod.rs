@@ -6,6 +6,7 @@
 mod analyse;
 mod check;
 mod healthcheck;
+mod logs;
 mod manifest;
 mod serve;
 
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use graphql_firewall::config::{Config, Env, LogFormat, Profile};
+use graphql_firewall::config::{Config, Env, Profile};
 
 /// Exit status for a configuration error (EX_USAGE-like; documented in README).
 const EXIT_CONFIG: u8 = 2;
@@ -30,7 +31,11 @@ enum Command {
     /// Run the firewall in front of GRAPHQL_FIREWALL_UPSTREAM_URL (the default).
     Serve,
     /// Run the firewall in front of an embedded demo GraphQL backend and print curl examples.
-    Demo,
+    Demo {
+        /// Verify JWTs too (AUTH=optional): serve a demo key set and print a token signed with it.
+        #[arg(long)]
+        identity: bool,
+    },
     /// Serve only the embedded demo GraphQL backend (no firewall), for trying several replicas in
     /// front of one backend (deploy/docker-compose.yml).
     DemoBackend {
@@ -39,12 +44,21 @@ enum Command {
     },
     /// Validate the environment's configuration, load schema and manifests, print every setting
     /// (secrets redacted) and the manifest's operations; exit non-zero on any problem.
-    Check,
-    /// Print the metrics and the verdict of one document (FILE, or - for standard input) under the
-    /// limits of the current environment.
+    Check {
+        /// Validate without an upstream: GRAPHQL_FIREWALL_UPSTREAM_URL may be unset (a CI gate).
+        #[arg(long)]
+        offline: bool,
+        /// Print one JSON object (settings, warnings, persisted documents) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the metrics, cost breakdown and verdict of one operation under the limits of the
+    /// current environment: from one document (FILE, or - for standard input), or from several
+    /// files or a directory of client sources (fragments resolved across them, as `manifest
+    /// build` does). Exit 1 when it would be rejected.
     Analyse {
-        #[arg(default_value = "-")]
-        file: PathBuf,
+        #[arg(default_value = "-", value_name = "FILE|DIR|-")]
+        paths: Vec<PathBuf>,
         /// Operation to select when the document has several.
         #[arg(long)]
         operation: Option<String>,
@@ -78,9 +92,10 @@ enum ManifestCommand {
 pub fn run(cli: Cli) -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let profile = match command {
-        Command::Serve | Command::Check => Profile::Serve,
-        Command::Demo => Profile::Demo,
-        Command::Analyse { .. }
+        Command::Serve | Command::Check { offline: false, .. } => Profile::Serve,
+        Command::Demo { .. } => Profile::Demo,
+        Command::Check { offline: true, .. }
+        | Command::Analyse { .. }
         | Command::Healthcheck
         | Command::Manifest { .. }
         | Command::DemoBackend { .. } => Profile::Offline,
@@ -93,12 +108,15 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    init_tracing(&config);
+    logs::init(&config);
     match command {
-        Command::Serve | Command::Demo => serve::run(config, profile),
+        Command::Serve => serve::run(config, profile, false),
+        Command::Demo { identity } => serve::run(config, profile, identity),
         Command::DemoBackend { listen } => serve::demo_backend(listen),
-        Command::Check => check::run(&config),
-        Command::Analyse { file, operation } => analyse::run(&config, &file, operation.as_deref()),
+        Command::Check { json, offline } => check::run(&config, json, offline),
+        Command::Analyse { paths, operation } => {
+            analyse::run(&config, &paths, operation.as_deref())
+        }
         Command::Healthcheck => healthcheck::run(&config),
         Command::Manifest {
             action: ManifestCommand::Check { path },
@@ -113,19 +131,4 @@ pub fn run(cli: Cli) -> ExitCode {
 fn config_error(command: &str, error: impl std::fmt::Display) -> ExitCode {
     eprintln!("graphql-firewall {command}: {error}");
     ExitCode::from(EXIT_CONFIG)
-}
-
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(&config.server.log_filter);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.server.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-        LogFormat::Pretty => builder.init(),
-    }
 }

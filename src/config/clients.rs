@@ -16,7 +16,8 @@ use crate::rules::{Rate, parse_rate};
 /// Client identity and budgets.
 #[derive(Debug, Clone)]
 pub struct ClientsConfig {
-    /// `CLIENT_KEY_HEADER`: a header (e.g. `x-api-key`) identifying the client; else its IP.
+    /// `CLIENT_KEY_HEADER`: a header (e.g. `x-api-key`) a gateway in front sets to name the client;
+    /// believed only from a peer in `trusted_proxies`.
     pub key_header: Option<http::HeaderName>,
     /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For`/`Forwarded` is believed.
     pub trusted_proxies: IpNetworks,
@@ -38,7 +39,7 @@ pub struct ClientsConfig {
 
 impl ClientsConfig {
     pub(super) fn read(read: &Reader<'_>) -> Result<ClientsConfig, ConfigError> {
-        Ok(ClientsConfig {
+        let config = ClientsConfig {
             key_header: read.optional(CLIENT_KEY_HEADER, one_header_name)?,
             trusted_proxies: read
                 .optional(TRUSTED_PROXIES, |v| {
@@ -61,7 +62,21 @@ impl ClientsConfig {
                     .transpose()
             })?,
             probe_cooldown: read.value(PROBE_COOLDOWN, parse_duration)?,
-        })
+        };
+        // The key header is a gateway's, believed only from a trusted peer: without one it would
+        // be believed from no one, which is never what the operator meant.
+        if let Some(header) = &config.key_header
+            && config.trusted_proxies.is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                name: CLIENT_KEY_HEADER.to_owned(),
+                value: header.to_string(),
+                accepted: format!(
+                    "a header set by a gateway in front, together with {TRUSTED_PROXIES} naming that gateway"
+                ),
+            });
+        }
+        Ok(config)
     }
 }
 

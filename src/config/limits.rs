@@ -29,6 +29,8 @@ pub struct LimitsConfig {
     pub analysis_cache_bytes: u64,
     /// `SCHEMA`; `demo` defaults to its own schema.
     pub schema: Option<SchemaSource>,
+    /// `DENY_FIELDS`: schema coordinates nobody may select.
+    pub deny_fields: Vec<String>,
     pub cost_settings: CostConfig,
 }
 
@@ -71,6 +73,18 @@ impl LimitsConfig {
             None if profile == Profile::Demo => Some(SchemaSource::Demo),
             None => None,
         };
+        let deny_fields = read
+            .optional(DENY_FIELDS, parse_coordinates)?
+            .unwrap_or_default();
+        if !deny_fields.is_empty() && schema.is_none() {
+            return Err(ConfigError::Invalid {
+                name: DENY_FIELDS.to_owned(),
+                value: deny_fields.join(","),
+                accepted: format!(
+                    "to be set together with {SCHEMA}: coordinates are checked against it"
+                ),
+            });
+        }
         Ok(LimitsConfig {
             limits: Limits {
                 tokens: count(MAX_TOKENS)?,
@@ -108,6 +122,7 @@ impl LimitsConfig {
             analysis_cache_bytes: read
                 .value(ANALYSIS_CACHE_BYTES, |v| parse_size(v).map(|n| n as u64))?,
             schema,
+            deny_fields,
             cost_settings: CostConfig {
                 default_list_size: read.value(DEFAULT_LIST_SIZE, parse_weight)?,
                 max_list_size: read.value(MAX_LIST_SIZE, parse_weight)?,
@@ -148,6 +163,29 @@ fn parse_rule_modes(text: &str) -> Result<Vec<(Rule, Mode)>, String> {
             let rule = choice(rule, &rules).map_err(|_| accepted())?;
             let mode = choice(mode, Mode::CHOICES).map_err(|_| accepted())?;
             Ok((rule, mode))
+        })
+        .collect()
+}
+
+/// `User.passwordHash,Query.secretAdminToken,AdminLog`: schema coordinates (a type or a field).
+fn parse_coordinates(text: &str) -> Result<Vec<String>, String> {
+    let name = |part: &str| {
+        part.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|coordinate| {
+            let valid = match coordinate.split_once('.') {
+                Some((type_name, field)) => name(type_name) && name(field),
+                None => name(coordinate),
+            };
+            valid.then(|| coordinate.to_owned()).ok_or_else(|| {
+                format!("schema coordinates such as User.passwordHash or AdminLog, comma-separated ({coordinate:?} is not one)")
+            })
         })
         .collect()
 }

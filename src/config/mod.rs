@@ -9,15 +9,17 @@
 //!
 //! # Layout
 //! [`table`] lists every variable with its default and meaning; one file per concern reads its
-//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`hardening`], [`persisted`],
-//! [`state`]);
+//! variables ([`server`], [`requests`], [`limits`], [`clients`], [`identity`], [`edge`],
+//! [`hardening`], [`persisted`], [`state`]);
 //! [`values`] holds the value types with parsers of their own; [`parse`] the small parsers of
 //! numbers, sizes, durations and switches; [`report`] what `check` and the start-up log print.
 //! Configuration imports no module it configures: `lib.rs` turns these plain values into each
 //! module's settings.
 
 pub mod clients;
+pub mod edge;
 pub mod hardening;
+pub mod identity;
 pub mod limits;
 pub mod parse;
 pub mod persisted;
@@ -31,9 +33,11 @@ pub mod values;
 use std::collections::HashMap;
 
 pub use clients::ClientsConfig;
+pub use edge::EdgeConfig;
 pub use hardening::HardeningConfig;
+pub use identity::{ApiKeysConfig, IdentityConfig, JwtConfig};
 pub use limits::{CostConfig, LimitsConfig, SchemaSource};
-pub use persisted::{ClientKeysConfig, PersistedConfig};
+pub use persisted::{ClientKeysConfig, ManifestSource, PersistedConfig};
 pub use report::{Setting, insecure_choices, settings};
 pub use requests::{RequestsConfig, WebSocketConfig};
 pub use server::{ServerConfig, UpstreamConfig};
@@ -124,6 +128,8 @@ pub struct Config {
     pub requests: RequestsConfig,
     pub limits: LimitsConfig,
     pub clients: ClientsConfig,
+    pub identity: IdentityConfig,
+    pub edge: EdgeConfig,
     pub hardening: HardeningConfig,
     pub persisted: PersistedConfig,
     pub state: StateConfig,
@@ -136,13 +142,34 @@ impl Config {
     pub fn from_source(source: &dyn Source, profile: Profile) -> Result<Config, ConfigError> {
         report_unknown(source)?;
         let read = Reader { source };
+        let clients = ClientsConfig::read(&read)?;
+        let requests = RequestsConfig::read(&read)?;
+        let identity = IdentityConfig::read(&read, clients.key_header.as_ref())?;
+        // A browser sends a cookie cross-site on its own: a token in a cookie without the CSRF
+        // guard would let any site act as the logged-in user.
+        if identity
+            .jwt
+            .as_ref()
+            .is_some_and(|jwt| jwt.source.cookie().is_some())
+            && requests.csrf_required_headers.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                name: CSRF_PROTECTION.to_owned(),
+                value: "off".to_owned(),
+                accepted: format!(
+                    "on while {AUTH_JWT_COOKIE} is set: a token in a cookie needs the CSRF guard"
+                ),
+            });
+        }
         Ok(Config {
             server: ServerConfig::read(&read, profile)?,
-            requests: RequestsConfig::read(&read)?,
+            requests,
             limits: LimitsConfig::read(&read, profile)?,
-            clients: ClientsConfig::read(&read)?,
+            identity,
+            edge: EdgeConfig::read(&read)?,
+            clients,
             hardening: HardeningConfig::read(&read)?,
-            persisted: PersistedConfig::read(&read)?,
+            persisted: PersistedConfig::read(&read, profile)?,
             state: StateConfig::read(&read)?,
             settings: settings(source)?,
         })

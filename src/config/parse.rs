@@ -97,12 +97,12 @@ pub fn available_cpus() -> NonZeroUsize {
 /// `auto` (one worker per available CPU) or a positive number of worker threads.
 pub fn parse_workers(text: &str) -> Result<NonZeroUsize, String> {
     let accepted = || "auto or a positive integer up to 1024".to_owned();
-    match text {
-        "auto" => Ok(available_cpus()),
-        _ => match text.parse::<usize>() {
-            Ok(n @ 1..=1024) => NonZeroUsize::new(n).ok_or_else(accepted),
-            _ => Err(accepted()),
-        },
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(available_cpus());
+    }
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1024) => NonZeroUsize::new(n).ok_or_else(accepted),
+        _ => Err(accepted()),
     }
 }
 
@@ -207,6 +207,29 @@ pub fn parse_header_names(text: &str) -> Result<Vec<http::HeaderName>, String> {
         return Err("a comma-separated list of HTTP header names".to_owned());
     }
     Ok(names)
+}
+
+/// Comma-separated origins (`scheme://host[:port]`, lower-cased, no trailing `/`), or `*`.
+pub fn parse_origins(text: &str) -> Result<Vec<String>, String> {
+    const ACCEPTED: &str =
+        "a comma-separated list of origins such as https://app.example.com, or *";
+    let origins: Vec<String> = text
+        .split(',')
+        .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    let valid = !origins.is_empty()
+        && origins.iter().all(|origin| {
+            origin == "*"
+                || origin.split_once("://").is_some_and(|(scheme, authority)| {
+                    !scheme.is_empty() && !authority.is_empty() && !authority.contains('/')
+                })
+        });
+    if valid {
+        Ok(origins)
+    } else {
+        Err(ACCEPTED.to_owned())
+    }
 }
 
 pub fn split_number(text: &str) -> (&str, &str) {

@@ -7,17 +7,15 @@ use super::clients::one_header_name;
 use super::parse::{choice, parse_duration, parse_optional_duration, parse_size, parse_switch};
 use super::table::*;
 use super::values::{LimitViolations, PersistedQueries, SkipLimits};
-use super::{ConfigError, Reader};
+use super::{ConfigError, Profile, Reader};
 
 /// Persisted-query settings.
 #[derive(Debug, Clone)]
 pub struct PersistedConfig {
     /// `PERSISTED_QUERIES`.
     pub mode: PersistedQueries,
-    /// `PERSISTED_QUERIES_DIR`.
-    pub dir: PathBuf,
-    /// The operator named the directory, so it must exist (the default may be absent: no manifest).
-    pub dir_required: bool,
+    /// `PERSISTED_QUERIES_DIR`, or the demo's built-in manifest.
+    pub manifests: ManifestSource,
     /// `PERSISTED_REQUIRE_ID`: in allowlist mode, refuse manifest documents sent as text.
     pub require_id: bool,
     /// `PERSISTED_SKIP_LIMITS`.
@@ -38,6 +36,19 @@ pub struct PersistedConfig {
     pub client_keys_skip_limits: SkipLimits,
 }
 
+/// Where the allowlist comes from. No default directory: a relative default would load whatever
+/// `persisted-queries/` the working directory happens to hold (the demo's, in a clone) into the
+/// operator's firewall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// `PERSISTED_QUERIES_DIR` unset: no manifest.
+    None,
+    /// The embedded demo client's manifest (`demo` without `PERSISTED_QUERIES_DIR`).
+    Demo,
+    /// `PERSISTED_QUERIES_DIR`: must exist.
+    Dir(PathBuf),
+}
+
 /// The header carrying a client key and the SHA-256 of every accepted key.
 #[derive(Debug, Clone)]
 pub struct ClientKeysConfig {
@@ -46,7 +57,10 @@ pub struct ClientKeysConfig {
 }
 
 impl PersistedConfig {
-    pub(super) fn read(read: &Reader<'_>) -> Result<PersistedConfig, ConfigError> {
+    pub(super) fn read(
+        read: &Reader<'_>,
+        profile: Profile,
+    ) -> Result<PersistedConfig, ConfigError> {
         let header = read.optional(TRUSTED_CLIENT_HEADER, one_header_name)?;
         let hashes = read.optional(TRUSTED_CLIENT_KEY_HASHES, parse_key_hashes)?;
         let client_keys = match (header, hashes) {
@@ -68,8 +82,11 @@ impl PersistedConfig {
         };
         Ok(PersistedConfig {
             mode: read.value(PERSISTED_QUERIES, |v| choice(v, PersistedQueries::CHOICES))?,
-            dir: read.value(PERSISTED_QUERIES_DIR, |v| Ok(PathBuf::from(v)))?,
-            dir_required: read.is_set(PERSISTED_QUERIES_DIR)?,
+            manifests: match read.optional(PERSISTED_QUERIES_DIR, |v| Ok(PathBuf::from(v)))? {
+                Some(dir) => ManifestSource::Dir(dir),
+                None if profile == Profile::Demo => ManifestSource::Demo,
+                None => ManifestSource::None,
+            },
             require_id: read.value(PERSISTED_REQUIRE_ID, parse_switch)?,
             skip_limits: read.value(PERSISTED_SKIP_LIMITS, |v| choice(v, SkipLimits::CHOICES))?,
             limit_violations: read.value(PERSISTED_LIMIT_VIOLATIONS, |v| {

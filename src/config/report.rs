@@ -120,5 +120,36 @@ pub fn insecure_choices(config: &Config) -> Vec<String> {
             "{REDIS_FAILURE_MODE}=open: whoever can slow Redis down switches the budgets off"
         ));
     }
+    if let Some(jwt) = &config.identity.jwt {
+        for (name, accepted) in [
+            (AUTH_JWT_ISSUERS, &jwt.issuers),
+            (AUTH_JWT_AUDIENCES, &jwt.audiences),
+        ] {
+            if *accepted == crate::identity::jwt::Accepted::Any {
+                warnings.push(format!(
+                    "{name}=any: tokens minted for other issuers or services are accepted"
+                ));
+            }
+        }
+    }
+    if config.edge.cors_allow_credentials && config.requests.csrf_required_headers.is_none() {
+        warnings.push(format!(
+            "{CORS_ALLOW_CREDENTIALS}=on with {CSRF_PROTECTION}=off: cookies ride on cross-site simple requests"
+        ));
+    }
+    if config.identity.mode == crate::identity::AuthMode::Optional {
+        warnings.push(format!(
+            "{AUTH}=optional: callers without a valid credential are let in as anonymous"
+        ));
+    }
+    if config
+        .edge
+        .admin_allow_ips
+        .contains(std::net::Ipv4Addr::new(192, 0, 2, 1).into())
+    {
+        warnings.push(format!(
+            "{ADMIN_ALLOW_IPS} includes public addresses: keep /metrics off the internet"
+        ));
+    }
     warnings
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::parse::{
     parse_count, parse_duration, parse_header_names, parse_limit, parse_optional_duration,
-    parse_size, parse_switch,
+    parse_origins, parse_size, parse_switch,
 };
 use super::table::*;
 use super::{ConfigError, Reader};
@@ -25,6 +25,8 @@ pub struct RequestsConfig {
 /// The limits of GraphQL over WebSocket (`WS_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketConfig {
+    /// `WS_ALLOWED_ORIGINS` (lower-case; `*` for any); empty: the endpoint's own origin only.
+    pub allowed_origins: Vec<String>,
     /// `WS_MAX_MESSAGE_BYTES`.
     pub max_message_bytes: usize,
     /// `WS_MAX_SUBSCRIPTIONS`, per connection.
@@ -37,12 +39,17 @@ pub struct WebSocketConfig {
     pub keepalive: Option<Duration>,
     /// `WS_IDLE_TIMEOUT`; `None` (`off`).
     pub idle_timeout: Option<Duration>,
+    /// `WS_WRITE_TIMEOUT`.
+    pub write_timeout: Duration,
 }
 
 impl WebSocketConfig {
     fn read(read: &Reader<'_>) -> Result<WebSocketConfig, ConfigError> {
         let count = |v: &str| parse_count(v).map(|n| n as usize);
         Ok(WebSocketConfig {
+            allowed_origins: read
+                .optional(WS_ALLOWED_ORIGINS, parse_origins)?
+                .unwrap_or_default(),
             max_message_bytes: read.value(WS_MAX_MESSAGE_BYTES, parse_size)?,
             max_subscriptions: read.value(WS_MAX_SUBSCRIPTIONS, count)?,
             max_subscriptions_per_client: read.value(WS_MAX_SUBSCRIPTIONS_PER_CLIENT, |v| {
@@ -51,6 +58,7 @@ impl WebSocketConfig {
             init_timeout: read.value(WS_INIT_TIMEOUT, parse_duration)?,
             keepalive: read.value(WS_KEEPALIVE, parse_optional_duration)?,
             idle_timeout: read.value(WS_IDLE_TIMEOUT, parse_optional_duration)?,
+            write_timeout: read.value(WS_WRITE_TIMEOUT, parse_duration)?,
         })
     }
 }

@@ -25,6 +25,8 @@ pub enum Section {
     Requests,
     Limits,
     Clients,
+    Identity,
+    Edge,
     Hardening,
     Persisted,
     State,
@@ -38,6 +40,8 @@ impl Section {
             Section::Requests => "Request shape",
             Section::Limits => "Document limits and policy",
             Section::Clients => "Clients and budgets",
+            Section::Identity => "Identity and access",
+            Section::Edge => "Browser and network edge",
             Section::Hardening => "Response hardening",
             Section::Persisted => "Persisted queries and trusted clients",
             Section::State => "Shared state (several replicas)",
@@ -93,11 +97,13 @@ variables! {
         MAX_VARIABLE_DEPTH = Some("16"), "Deepest list/object nesting inside the variables.";
         MAX_VARIABLE_LIST = Some("1000"), "Longest list anywhere in the variables.";
         MAX_VARIABLES_BYTES = Some("256KiB"), "Size of the variables JSON, or off.";
+        WS_ALLOWED_ORIGINS = None, "Browser origins (scheme://host[:port]) besides the endpoint's own that may open a WebSocket, or *; others get CSRF_BLOCKED.";
         WS_MAX_MESSAGE_BYTES = Some("256KiB"), "Largest WebSocket message from a client; over it the connection is closed (1009).";
         WS_MAX_SUBSCRIPTIONS = Some("20"), "Operations open at once on one WebSocket; one more gets SUBSCRIPTION_LIMIT_EXCEEDED.";
         WS_MAX_SUBSCRIPTIONS_PER_CLIENT = Some("100"), "Operations open at once by one client across its WebSockets, or off.";
         WS_INIT_TIMEOUT = Some("3s"), "Time for a WebSocket client to send connection_init (else 4408), and for the upstream to acknowledge it.";
         WS_KEEPALIVE = Some("30s"), "Keep-alive ping (or legacy ka) interval; a client silent for a whole interval is closed (1001), or off.";
+        WS_WRITE_TIMEOUT = Some("10s"), "A message a WebSocket client does not take within this ends its connection (a client that stopped reading).";
         WS_IDLE_TIMEOUT = Some("5m"), "A WebSocket with no operation open and no client message for this long is closed (1001), or off.";
     }
     Limits {
@@ -118,6 +124,7 @@ variables! {
         REJECT_STATUS = Some("400"), "HTTP status of rule rejections and parse failures: 400, 422 or auto (per Accept).";
         ANALYSIS_CACHE_BYTES = Some("64MiB"), "Memory bound of the analysis cache.";
         SCHEMA = None, "SDL file or directory of the backend's schema, or off.";
+        DENY_FIELDS = None, "Schema coordinates nobody may select (User.passwordHash,Query.secretAdminToken, or a type); requires SCHEMA.";
         DEFAULT_LIST_SIZE = Some("10"), "Size of a list with no slicing argument or @listSize.";
         MAX_LIST_SIZE = Some("1000"), "Size assumed for a list whose size cannot be known (worst case).";
         SLICING_ARGUMENTS = Some("first,last,limit,pageSize"), "Schema-less mode: arguments whose value is a list's size.";
@@ -126,15 +133,48 @@ variables! {
         COST_MUTATION_WEIGHT = Some("10"), "Cost of a mutation's root field.";
     }
     Clients {
-        CLIENT_KEY_HEADER = None, "Header identifying a client (e.g. x-api-key); else the client IP.";
+        CLIENT_KEY_HEADER = None, "Header a gateway in front sets to name the client (e.g. x-api-key); believed only from a peer in TRUSTED_PROXIES.";
         TRUSTED_PROXIES = None, "CIDR list of peers whose X-Forwarded-For/Forwarded is believed.";
         RATE_LIMIT = Some("off"), "Requests per client, e.g. 100/s.";
         COST_BUDGET = Some("off"), "Cost points per client, e.g. 50000/min.";
         COST_BUDGET_MODE = Some("estimated"), "estimated: spend the estimate; actual: then settle with the measured cost.";
         RATE_LIMIT_HEADERS = Some("on"), "RateLimit-* headers on forwarded responses too.";
-        RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget.";
+        RATE_LIMIT_MAX_CLIENTS = Some("100000"), "Clients tracked per budget, verified and anonymous clients each.";
         PROBE_LIMIT = Some("10"), "Schema-validation refusals per client per minute before a cool-down, or off.";
         PROBE_COOLDOWN = Some("60s"), "How long a probing client is refused.";
+    }
+    Identity {
+        AUTH = None, "required, optional or off; when unset: required if AUTH_JWKS_URLS or API_KEYS_FILE is set, else off.";
+        AUTH_JWKS_URLS = None, "Comma-separated JWKS URLs (https://, http:// on loopback only, file:///path) whose keys sign accepted tokens.";
+        AUTH_JWKS_REFRESH = Some("5min"), "How often the key sets are fetched again.";
+        AUTH_JWKS_UNKNOWN_KID_INTERVAL = Some("30s"), "Least time between two refreshes caused by tokens naming an unknown kid.";
+        AUTH_JWT_ISSUERS = None, "Accepted iss values (comma-separated), or any; required with AUTH_JWKS_URLS.";
+        AUTH_JWT_AUDIENCES = None, "Accepted aud values (comma-separated), or any; required with AUTH_JWKS_URLS.";
+        AUTH_JWT_ALGORITHMS = Some("RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA"), "Algorithms a key may verify (the key decides, never the token; none is impossible).";
+        AUTH_JWT_HEADER = Some("authorization"), "Header carrying the token.";
+        AUTH_JWT_PREFIX = Some("Bearer"), "Scheme before the token in that header, or none for a bare token.";
+        AUTH_JWT_COOKIE = None, "Cookie carrying the token when the header does not.";
+        AUTH_JWT_LEEWAY = Some("30s"), "Clock skew tolerated on exp and nbf (at most 10min).";
+        AUTH_JWT_CACHE_ENTRIES = Some("10000"), "Verified tokens remembered until they expire, or 0.";
+        AUTH_JWT_VERIFY_RATE = Some("10/s:burst=50"), "Token signature checks per client address (remembered tokens are free), or off.";
+        AUTH_CLIENT_CLAIM = None, "Claim naming the caller (default sub).";
+        AUTH_TIER_CLAIM = None, "Claim naming the caller's tier (one of TIERS).";
+        API_KEYS_FILE = None, "File of API keys, one per line: SHA-256 hex of the key, name, tier or -, optional comma-separated scopes; reloaded on change.";
+        API_KEY_HEADER = Some("x-api-key"), "Header carrying an API key.";
+        API_KEYS_RELOAD_INTERVAL = Some("5s"), "How often API_KEYS_FILE is checked for changes.";
+        TIERS = None, "Per-tier budgets: free:rate=10/s,cost=1000/min;pro:rate=100/s,cost=50000/min.";
+        LOG_SUBJECT = Some("hash"), "How the verified subject appears in the audit log: hash (a SHA-256 prefix) or clear.";
+    }
+    Edge {
+        CORS_ALLOW_ORIGINS = None, "Origins allowed to call from a browser: exact (https://app.example.com), patterns (https://*.example.com), or *; unset: every preflight refused.";
+        CORS_ALLOW_CREDENTIALS = Some("off"), "Let allowed origins send cookies and credentials (never with *).";
+        CORS_ALLOW_HEADERS = Some("content-type, authorization, x-apollo-operation-name, apollo-require-preflight, graphql-preflight"), "Request headers allowed origins may send.";
+        CORS_EXPOSE_HEADERS = Some("retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, x-request-id"), "Response headers allowed origins may read.";
+        CORS_MAX_AGE = Some("10min"), "How long a browser may reuse a preflight answer.";
+        ALLOW_IPS = None, "CIDR list: when set, only these client addresses are served (403 FORBIDDEN otherwise).";
+        DENY_IPS = None, "CIDR list of client addresses refused with 403 FORBIDDEN.";
+        ADMIN_ALLOW_IPS = Some("127.0.0.0/8,::1"), "CIDR list of peers the admin listener (/metrics) answers.";
+        HSTS = Some("off"), "Strict-Transport-Security value (max-age=31536000; includeSubDomains), or off.";
     }
     Hardening {
         BLOCK_FIELD_SUGGESTIONS = Some("on"), "Remove \"Did you mean …?\" from upstream errors.";
@@ -146,7 +186,7 @@ variables! {
     }
     Persisted {
         PERSISTED_QUERIES = Some("off"), "off, apq, audit or allowlist.";
-        PERSISTED_QUERIES_DIR = Some("persisted-queries"), "Directory of manifests (*.json).";
+        PERSISTED_QUERIES_DIR = None, "Directory of manifests (*.json); unset: no manifest (demo: its built-in one).";
         PERSISTED_REQUIRE_ID = Some("off"), "In allowlist mode, refuse manifest text sent inline.";
         PERSISTED_SKIP_LIMITS = Some("on"), "Manifest documents skip the limits their text decides (on), those and cost (all), or none (off).";
         PERSISTED_LIMIT_VIOLATIONS = Some("error"), "A manifest entry breaking an enforced limit: error or warn.";

@@ -245,15 +245,21 @@ fn settings_show_what_was_set_and_redact_secrets() {
 }
 
 #[test]
-fn a_named_manifest_directory_is_required_the_default_is_not() {
+fn no_manifest_is_loaded_unless_a_directory_is_named_and_demo_has_its_own() {
     let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
-    assert!(!load(&[upstream]).unwrap().persisted.dir_required);
-    assert!(
+    assert_eq!(
+        load(&[upstream]).unwrap().persisted.manifests,
+        ManifestSource::None
+    );
+    assert_eq!(
         load(&[upstream, (PERSISTED_QUERIES_DIR, "/srv/manifests")])
             .unwrap()
             .persisted
-            .dir_required
+            .manifests,
+        ManifestSource::Dir("/srv/manifests".into())
     );
+    let demo = Config::from_source(&HashMap::<&str, &str>::new(), Profile::Demo).unwrap();
+    assert_eq!(demo.persisted.manifests, ManifestSource::Demo);
 }
 
 #[test]
@@ -261,4 +267,134 @@ fn client_key_header_and_hashes_are_set_together() {
     let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
     let err = load(&[upstream, (TRUSTED_CLIENT_HEADER, "x-key")]).unwrap_err();
     assert!(err.to_string().contains(TRUSTED_CLIENT_KEY_HASHES), "{err}");
+}
+
+#[test]
+fn enumerated_values_and_rule_names_are_case_insensitive() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (MODE, "Monitor"),
+        (RULE_MODES, "Depth:ENFORCE"),
+        (PERSISTED_QUERIES, "AUDIT"),
+    ])
+    .unwrap();
+    assert_eq!(config.limits.modes.of(Rule::Cost), Mode::Monitor);
+    assert_eq!(config.limits.modes.of(Rule::Depth), Mode::Enforce);
+    assert_eq!(config.persisted.mode, PersistedQueries::Audit);
+}
+
+#[test]
+fn a_rate_accepts_m_for_minutes_and_a_bad_one_is_explained_once() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let config = load(&[upstream, (RATE_LIMIT, "100/m")]).unwrap();
+    let rate = config.clients.rate_limit.unwrap();
+    assert_eq!(
+        (rate.amount.get(), rate.period),
+        (100, Duration::from_secs(60))
+    );
+    let message = load(&[upstream, (RATE_LIMIT, "100/x")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(message.matches("100/x").count(), 1, "{message}");
+    assert!(!message.contains("invalid rate"), "{message}");
+    assert!(message.contains("6000/min"), "an example: {message}");
+}
+
+#[test]
+fn auto_is_case_insensitive_too() {
+    let config = load(&[
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (WORKERS, "AUTO"),
+        (MAX_CONNECTIONS, "Auto"),
+    ])
+    .unwrap();
+    assert_eq!(config.server.workers, parse::available_cpus());
+    assert!(config.server.max_connections >= 64);
+}
+
+#[test]
+fn websocket_limits_have_secure_defaults_and_origins_must_be_origins() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let ws = load(&[upstream]).unwrap().requests.websocket;
+    assert_eq!(ws.max_message_bytes, 256 << 10);
+    assert_eq!(ws.max_subscriptions, 20);
+    assert_eq!(ws.max_subscriptions_per_client, Some(100));
+    assert_eq!(ws.init_timeout, Duration::from_secs(3));
+    assert_eq!(ws.keepalive, Some(Duration::from_secs(30)));
+    assert_eq!(ws.idle_timeout, Some(Duration::from_secs(300)));
+    assert!(ws.allowed_origins.is_empty());
+    let ws = load(&[
+        upstream,
+        (
+            WS_ALLOWED_ORIGINS,
+            " https://App.example.com/ ,http://localhost:3000",
+        ),
+        (WS_KEEPALIVE, "off"),
+        (WS_MAX_SUBSCRIPTIONS_PER_CLIENT, "off"),
+    ])
+    .unwrap()
+    .requests
+    .websocket;
+    assert_eq!(
+        ws.allowed_origins,
+        ["https://app.example.com", "http://localhost:3000"]
+    );
+    assert_eq!(ws.keepalive, None);
+    assert_eq!(ws.max_subscriptions_per_client, None);
+    for bad in ["app.example.com", "https://app.example.com/path", ","] {
+        let err = load(&[upstream, (WS_ALLOWED_ORIGINS, bad)]).unwrap_err();
+        assert!(err.to_string().contains(WS_ALLOWED_ORIGINS), "{bad}: {err}");
+    }
+    assert!(load(&[upstream, (WS_MAX_SUBSCRIPTIONS, "0")]).is_err());
+}
+
+#[test]
+fn identity_and_edge_choices_that_weaken_the_firewall_are_warned_about() {
+    let upstream = (UPSTREAM_URL, "http://127.0.0.1:4000/graphql");
+    let quiet = load(&[upstream]).unwrap();
+    assert!(
+        insecure_choices(&quiet).is_empty(),
+        "the defaults warn of nothing"
+    );
+    assert!(
+        quiet
+            .edge
+            .admin_allow_ips
+            .contains("127.0.0.1".parse().unwrap())
+    );
+    assert!(quiet.edge.admin_allow_ips.contains("::1".parse().unwrap()));
+    let loud = load(&[
+        upstream,
+        (AUTH, "optional"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "any"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (ADMIN_ALLOW_IPS, "0.0.0.0/0"),
+    ])
+    .unwrap();
+    let warnings = insecure_choices(&loud).join("\n");
+    for expected in [
+        format!("{AUTH_JWT_ISSUERS}=any"),
+        format!("{AUTH}=optional"),
+        ADMIN_ALLOW_IPS.to_owned(),
+    ] {
+        assert!(warnings.contains(&expected), "{expected} in {warnings}");
+    }
+    assert!(!warnings.contains(AUTH_JWT_AUDIENCES), "{warnings}");
+}
+
+#[test]
+fn a_token_in_a_cookie_needs_the_csrf_guard() {
+    let vars = [
+        (UPSTREAM_URL, "http://127.0.0.1:4000/graphql"),
+        (AUTH_JWKS_URLS, "file:///etc/jwks.json"),
+        (AUTH_JWT_ISSUERS, "https://idp.example.com/"),
+        (AUTH_JWT_AUDIENCES, "graphql-api"),
+        (AUTH_JWT_COOKIE, "session"),
+    ];
+    assert!(load(&vars).is_ok());
+    let mut without_guard = vars.to_vec();
+    without_guard.push((CSRF_PROTECTION, "off"));
+    let error = load(&without_guard).unwrap_err().to_string();
+    assert!(error.contains(CSRF_PROTECTION), "{error}");
 }

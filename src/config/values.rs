@@ -107,6 +107,20 @@ impl CostBudgetMode {
     ];
 }
 
+/// `LOG_SUBJECT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSubject {
+    /// A SHA-256 prefix of the subject.
+    Hash,
+    /// The subject as verified.
+    Clear,
+}
+
+impl LogSubject {
+    pub const CHOICES: &[(&str, LogSubject)] =
+        &[("hash", LogSubject::Hash), ("clear", LogSubject::Clear)];
+}
+
 /// `SANITISE_OVERFLOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SanitiseOverflow {

@@ -11,6 +11,7 @@
 //! `multipart/mixed;boundary="graphql";subscriptionSpec="1.0"` ([`stream`]). async-graphql 7.2 has
 //! no `@defer`/`@stream`, so there is no incremental delivery to serve.
 
+pub mod identity;
 pub mod schema;
 pub mod stream;
 pub mod ws;
@@ -34,6 +35,9 @@ use schema::DemoSchema;
 
 /// The demo backend's SDL, annotated with `@cost` / `@listSize` (the firewall's default schema in `demo`).
 pub const SDL: &str = include_str!("../../schema/demo.graphql");
+/// The demo client's persisted-query manifest, compiled in so that `demo` serves its documented
+/// `documentId` examples from any working directory and in the container.
+pub const MANIFEST: &str = include_str!("../../persisted-queries/manifest.json");
 
 /// The path the demo backend serves GraphQL on.
 pub const PATH: &str = "/graphql";

@@ -11,17 +11,20 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::admission::Client;
-use crate::inspect::{Inspection, OperationReport};
+use crate::identity::{AuthMethod, Identity};
+use crate::inspect::{Inspection, Learnt, OperationReport};
 use crate::metrics::{
     ManifestOperationLabels, Metrics, OperationLabels, OutcomeLabels, RequestLabels, RuleLabels,
+    TierLabels,
 };
-use crate::persisted::Origin;
+use crate::persisted::{DocumentHash, Origin};
 use crate::policy::Violation;
 
 use super::harden::Hardened;
-use super::reject::{RejectCode, Rejection};
+use super::reject::{RejectCode, RejectError, Rejection};
 
 /// What one request did, filled in by the pipeline stages.
 #[derive(Debug, Default)]
@@ -30,6 +33,8 @@ pub struct Record {
     pub batch: usize,
     pub rejection: Option<Rejection>,
     pub inspection: Inspection,
+    /// Of a request the inspection refused: what it learnt of each operation (by position).
+    pub learnt: Vec<Learnt>,
     /// Rules broken in monitor mode (limits and budgets), with their operation's batch position.
     pub monitored: Vec<(usize, Violation)>,
     pub upstream: Option<Duration>,
@@ -76,6 +81,8 @@ pub struct Outcome<'a> {
     pub status: StatusCode,
     pub total: Duration,
     pub response_bytes: Option<u64>,
+    /// `LOG_SUBJECT`: how the caller's subject is written.
+    pub subjects: SubjectLog,
 }
 
 /// Samples allowed events: `rate` in [0, 1].
@@ -97,6 +104,36 @@ impl Sampler {
     fn sample(&self) -> bool {
         let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
         (n * self.rate).floor() != ((n + 1.0) * self.rate).floor()
+    }
+}
+
+/// `LOG_SUBJECT`: how a verified caller's subject appears in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectLog {
+    /// `sha256:` and 12 hex digits of its SHA-256: events of one caller can be joined, and a
+    /// leaked log does not name people (subjects are often e-mail addresses).
+    Hash,
+    /// As verified.
+    Clear,
+}
+
+impl SubjectLog {
+    /// The subject as logged. A gateway's key is always hashed: the header a gateway sets may be
+    /// the caller's API key itself, a secret that must never reach a log.
+    fn render(self, identity: &Identity) -> Option<String> {
+        let subject = identity.subject.as_ref()?.as_str();
+        let clear = self == SubjectLog::Clear && identity.method != AuthMethod::Gateway;
+        Some(if clear {
+            subject.to_owned()
+        } else {
+            Self::hash(subject)
+        })
+    }
+
+    fn hash(subject: &str) -> String {
+        let digest: [u8; 32] = Sha256::digest(subject.as_bytes()).into();
+        let [a, b, c, d, e, f, ..] = digest;
+        format!("sha256:{}", hex::encode([a, b, c, d, e, f]))
     }
 }
 
@@ -135,16 +172,21 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
     match &record.rejection {
         Some(rejection) => {
             for error in &rejection.errors {
-                let report = error
-                    .batch_index
-                    .and_then(|i| record.inspection.operations.get(i));
+                // A batch-wide error (the batch's cost) belongs to no one member.
+                let index = match (error.batch_index, record.batch > 1) {
+                    (Some(index), _) => Some(index),
+                    (None, false) => Some(0),
+                    (None, true) => None,
+                };
+                let (report, hash) = index.map_or((None, None), |i| learnt(record, i));
                 log_operation(
                     record,
                     outcome,
                     report,
+                    hash,
                     error.batch_index,
                     verdict,
-                    Some(error.code),
+                    Some(error),
                 );
             }
         }
@@ -153,13 +195,34 @@ fn write(record: &Record, outcome: &Outcome<'_>, metrics: &Metrics, sampler: &Sa
             && sampler.sample() =>
         {
             for (index, report) in record.inspection.operations.iter().enumerate() {
-                log_operation(record, outcome, Some(report), Some(index), verdict, None);
+                let hash = Some(report.hash);
+                log_operation(
+                    record,
+                    outcome,
+                    Some(report),
+                    hash,
+                    Some(index),
+                    verdict,
+                    None,
+                );
             }
             if record.inspection.operations.is_empty() {
-                log_operation(record, outcome, None, None, verdict, None);
+                log_operation(record, outcome, None, None, None, verdict, None);
             }
         }
         None => {}
+    }
+}
+
+/// What is known of the operation at `index` of a refused request: from the inspection's refusal,
+/// or, when a later stage refused (a cost budget, the upstream), from the inspection itself.
+fn learnt(record: &Record, index: usize) -> (Option<&OperationReport>, Option<DocumentHash>) {
+    match record.learnt.get(index) {
+        Some(learnt) => (learnt.report.as_ref(), learnt.hash),
+        None => match record.inspection.operations.get(index) {
+            Some(report) => (Some(report), Some(report.hash)),
+            None => (None, None),
+        },
     }
 }
 
@@ -178,6 +241,19 @@ fn record_metrics(
             code: code.map_or("none", RejectCode::as_str),
         })
         .inc();
+    if let Some(tier) = record
+        .client
+        .as_ref()
+        .and_then(|c| c.identity.tier.as_ref())
+    {
+        metrics
+            .tier_requests
+            .get_or_create(&TierLabels {
+                tier: tier.as_str().to_owned(),
+                verdict,
+            })
+            .inc();
+    }
     let total = outcome.total.as_secs_f64();
     metrics.request_duration.observe(total);
     if let Some(upstream) = record.upstream {
@@ -228,21 +304,30 @@ fn record_metrics(
     }
 }
 
+/// One operation's event: `report` holds its measurements when it got that far, `hash` its
+/// document once resolved, `refusal` the error it was refused with (its limit and actual value).
 fn log_operation(
     record: &Record,
     outcome: &Outcome<'_>,
     report: Option<&OperationReport>,
+    hash: Option<DocumentHash>,
     batch_index: Option<usize>,
     verdict: &'static str,
-    code: Option<RejectCode>,
+    refusal: Option<&RejectError>,
 ) {
+    // The schema coordinate an access rule refused.
+    let forbidden = refusal.and_then(|error| error.audit_only.as_deref());
     let request_id = outcome.request_id;
     let transport = outcome.channel.as_str();
     let client_key = record.client.as_ref().map(|c| c.key.short_hex());
+    let identity = record.client.as_ref().map(|c| &c.identity);
+    let auth_method = identity.map(|i| i.method.as_str());
+    let subject = identity.and_then(|i| outcome.subjects.render(i));
+    let tier = identity.and_then(|i| i.tier.as_ref()).map(|t| t.as_str());
     let client_ip = record.client.as_ref().map_or(outcome.peer, |c| c.ip);
     let operation_type = report.map(|r| r.kind.as_str());
     let operation_name = report.and_then(|r| r.name.as_deref());
-    let hash = report.map(|r| hex::encode(r.hash));
+    let hash = hash.map(hex::encode);
     let persisted = report.map(|r| r.origin.as_str());
     let metrics = report.map(|r| r.metrics);
     let depth = metrics.map(|m| m.depth);
@@ -256,7 +341,17 @@ fn log_operation(
         .measured
         .as_ref()
         .and_then(|measured| measured.actual.get().copied());
-    let code = code.map(RejectCode::as_str);
+    let code = refusal.map(|error| error.code.as_str());
+    let detail = |name: &str| {
+        refusal.and_then(|error| {
+            error
+                .details
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+        })
+    };
+    let (limit, actual) = (detail("limit"), detail("actual"));
     let upstream_status = record.upstream_status.map(|s| s.as_u16());
     let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1000.0);
     let total_ms = outcome.total.as_secs_f64() * 1000.0;
@@ -266,10 +361,11 @@ fn log_operation(
             tracing::$level!(
                 target: "graphql_firewall::audit",
                 request_id, transport, client_key, client_ip = %client_ip, peer = %outcome.peer,
+                auth_method, subject, tier,
                 method = %outcome.method, batch = record.batch, batch_index,
                 operation_type, operation_name, hash, persisted,
                 depth, aliases, root_fields, directives, fields, tokens, cost, cost_actual,
-                verdict, code, status = outcome.status.as_u16(), upstream_status,
+                verdict, code, limit, actual, forbidden, status = outcome.status.as_u16(), upstream_status,
                 upstream_ms, total_ms, response_bytes = outcome.response_bytes, hardened,
                 $message
             )
@@ -298,6 +394,36 @@ fn log_monitored(request_id: &str, index: usize, violation: &Violation) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_are_hashed_unless_clear_and_a_gateways_key_always_is() {
+        use crate::identity::{Scopes, Subject};
+        let named = |method| {
+            Identity::verified(
+                method,
+                Subject::new("billing@example.com"),
+                None,
+                Scopes::default(),
+            )
+        };
+        let hashed = SubjectLog::Hash.render(&named(AuthMethod::Jwt)).unwrap();
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 19,
+            "{hashed}"
+        );
+        assert_eq!(
+            SubjectLog::Clear
+                .render(&named(AuthMethod::ApiKey))
+                .as_deref(),
+            Some("billing@example.com")
+        );
+        assert_eq!(
+            SubjectLog::Clear.render(&named(AuthMethod::Gateway)),
+            Some(hashed),
+            "a gateway's key may be a secret"
+        );
+        assert_eq!(SubjectLog::Clear.render(&Identity::anonymous()), None);
+    }
 
     #[test]
     fn the_sampler_keeps_the_configured_share() {

@@ -30,7 +30,7 @@ pub fn forwarded(
         return Forwarded {
             body,
             query_string: match transport {
-                Transport::Get => query_string.map(str::to_owned),
+                Transport::Get | Transport::GetEventStream => query_string.map(str::to_owned),
                 Transport::Post | Transport::WebSocket => None,
             },
         };
@@ -45,7 +45,7 @@ pub fn forwarded(
             body: Bytes::from(encode_body(&rewritten, batch)),
             query_string: None,
         },
-        Transport::Get => Forwarded {
+        Transport::Get | Transport::GetEventStream => Forwarded {
             body: Bytes::new(),
             query_string: rewritten.first().map(encode_query_string),
         },

@@ -48,6 +48,8 @@ impl Guard {
     /// The transport of an acceptable request (`OPTIONS` is not a GraphQL request: `None`).
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<Transport, GuardError> {
         let transport = match *method {
+            // GraphQL over SSE: a stream of results is what a subscription reads.
+            Method::GET if accepts(headers, "text/event-stream") => Transport::GetEventStream,
             Method::GET => Transport::Get,
             Method::POST => Transport::Post,
             _ => return Err(GuardError::Method),
@@ -57,7 +59,7 @@ impl Guard {
         {
             let names: Vec<&str> = required.iter().map(HeaderName::as_str).collect();
             return Err(GuardError::Csrf {
-                get: transport == Transport::Get,
+                get: transport != Transport::Post,
                 required: names.join(", "),
             });
         }
@@ -66,6 +68,23 @@ impl Guard {
         }
         Ok(transport)
     }
+}
+
+/// The client's `Accept` lists `media` (case-insensitively) with a non-zero quality.
+pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|listed| {
+            let refused = listed.split(';').skip(1).any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+            });
+            media_type(listed).eq_ignore_ascii_case(media) && !refused
+        })
 }
 
 /// The media type of a `Content-Type`-like value, without its parameters (`text/plain` of
@@ -226,6 +245,25 @@ mod tests {
             guard.check(&Method::GET, &preflighted_get),
             Ok(Transport::Get)
         );
+    }
+
+    #[test]
+    fn a_get_asking_for_an_event_stream_is_its_own_transport() {
+        let guard = Guard {
+            csrf_required_headers: None,
+        };
+        let sse = headers(&[("accept", "application/json, Text/Event-Stream")]);
+        assert_eq!(
+            guard.check(&Method::GET, &sse),
+            Ok(Transport::GetEventStream)
+        );
+        let refused = headers(&[("accept", "text/event-stream;q=0")]);
+        assert_eq!(guard.check(&Method::GET, &refused), Ok(Transport::Get));
+        let post = headers(&[
+            ("accept", "text/event-stream"),
+            ("content-type", "application/json"),
+        ]);
+        assert_eq!(guard.check(&Method::POST, &post), Ok(Transport::Post));
     }
 
     #[test]

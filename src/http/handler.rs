@@ -16,13 +16,15 @@ use bytes::Bytes;
 
 use super::audit::{self, Measured, Record};
 use super::decode::{self, decode_body, decode_query_string};
+use super::edge::Forwarded;
 use super::reject::{Rejection, quota_headers};
 use super::request_id::RequestId;
 use super::{Firewall, apq_sharing, body, client_ip, encode, harden, ws};
 use crate::admission::Client;
 use crate::analysis::ActualCostError;
+use crate::identity::{AuthMethod, Identity, Scopes, Subject};
 use crate::inspect::{Caller, GraphqlRequest, InspectError, Inspection, Transport};
-use crate::metrics::count;
+use crate::metrics::{AuthLabels, count};
 use crate::ratelimit::Quota;
 use crate::upstream::Outgoing;
 
@@ -64,6 +66,7 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
         status: response.status(),
         total: started.elapsed(),
         response_bytes: http_body::Body::size_hint(response.body()).exact(),
+        subjects: firewall.settings.log_subject,
     };
     audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
     response
@@ -78,11 +81,13 @@ impl Firewall {
         peer: IpAddr,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
-        let client = self.identify(parts, peer);
-        record.client = Some(client.clone());
+        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
         if parts.method == Method::OPTIONS {
-            // A CORS preflight, answered by the upstream: admitted like any request, and
+            // An `OPTIONS` that is not a CORS preflight (those are answered at the edge and never
+            // get here): it carries no credentials, so it is admitted as its address, and
             // forwarded without its query string (nothing in it is inspected).
+            let client = self.budgets.identify(ip, Identity::anonymous());
+            record.client = Some(client.clone());
             let admitted = self.budgets.admit_request(&client).await?;
             record.monitored.extend(admitted.monitored.map(|v| (0, v)));
             return self
@@ -90,10 +95,12 @@ impl Firewall {
                 .await;
         }
         let transport = self.settings.guard.check(&parts.method, &parts.headers)?;
+        let client = self.identify(parts, peer, ip).await?;
+        record.client = Some(client.clone());
         let admitted = self.budgets.admit_request(&client).await?;
         record.monitored.extend(admitted.monitored.map(|v| (0, v)));
         let (requests, batch, body) = match transport {
-            Transport::Get => {
+            Transport::Get | Transport::GetEventStream => {
                 let query = parts.uri.query().unwrap_or_default();
                 let request = decode_query_string(query, self.settings.max_body_bytes)?;
                 (vec![request], false, Bytes::new())
@@ -105,15 +112,25 @@ impl Firewall {
                 let bytes = tokio::time::timeout(self.settings.body_read_timeout, read)
                     .await
                     .map_err(|_| body::BodyError::Timeout)??;
-                let (requests, batch) = decode_body(&bytes, self.settings.max_batch)?;
+                let (requests, batch) =
+                    decode_body(&bytes, self.settings.max_batch).inspect_err(|error| {
+                        // A refused batch is logged with its real size.
+                        if let decode::DecodeError::BatchTooLarge { actual, .. } = error {
+                            record.batch = *actual;
+                        }
+                    })?;
                 (requests, batch, bytes)
             }
         };
         record.batch = requests.len();
-        let caller = self.caller(&parts.headers);
+        let caller = self.caller(&parts.headers, &client);
         record.inspection = self
             .inspect(&requests, transport, batch, caller, &client)
-            .await?;
+            .await
+            .map_err(|mut error| {
+                record.learnt = std::mem::take(&mut error.learnt);
+                error
+            })?;
         record
             .monitored
             .extend(record.inspection.monitored.iter().copied());
@@ -149,9 +166,11 @@ impl Firewall {
         Ok(response)
     }
 
-    /// What the decision needs to know of the caller: whether it presented a client key.
-    pub(super) fn caller(&self, headers: &HeaderMap) -> Caller {
+    /// What the decision needs to know of the caller: who it proved to be, and whether it
+    /// presented a client key.
+    pub(super) fn caller<'a>(&self, headers: &HeaderMap, client: &'a Client) -> Caller<'a> {
         Caller {
+            identity: Some(&client.identity),
             holds_client_key: self
                 .settings
                 .client_keys
@@ -168,7 +187,7 @@ impl Firewall {
         requests: &[GraphqlRequest],
         transport: Transport,
         batch: bool,
-        caller: Caller,
+        caller: Caller<'_>,
         client: &Client,
     ) -> Result<Inspection, InspectError> {
         let shared_apq = self.budgets.shared_state().zip(self.inspector.apq_store());
@@ -190,19 +209,83 @@ impl Firewall {
         Ok(inspection)
     }
 
-    /// The client: its address (forwarding headers believed only from trusted proxies) and the
-    /// key header, if configured.
-    pub(super) fn identify(&self, parts: &Parts, peer: IpAddr) -> Client {
-        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
-        let api_key = self
+    /// The client: the caller `AUTH` verified; else the key a gateway set, believed only when a
+    /// trusted proxy — the gateway that sets it — is the peer (from anyone else the header is the
+    /// caller's own invention and would buy a fresh budget per value); else its address.
+    ///
+    /// A request `AUTH` refuses spends its address's request budget before it is refused, so
+    /// guessing credentials is paced like any other traffic (and answered 429 once over it); and
+    /// a token not verified before spends its address's `AUTH_JWT_VERIFY_RATE` first, so a flood
+    /// of distinct forged tokens does not buy a signature check each.
+    pub(super) async fn identify(
+        &self,
+        parts: &Parts,
+        peer: IpAddr,
+        ip: IpAddr,
+    ) -> Result<Client, Rejection> {
+        if self.authenticator.needs_verification(&parts.headers) {
+            self.budgets.admit_verification(ip)?;
+        }
+        let authenticated = match self.authenticator.authenticate(&parts.headers).await {
+            Ok(authenticated) => authenticated,
+            Err(error) => {
+                tracing::info!(
+                    target: "graphql_firewall::identity",
+                    client = %ip,
+                    reason = error.reason(),
+                    "request not authenticated"
+                );
+                self.count_auth("none", error.reason());
+                let anonymous = self.budgets.identify(ip, Identity::anonymous());
+                self.budgets.admit_request(&anonymous).await?;
+                return Err(error.into());
+            }
+        };
+        if let Some(refused) = &authenticated.refused {
+            tracing::info!(
+                target: "graphql_firewall::identity",
+                client = %ip,
+                reason = refused.reason(),
+                "credential refused: going on as anonymous (AUTH=optional)"
+            );
+        }
+        if authenticated.identity.is_verified() {
+            self.count_auth(authenticated.identity.method.as_str(), "verified");
+            return Ok(self.budgets.identify(ip, authenticated.identity));
+        }
+        let trusted = &self.settings.trusted_proxies;
+        let gateway_key = self
             .settings
             .client_key_header
             .as_ref()
+            .filter(|_| trusted.contains(peer))
             .and_then(|name| parts.headers.get(name))
             .and_then(|value| value.to_str().ok())
             .map(str::trim)
             .filter(|value| !value.is_empty());
-        self.budgets.identify(ip, api_key)
+        let identity = match gateway_key {
+            Some(key) => Identity::verified(
+                AuthMethod::Gateway,
+                Subject::new(key),
+                None,
+                Scopes::default(),
+            ),
+            None => Identity::anonymous(),
+        };
+        let outcome = match (&authenticated.refused, identity.is_verified()) {
+            (_, true) => "verified",
+            (Some(refused), false) => refused.reason(),
+            (None, false) => "anonymous",
+        };
+        self.count_auth(identity.method.as_str(), outcome);
+        Ok(self.budgets.identify(ip, identity))
+    }
+
+    fn count_auth(&self, method: &'static str, outcome: &'static str) {
+        self.metrics
+            .auth
+            .get_or_create(&AuthLabels { method, outcome })
+            .inc();
     }
 
     async fn forward(
@@ -244,6 +327,7 @@ impl Firewall {
         let mut response = Response::new(body);
         *response.status_mut() = answer.status;
         *response.headers_mut() = headers;
+        response.extensions_mut().insert(Forwarded);
         Ok(response)
     }
 

@@ -17,6 +17,7 @@ pub mod body;
 pub mod client_ip;
 pub mod cors;
 pub mod decode;
+pub mod edge;
 pub mod encode;
 pub mod guard;
 pub mod handler;
@@ -35,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::admission::Budgets;
+use crate::identity::Authenticator;
 use crate::inspect::Inspector;
 use crate::metrics::Metrics;
 use crate::net::IpNetworks;
@@ -68,14 +70,17 @@ pub struct Settings {
     pub body_read_timeout: Duration,
     pub render: Render,
     pub harden: Arc<harden::Settings>,
-    /// The WebSocket limits of one connection.
-    pub ws: ws::protocol::Settings,
+    pub ws: ws::Settings,
+    /// `LOG_SUBJECT`.
+    pub log_subject: audit::SubjectLog,
 }
 
 /// Shared state of the request handlers.
 #[derive(Debug)]
 pub struct Firewall {
     pub settings: Settings,
+    /// `AUTH`: who is calling.
+    pub authenticator: Authenticator,
     pub budgets: Budgets,
     pub inspector: Inspector,
     pub upstream: Upstream,

@@ -21,6 +21,7 @@ use super::ws::protocol::Refusal as SessionRefusal;
 use super::ws::relay::UpgradeError;
 use crate::admission::Refusal;
 use crate::analysis::{AnalysisError, CostError};
+use crate::identity::AuthError;
 use crate::inspect::{InspectError, Reason};
 use crate::persisted::ResolveError;
 use crate::policy::Violation;
@@ -55,6 +56,9 @@ pub enum RejectCode {
     FragmentCycle,
     IntrospectionDisabled,
     RateLimited,
+    Unauthenticated,
+    Forbidden,
+    ForbiddenField,
     PersistedQueryNotFound,
     PersistedQueryHashMismatch,
     PersistedQueryRequired,
@@ -115,6 +119,9 @@ impl RejectCode {
             RejectCode::FragmentCycle => "FRAGMENT_CYCLE",
             RejectCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             RejectCode::RateLimited => "RATE_LIMITED",
+            RejectCode::Unauthenticated => "UNAUTHENTICATED",
+            RejectCode::Forbidden => "FORBIDDEN",
+            RejectCode::ForbiddenField => "FORBIDDEN_FIELD",
             RejectCode::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             RejectCode::PersistedQueryHashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
             RejectCode::PersistedQueryRequired => "PERSISTED_QUERY_REQUIRED",
@@ -139,6 +146,8 @@ impl RejectCode {
             RejectCode::RateLimited | RejectCode::SubscriptionLimitExceeded => {
                 fixed(StatusCode::TOO_MANY_REQUESTS)
             }
+            RejectCode::Unauthenticated => fixed(StatusCode::UNAUTHORIZED),
+            RejectCode::Forbidden | RejectCode::ForbiddenField => fixed(StatusCode::FORBIDDEN),
             // APQ clients look for this error in a 200 response and resend with the text.
             RejectCode::PersistedQueryNotFound => fixed(StatusCode::OK),
             RejectCode::PersistedQueryHashMismatch => fixed(StatusCode::BAD_REQUEST),
@@ -194,6 +203,9 @@ pub struct RejectError {
     pub details: Vec<(&'static str, u64)>,
     /// Position in a batch, when the error belongs to one member.
     pub batch_index: Option<usize>,
+    /// What the audit log may say and the client may not (the schema coordinate an access rule
+    /// refused: telling it would map the schema's protected parts for a prober).
+    pub audit_only: Option<Box<str>>,
 }
 
 impl RejectError {
@@ -203,6 +215,7 @@ impl RejectError {
             message: message.into(),
             details: Vec::new(),
             batch_index: None,
+            audit_only: None,
         }
     }
 }
@@ -324,23 +337,10 @@ pub enum RuleStatus {
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
-/// The client accepts `application/graphql-response+json` (with a non-zero quality); otherwise it
-/// is a legacy client, answered in `application/json`.
+/// The client accepts `application/graphql-response+json`; otherwise it is a legacy client,
+/// answered in `application/json`.
 fn accepts_graphql_response(request_headers: &HeaderMap) -> bool {
-    request_headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|media| {
-            let essence = super::guard::media_type(media);
-            let refused = media.split(';').skip(1).any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-            });
-            essence.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) && !refused
-        })
+    super::guard::accepts(request_headers, GRAPHQL_RESPONSE_JSON)
 }
 
 /// The answer to a request whose handler panicked: a GraphQL-shaped 500 that reveals nothing
@@ -354,11 +354,17 @@ pub fn internal_error(request_id: &str, accept: Option<&HeaderValue>) -> Respons
     if let Some(accept) = accept {
         headers.insert(header::ACCEPT, accept.clone());
     }
-    Rejection::new(
+    let mut response = Rejection::new(
         RejectCode::InternalError,
         format!("internal error (request id: {request_id})"),
     )
-    .into_response(&render, &headers)
+    .into_response(&render, &headers);
+    // Built outside the edge layer (the panic guard wraps it): the fixed security headers here.
+    super::security_headers::SecurityHeaders::default().apply(
+        response.headers_mut(),
+        super::security_headers::Answer::Firewall,
+    );
+    response
 }
 
 /// IETF draft `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset` (seconds, rounded up).
@@ -388,6 +394,18 @@ impl From<GuardError> for Rejection {
                 Rejection::new(RejectCode::UnsupportedMediaType, error.to_string())
             }
         }
+    }
+}
+
+/// 401 with the RFC 6750 challenge; the message says what is needed, never why a credential
+/// failed (that is logged).
+impl From<AuthError> for Rejection {
+    fn from(error: AuthError) -> Rejection {
+        let mut rejection = Rejection::new(RejectCode::Unauthenticated, error.client_message());
+        rejection
+            .headers
+            .insert(header::WWW_AUTHENTICATE, error.www_authenticate());
+        rejection
     }
 }
 
@@ -464,6 +482,10 @@ fn operation_error(reason: &Reason) -> RejectError {
         Reason::Analysis(error) => analysis_error(error, reason.is_validation_failure()),
         Reason::Cost(error) => cost_error(error),
         Reason::Violation(violation) => violation_error(violation),
+        Reason::Forbidden { coordinate } => RejectError {
+            audit_only: Some(coordinate.clone()),
+            ..RejectError::new(RejectCode::ForbiddenField, message)
+        },
     }
 }
 
@@ -552,7 +574,9 @@ impl From<Refusal> for Rejection {
         let retry_after = seconds(refusal.retry_after());
         let code = match refusal {
             Refusal::StateUnavailable => RejectCode::StateUnavailable,
-            Refusal::OverBudget { .. } | Refusal::CoolingDown { .. } => RejectCode::RateLimited,
+            Refusal::OverBudget { .. }
+            | Refusal::CoolingDown { .. }
+            | Refusal::TooManyVerifications { .. } => RejectCode::RateLimited,
         };
         let mut rejection = Rejection::new(code, refusal.to_string());
         rejection
@@ -567,7 +591,11 @@ impl From<Refusal> for Rejection {
 
 impl From<UpgradeError> for Rejection {
     fn from(error: UpgradeError) -> Rejection {
-        Rejection::new(RejectCode::InvalidRequest, error.to_string())
+        let code = match error {
+            UpgradeError::Subprotocol | UpgradeError::Handshake => RejectCode::InvalidRequest,
+            UpgradeError::CrossOrigin => RejectCode::CsrfBlocked,
+        };
+        Rejection::new(code, error.to_string())
     }
 }
 
@@ -764,6 +792,7 @@ mod tests {
                     reason: Reason::NotAllowedOverGet,
                 },
             ],
+            learnt: Vec::new(),
         };
         let response = Rejection::from(error).into_response(&render(), &HeaderMap::new());
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -790,6 +819,7 @@ mod tests {
                     actual: 3,
                 }),
             }],
+            learnt: Vec::new(),
         };
         let body = body(Rejection::from(error).into_response(&render(), &HeaderMap::new())).await;
         assert_eq!(

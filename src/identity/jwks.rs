@@ -404,6 +404,15 @@ impl Jwks {
     /// Loads every source once. An unreadable `file://` source is a configuration error; an
     /// unreachable remote one is logged and retried (tokens it signs are refused until then).
     pub async fn start(settings: JwksSettings) -> Result<Jwks, JwksError> {
+        let jwks = Jwks::new(settings)?;
+        jwks.refresh().await;
+        Ok(jwks)
+    }
+
+    /// Reads the `file://` sources now, without a runtime (start-up, `check`); remote sources are
+    /// fetched by the first [`Jwks::refresh`] — the refresher's first run, or the first token
+    /// whose `kid` is unknown. An unreadable or invalid file is a configuration error.
+    pub fn new(settings: JwksSettings) -> Result<Jwks, JwksError> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(settings.fetch_timeout));
         http.enforce_http(false);
@@ -413,26 +422,34 @@ impl Jwks {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        let states = settings
+        let mut sources = Sources {
+            states: settings
+                .urls
+                .iter()
+                .map(|_| SourceState::default())
+                .collect(),
+            generation: 0,
+        };
+        let files = settings
             .urls
             .iter()
-            .map(|_| SourceState::default())
+            .map(|url| match url {
+                JwksUrl::File(path) => Some(read_file(path)),
+                JwksUrl::Remote(_) => None,
+            })
             .collect();
-        let jwks = Jwks {
-            settings,
-            client,
-            current: ArcSwap::from_pointee(KeySet::default()),
-            sources: tokio::sync::Mutex::new(Sources {
-                states,
-                generation: 0,
-            }),
-            last_unknown_kid_refresh: Mutex::new(None),
-        };
-        let failures = jwks.refresh().await;
-        if let Some(failure) = failures.into_iter().find(|f| f.url.starts_with("file://")) {
+        let current = ArcSwap::from_pointee(KeySet::default());
+        let failures = apply(&settings, &mut sources, &current, files);
+        if let Some(failure) = failures.into_iter().next() {
             return Err(failure);
         }
-        Ok(jwks)
+        Ok(Jwks {
+            settings,
+            client,
+            current,
+            sources: tokio::sync::Mutex::new(sources),
+            last_unknown_kid_refresh: Mutex::new(None),
+        })
     }
 
     /// The keys in force now (a cheap guard, not a reference count: hold it only briefly).
@@ -447,69 +464,12 @@ impl Jwks {
         let fetched =
             futures_util::future::join_all(self.settings.urls.iter().map(|url| self.fetch(url)))
                 .await;
-        let mut failures = Vec::new();
-        let mut changed = false;
-        for ((url, state), body) in self
-            .settings
-            .urls
-            .iter()
-            .zip(sources.states.iter_mut())
-            .zip(fetched)
-        {
-            let origin = match url {
-                JwksUrl::Remote(_) => Origin::Remote,
-                JwksUrl::File(_) => Origin::File,
-            };
-            let parsed = body.and_then(|body| {
-                let hash: [u8; 32] = Sha256::digest(&body).into();
-                if state.body_hash == Some(hash) {
-                    return Ok(None);
-                }
-                parse_jwks(&body, &self.settings.algorithms, origin)
-                    .map(|parsed| Some((hash, parsed)))
-                    .map_err(FetchError::Invalid)
-            });
-            match parsed {
-                Ok(None) => {}
-                Ok(Some((hash, (keys, skipped)))) => {
-                    for reason in &skipped {
-                        tracing::warn!(
-                            target: "graphql_firewall::identity",
-                            jwks = %url, %reason, "JWKS key skipped"
-                        );
-                    }
-                    tracing::info!(
-                        target: "graphql_firewall::identity",
-                        jwks = %url, keys = keys.len(), skipped = skipped.len(), "JWKS loaded"
-                    );
-                    state.body_hash = Some(hash);
-                    state.keys = keys.into_iter().map(Arc::new).collect();
-                    changed = true;
-                }
-                Err(source) => {
-                    let error = JwksError {
-                        url: url.to_string(),
-                        source,
-                    };
-                    tracing::error!(
-                        target: "graphql_firewall::identity",
-                        %error, "JWKS not refreshed: the previous keys of this source stay in force"
-                    );
-                    failures.push(error);
-                }
-            }
-        }
-        if changed {
-            sources.generation += 1;
-            let keys = sources
-                .states
-                .iter()
-                .flat_map(|state| state.keys.iter().cloned())
-                .collect();
-            self.current
-                .store(Arc::new(KeySet::new(keys, sources.generation)));
-        }
-        failures
+        apply(
+            &self.settings,
+            &mut sources,
+            &self.current,
+            fetched.into_iter().map(Some).collect(),
+        )
     }
 
     /// Called when a token names a `kid` the set does not hold: refreshes unless one such refresh
@@ -538,14 +498,14 @@ impl Jwks {
         allowed
     }
 
-    /// Refreshes every `AUTH_JWKS_REFRESH` for as long as the key sets are in use.
+    /// Refreshes now (the remote sources [`Jwks::new`] did not fetch), then every
+    /// `AUTH_JWKS_REFRESH`, for as long as the key sets are in use.
     pub fn spawn_refresher(jwks: &Arc<Jwks>) -> tokio::task::JoinHandle<()> {
         let period = jwks.settings.refresh;
         let jwks = Arc::downgrade(jwks);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
             loop {
                 tick.tick().await;
                 let Some(jwks) = jwks.upgrade() else {
@@ -599,6 +559,81 @@ impl Jwks {
             })?;
         Ok(body.to_bytes().to_vec())
     }
+}
+
+/// Takes in what each source gave (`None`: not fetched this time): changed bodies replace their
+/// source's keys, failures keep them and are returned (and logged); any change publishes a new
+/// key set under a new generation.
+fn apply(
+    settings: &JwksSettings,
+    sources: &mut Sources,
+    current: &ArcSwap<KeySet>,
+    fetched: Vec<Option<Result<Vec<u8>, FetchError>>>,
+) -> Vec<JwksError> {
+    let mut failures = Vec::new();
+    let mut changed = false;
+    for ((url, state), body) in settings
+        .urls
+        .iter()
+        .zip(sources.states.iter_mut())
+        .zip(fetched)
+    {
+        let Some(body) = body else {
+            continue;
+        };
+        let origin = match url {
+            JwksUrl::Remote(_) => Origin::Remote,
+            JwksUrl::File(_) => Origin::File,
+        };
+        let parsed = body.and_then(|body| {
+            let hash: [u8; 32] = Sha256::digest(&body).into();
+            if state.body_hash == Some(hash) {
+                return Ok(None);
+            }
+            parse_jwks(&body, &settings.algorithms, origin)
+                .map(|parsed| Some((hash, parsed)))
+                .map_err(FetchError::Invalid)
+        });
+        match parsed {
+            Ok(None) => {}
+            Ok(Some((hash, (keys, skipped)))) => {
+                for reason in &skipped {
+                    tracing::warn!(
+                        target: "graphql_firewall::identity",
+                        jwks = %url, %reason, "JWKS key skipped"
+                    );
+                }
+                tracing::info!(
+                    target: "graphql_firewall::identity",
+                    jwks = %url, keys = keys.len(), skipped = skipped.len(), "JWKS loaded"
+                );
+                state.body_hash = Some(hash);
+                state.keys = keys.into_iter().map(Arc::new).collect();
+                changed = true;
+            }
+            Err(source) => {
+                let error = JwksError {
+                    url: url.to_string(),
+                    source,
+                };
+                tracing::error!(
+                    target: "graphql_firewall::identity",
+                    %error, "JWKS not refreshed: the previous keys of this source stay in force"
+                );
+                failures.push(error);
+            }
+        }
+    }
+    if changed {
+        sources.generation += 1;
+        let keys = sources
+            .states
+            .iter()
+            .flat_map(|state| state.keys.iter().cloned())
+            .collect();
+        current.store(Arc::new(KeySet::new(keys, sources.generation)));
+    }
+    failures
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, FetchError> {

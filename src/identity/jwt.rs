@@ -278,6 +278,16 @@ impl TokenSource {
         })
     }
 
+    /// The header the token is read from.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The cookie the token is read from, if any.
+    pub fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
     /// The token the request presents, if any. A repeated header or cookie, an empty token, or
     /// one with bytes no JWT has, is [`JwtError::BadRequest`]; a header with another scheme (e.g.
     /// `Basic`) is no token.
@@ -456,13 +466,8 @@ impl JwtVerifier {
         }
         let keys = self.jwks.keys();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(&digest)
-        {
-            if hit.generation == keys.generation() && get_current_timestamp() < hit.valid_until {
-                return Ok(hit.identity.clone());
-            }
-            cache.invalidate(&digest);
+        if let Some(identity) = self.cache_hit(&digest, keys.generation()) {
+            return Ok(identity);
         }
         let header = decode_header(token).map_err(|_| JwtError::Malformed)?;
         if header
@@ -509,6 +514,23 @@ impl JwtVerifier {
             }
         }
         Err(refusal)
+    }
+
+    /// The identity `token` proved when it was verified, if that is remembered and still valid:
+    /// what a request costs without a signature check (a hash and a lookup).
+    pub fn cached(&self, token: &str) -> Option<Identity> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.cache_hit(&digest, self.jwks.keys().generation())
+    }
+
+    fn cache_hit(&self, digest: &[u8; 32], generation: u64) -> Option<Identity> {
+        let cache = self.cache.as_ref()?;
+        let hit = cache.get(digest)?;
+        if hit.generation == generation && get_current_timestamp() < hit.valid_until {
+            return Some(hit.identity.clone());
+        }
+        cache.invalidate(digest);
+        None
     }
 
     /// Verified tokens remembered now (for tests and the metrics endpoint).

@@ -16,6 +16,7 @@
 )]
 
 pub mod api_keys;
+pub mod authenticate;
 pub mod jwks;
 pub mod jwt;
 pub mod tiers;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 pub use api_keys::{ApiKeyError, ApiKeys};
+pub use authenticate::{Authenticated, Authenticator};
 pub use jwt::{JwtError, JwtVerifier};
 pub use tiers::{TierName, Tiers};
 
@@ -35,6 +37,9 @@ pub use tiers::{TierName, Tiers};
 pub enum AuthMethod {
     Jwt,
     ApiKey,
+    /// A client key set by a gateway in front (`CLIENT_KEY_HEADER`, believed only from a peer in
+    /// `TRUSTED_PROXIES`): the gateway verified the caller, the firewall verified the gateway.
+    Gateway,
     Anonymous,
 }
 
@@ -43,6 +48,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Jwt => "jwt",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::Gateway => "gateway",
             AuthMethod::Anonymous => "anonymous",
         }
     }

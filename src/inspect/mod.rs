@@ -23,6 +23,7 @@ mod request;
 use std::sync::Arc;
 
 use crate::analysis::{self, ActualCost, AnalysisError, CostError, OperationKind};
+use crate::identity::Identity;
 use crate::metrics::{Metrics, count};
 use crate::persisted::{self, Claim, Origin, Registry, ResolveError, Resolver};
 use crate::policy::{self, LimitProfiles, Violation};
@@ -39,6 +40,9 @@ pub const MAX_OPERATION_NAME_BYTES: usize = 512;
 pub enum Transport {
     /// HTTP GET: queries only (GraphQL-over-HTTP; a GET must be safe).
     Get,
+    /// HTTP GET accepting `text/event-stream` (GraphQL over SSE, distinct connections): queries
+    /// and subscriptions, which read; mutations still need POST.
+    GetEventStream,
     /// HTTP POST: every operation type.
     Post,
     /// A `subscribe` (legacy `start`) message of a GraphQL-over-WebSocket connection: every
@@ -48,10 +52,23 @@ pub enum Transport {
 
 /// Who is asking, as far as the decision needs to know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Caller {
+pub struct Caller<'a> {
     /// Presented one of the configured client keys ([`persisted::ClientKeys`]): not held to the
     /// allowlist, and introspection is allowed.
     pub holds_client_key: bool,
+    /// Who the caller proved to be (`None`: anonymous), for the schema's access rules. A client
+    /// key or a reviewed (persisted) document is not an identity: access rules hold for both.
+    pub identity: Option<&'a Identity>,
+}
+
+impl Caller<'_> {
+    /// Whether the caller may select what `requirement` guards.
+    fn may(&self, requirement: &analysis::Requirement) -> bool {
+        let identity = self.identity.filter(|identity| identity.is_verified());
+        requirement.allows(identity.is_some(), &|scope| {
+            identity.is_some_and(|identity| identity.scopes.contains(scope))
+        })
+    }
 }
 
 /// What the inspection needs, built once from the configuration.
@@ -150,6 +167,11 @@ pub enum Reason {
     /// An enforced rule.
     #[error("the operation breaks the {} rule", .0.rule.as_str())]
     Violation(Violation),
+    /// The operation selects a schema coordinate the caller may not (denied to everyone, or
+    /// `@authenticated` / `@requiresScopes` unmet). Always enforced: access is not a limit to
+    /// monitor. The coordinate is for the audit log only.
+    #[error("the operation selects a field the caller may not access")]
+    Forbidden { coordinate: Box<str> },
 }
 
 impl Reason {
@@ -179,10 +201,23 @@ pub struct OperationError {
 }
 
 /// A refused request: one error per offending operation (a batch is refused whole).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{} operation(s) refused", errors.len())]
 pub struct InspectError {
     pub errors: Vec<OperationError>,
+    /// What was learnt of each operation (by position in the request) before the refusal, for
+    /// the audit log: repeated attacks are correlated by hash, and limits are tuned from the
+    /// measurements of what was refused.
+    pub learnt: Vec<Learnt>,
+}
+
+/// What the inspection learnt of one operation before the request was refused.
+#[derive(Debug, Clone, Default)]
+pub struct Learnt {
+    /// The document's SHA-256, once it was resolved.
+    pub hash: Option<persisted::DocumentHash>,
+    /// Its measurements, once it was analysed and costed.
+    pub report: Option<OperationReport>,
 }
 
 impl InspectError {
@@ -209,14 +244,20 @@ impl Inspector {
         requests: &[GraphqlRequest],
         transport: Transport,
         batch: bool,
-        caller: Caller,
+        caller: Caller<'_>,
     ) -> Result<Inspection, InspectError> {
         let mut inspection = Inspection::default();
         let mut errors = Vec::new();
+        let mut hashes = Vec::with_capacity(requests.len());
+        // The request position of each report in `inspection.operations`.
+        let mut measured = Vec::with_capacity(requests.len());
         let mut batch_cost: u64 = 0;
         for (index, request) in requests.iter().enumerate() {
             let batch_index = batch.then_some(index);
-            match self.inspect_one(request, transport, caller, !batch) {
+            let mut hash = None;
+            let inspected = self.inspect_one(request, transport, caller, !batch, &mut hash);
+            hashes.push(hash);
+            match inspected {
                 Ok((report, verdict, meter)) => {
                     inspection.meter = meter;
                     batch_cost = batch_cost.saturating_add(report.cost);
@@ -230,6 +271,7 @@ impl Inspector {
                     let monitored = verdict.monitored.into_iter().map(|v| (index, v));
                     inspection.monitored.extend(monitored);
                     inspection.operations.push(report);
+                    measured.push(index);
                 }
                 Err(reason) => errors.push(OperationError {
                     batch_index,
@@ -252,19 +294,29 @@ impl Inspector {
                 .extend(verdict.monitored.into_iter().map(|v| (0, v)));
         }
         if errors.is_empty() {
-            Ok(inspection)
-        } else {
-            Err(InspectError { errors })
+            return Ok(inspection);
         }
+        let mut learnt: Vec<Learnt> = hashes
+            .into_iter()
+            .map(|hash| Learnt { hash, report: None })
+            .collect();
+        for (index, report) in measured.into_iter().zip(inspection.operations) {
+            if let Some(slot) = learnt.get_mut(index) {
+                slot.report = Some(report);
+            }
+        }
+        Err(InspectError { errors, learnt })
     }
 
-    /// `measure`: also build the meter of the answer's actual cost.
+    /// `measure`: also build the meter of the answer's actual cost. `hash` is set as soon as the
+    /// document is known, so that a refusal after that point can be logged with it.
     fn inspect_one(
         &self,
         request: &GraphqlRequest,
         transport: Transport,
-        caller: Caller,
+        caller: Caller<'_>,
         measure: bool,
+        hash: &mut Option<persisted::DocumentHash>,
     ) -> Result<(OperationReport, policy::Verdict, Option<ActualCost>), Reason> {
         if request
             .operation_name
@@ -274,6 +326,7 @@ impl Inspector {
             return Err(Reason::OperationNameTooLong);
         }
         let resolved = self.resolve(request, caller)?;
+        *hash = Some(resolved.hash);
         let analysed;
         let document = match &resolved.reviewed {
             Some(reviewed) => &reviewed.document,
@@ -292,8 +345,22 @@ impl Inspector {
             }
         };
         let operation = document.operation(request.operation_name.as_deref())?;
-        if transport == Transport::Get && operation.kind() != OperationKind::Query {
+        let allowed_over_get = match transport {
+            Transport::Get => operation.kind() == OperationKind::Query,
+            Transport::GetEventStream => operation.kind() != OperationKind::Mutation,
+            Transport::Post | Transport::WebSocket => true,
+        };
+        if !allowed_over_get {
             return Err(Reason::NotAllowedOverGet);
+        }
+        if let Some(refused) = operation
+            .restricted()
+            .iter()
+            .find(|restriction| !caller.may(&restriction.requirement))
+        {
+            return Err(Reason::Forbidden {
+                coordinate: refused.coordinate.clone(),
+            });
         }
         let variables = request.variables.as_ref();
         let report = OperationReport {
@@ -329,7 +396,7 @@ impl Inspector {
     fn resolve(
         &self,
         request: &GraphqlRequest,
-        caller: Caller,
+        caller: Caller<'_>,
     ) -> Result<persisted::Resolved, Reason> {
         let claim = Claim {
             text: request.query.as_deref(),

@@ -209,6 +209,22 @@ fn only_queries_may_travel_over_get() {
 }
 
 #[test]
+fn a_get_for_an_event_stream_may_subscribe_but_never_mutate_and_websocket_may_do_all() {
+    let inspect = |text: &str, transport| {
+        inspector().inspect(&[query(text)], transport, false, Caller::default())
+    };
+    assert!(inspect("subscription { a }", Transport::GetEventStream).is_ok());
+    assert!(inspect("{ a }", Transport::GetEventStream).is_ok());
+    let error = inspect("mutation { a }", Transport::GetEventStream).unwrap_err();
+    assert_eq!(reasons(&error), vec![(None, Reason::NotAllowedOverGet)]);
+    let error = inspect("subscription { a }", Transport::Get).unwrap_err();
+    assert_eq!(reasons(&error), vec![(None, Reason::NotAllowedOverGet)]);
+    for text in ["subscription { a }", "mutation { a }", "{ a }"] {
+        assert!(inspect(text, Transport::WebSocket).is_ok(), "{text}");
+    }
+}
+
+#[test]
 fn a_manifest_id_runs_the_reviewed_text_without_its_document_limits() {
     let request = GraphqlRequest {
         document_id: Some(format!("sha256:{}", hex::encode(hash_document(LISTED)))),
@@ -235,6 +251,7 @@ fn the_allowlist_refuses_inline_text_unless_the_caller_holds_a_client_key() {
     );
     let keyed = Caller {
         holds_client_key: true,
+        ..Caller::default()
     };
     let inspection = inspector
         .inspect(
@@ -319,4 +336,294 @@ fn a_refused_document_is_cached_like_an_accepted_one() {
         );
     }
     assert_eq!(inspector.cache_size().0, 1);
+}
+
+// === Schema access rules ===
+
+const ACCESS_SDL: &str = r#"
+directive @authenticated on OBJECT | FIELD_DEFINITION | INTERFACE | SCALAR | ENUM
+directive @requiresScopes(scopes: [[String!]!]!) on OBJECT | FIELD_DEFINITION | INTERFACE | SCALAR | ENUM
+
+type Query {
+  me: User
+  node(id: ID!): Node
+  search(term: String!): [SearchResult!]!
+  secretAdminToken: String
+  audit: AuditLog
+}
+
+interface Node {
+  id: ID!
+  internalNote: String @authenticated
+  score: Int
+}
+
+type User implements Node {
+  id: ID!
+  name: String!
+  internalNote: String
+  email: String @requiresScopes(scopes: [["read:email"], ["admin"]])
+  passwordHash: String
+  score: Int @authenticated
+}
+
+type Post implements Node {
+  id: ID!
+  title: String!
+  internalNote: String
+  score: Int
+}
+
+union SearchResult = User | Post
+
+type AuditLog @authenticated {
+  entries: [String!]!
+}
+"#;
+
+/// A persisted document that selects a restricted field: reviewed is not authorised.
+const LISTED_EMAIL: &str = "query MyEmail { me { email } }";
+
+fn access_inspector() -> Inspector {
+    let mut schema = analysis::Schema::from_sdl(ACCESS_SDL).unwrap();
+    schema
+        .deny(&[
+            "User.passwordHash".to_owned(),
+            "Query.secretAdminToken".to_owned(),
+        ])
+        .unwrap();
+    let analysis = analysis::Settings {
+        schema: Some(Arc::new(schema)),
+        ..analysis::Settings::default()
+    };
+    let entry = Entry {
+        hash: hash_document(LISTED_EMAIL),
+        body: LISTED_EMAIL.to_owned(),
+        name: Some("MyEmail".to_owned()),
+        source: "test".to_owned(),
+    };
+    let manifest =
+        Manifest::from_entries(vec![entry], |text| analysis::analyse(text, &analysis)).unwrap();
+    Inspector::new(
+        Settings {
+            analysis,
+            profiles: LimitProfiles::new(limits(), Relax::TextLimits, Relax::No),
+            modes: modes(rules::Mode::Enforce, Vec::new()),
+            cache_bytes: 1 << 20,
+            resolver: Resolver {
+                mode: Mode::Audit,
+                require_id: false,
+                apq: ApqStore::new(1 << 20, Duration::from_secs(60)),
+            },
+        },
+        Arc::new(Registry::new(manifest)),
+        Arc::new(Metrics::new()),
+    )
+}
+
+fn verified(scopes: &[&str]) -> Identity {
+    Identity::verified(
+        crate::identity::AuthMethod::Jwt,
+        crate::identity::Subject::new("alice"),
+        None,
+        crate::identity::Scopes::new(scopes.iter().copied()),
+    )
+}
+
+/// `Ok(())` when allowed, else the coordinate refused.
+fn access(
+    inspector: &Inspector,
+    request: GraphqlRequest,
+    identity: Option<&Identity>,
+) -> Result<(), String> {
+    let caller = Caller {
+        identity,
+        ..Caller::default()
+    };
+    match inspector.inspect(&[request], Transport::Post, false, caller) {
+        Ok(_) => Ok(()),
+        Err(error) => match &error.errors[..] {
+            [
+                OperationError {
+                    reason: Reason::Forbidden { coordinate },
+                    ..
+                },
+            ] => Err(coordinate.to_string()),
+            other => panic!("not an access refusal: {other:?}"),
+        },
+    }
+}
+
+#[test]
+fn denied_fields_are_refused_to_everyone_however_they_are_reached() {
+    let inspector = access_inspector();
+    let admin = verified(&["admin"]);
+    for text in [
+        "{ me { passwordHash } }",
+        "{ me { innocent: passwordHash } }",
+        "{ me { ...F } } fragment F on User { passwordHash }",
+        "{ me { ...F } } fragment F on User { ...G } fragment G on User { hash: passwordHash }",
+        "{ node(id: 1) { ... on User { passwordHash } } }",
+        "{ search(term: \"a\") { ... on User { passwordHash } } }",
+        "{ search(term: \"a\") { ...U } } fragment U on User { passwordHash }",
+        "{ me { passwordHash @skip(if: true) } }",
+    ] {
+        assert_eq!(
+            access(&inspector, query(text), Some(&admin)),
+            Err("User.passwordHash".to_owned()),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        access(
+            &inspector,
+            query("{ token: secretAdminToken }"),
+            Some(&admin)
+        ),
+        Err("Query.secretAdminToken".to_owned())
+    );
+    assert_eq!(
+        access(&inspector, query("{ me { name } }"), None),
+        Ok(()),
+        "an unrestricted field"
+    );
+}
+
+#[test]
+fn authenticated_and_scoped_fields_need_a_verified_caller_with_the_scopes() {
+    let inspector = access_inspector();
+    let email = "{ me { id e: email } }";
+    assert_eq!(
+        access(&inspector, query(email), None),
+        Err("User.email".to_owned())
+    );
+    let anonymous = Identity::anonymous();
+    assert_eq!(
+        access(&inspector, query(email), Some(&anonymous)),
+        Err("User.email".to_owned())
+    );
+    assert_eq!(
+        access(&inspector, query(email), Some(&verified(&["read:posts"]))),
+        Err("User.email".to_owned())
+    );
+    assert_eq!(
+        access(&inspector, query(email), Some(&verified(&["read:email"]))),
+        Ok(())
+    );
+    assert_eq!(
+        access(&inspector, query(email), Some(&verified(&["admin"]))),
+        Ok(())
+    );
+    // A type marked @authenticated: every field returning it.
+    assert_eq!(
+        access(&inspector, query("{ audit { entries } }"), None),
+        Err("Query.audit".to_owned())
+    );
+    assert_eq!(
+        access(
+            &inspector,
+            query("{ audit { entries } }"),
+            Some(&verified(&[]))
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_rule_on_an_interface_field_holds_for_implementations_and_back() {
+    let inspector = access_inspector();
+    // `Node.internalNote` is @authenticated: so is `User.internalNote`, reached directly or
+    // through a fragment on the implementation.
+    for text in [
+        "{ node(id: 1) { internalNote } }",
+        "{ me { internalNote } }",
+        "{ node(id: 1) { ... on Post { note: internalNote } } }",
+        "{ search(term: \"x\") { ... on Post { internalNote } } }",
+    ] {
+        let refused = access(&inspector, query(text), None);
+        assert!(
+            matches!(&refused, Err(c) if c.ends_with(".internalNote")),
+            "{text}: {refused:?}"
+        );
+        assert_eq!(
+            access(&inspector, query(text), Some(&verified(&[]))),
+            Ok(()),
+            "{text}"
+        );
+    }
+    // A rule on an implementation's field holds when it is reached through the interface (the
+    // node may be a User).
+    assert_eq!(
+        access(&inspector, query("{ node(id: 1) { score } }"), None),
+        Err("Node.score".to_owned())
+    );
+    assert_eq!(
+        access(
+            &inspector,
+            query("{ node(id: 1) { score } }"),
+            Some(&verified(&[]))
+        ),
+        Ok(())
+    );
+    // `User.email` needs scopes; `Node` does not declare it, so it is reachable only through a
+    // fragment on `User` — which the rule covers.
+    assert_eq!(
+        access(
+            &inspector,
+            query("{ node(id: 1) { ... on User { email } } }"),
+            Some(&verified(&[]))
+        ),
+        Err("User.email".to_owned())
+    );
+}
+
+#[test]
+fn a_persisted_document_is_checked_against_the_caller_too() {
+    let inspector = access_inspector();
+    let by_id = GraphqlRequest {
+        document_id: Some(format!(
+            "sha256:{}",
+            hex::encode(hash_document(LISTED_EMAIL))
+        )),
+        ..GraphqlRequest::default()
+    };
+    assert_eq!(
+        access(&inspector, by_id.clone(), None),
+        Err("User.email".to_owned()),
+        "a reviewed document is not an authorised caller"
+    );
+    assert_eq!(
+        access(&inspector, by_id, Some(&verified(&["read:email"]))),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_denied_type_denies_every_field_returning_it_and_every_field_of_it() {
+    let mut schema = analysis::Schema::from_sdl(ACCESS_SDL).unwrap();
+    schema.deny(&["Post".to_owned()]).unwrap();
+    assert!(
+        schema.deny(&["Pots".to_owned()]).is_err(),
+        "a typo denies nothing: refused"
+    );
+    assert!(schema.deny(&["User.passwrod".to_owned()]).is_err());
+    let settings = analysis::Settings {
+        schema: Some(Arc::new(schema)),
+        ..analysis::Settings::default()
+    };
+    let restricted = |text: &str| -> Vec<String> {
+        let document = analysis::analyse(text, &settings).unwrap();
+        document
+            .operation(None)
+            .unwrap()
+            .restricted()
+            .iter()
+            .map(|r| r.coordinate.to_string())
+            .collect()
+    };
+    assert_eq!(
+        restricted("{ search(term: \"a\") { ... on Post { title } } }"),
+        vec!["Post.title".to_owned()]
+    );
+    assert_eq!(restricted("{ me { name } }"), Vec::<String>::new());
 }

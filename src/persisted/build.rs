@@ -110,6 +110,41 @@ fn relative_name(dir: &Path, path: &Path) -> String {
 /// Builds the Apollo persisted-query manifest (pretty JSON with a trailing newline) for every
 /// named operation in `sources` ((file name, text) pairs, in any order).
 pub fn build_manifest(sources: &[(String, String)]) -> Result<String, BuildError> {
+    let operations = compose_operations(sources)?;
+    let manifest = Manifest {
+        format: APOLLO_FORMAT,
+        version: APOLLO_VERSION,
+        operations: operations
+            .iter()
+            .map(|operation| ManifestOperation {
+                id: hex::encode(hash_document(&operation.body)),
+                name: &operation.name,
+                kind: operation.kind,
+                body: &operation.body,
+            })
+            .collect(),
+    };
+    let mut json = serde_json::to_string_pretty(&manifest)?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// One named operation of the sources, as a client sends it: its text followed by every fragment
+/// it uses, wherever those are defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposedOperation {
+    pub name: String,
+    /// `"query"`, `"mutation"` or `"subscription"`.
+    pub kind: &'static str,
+    pub body: String,
+}
+
+/// Every named operation in `sources` ((file name, text) pairs, in any order), sorted by name,
+/// with the fragments it uses resolved across all the sources: what `manifest build` writes and
+/// what `analyse` measures when given several files or a directory.
+pub fn compose_operations(
+    sources: &[(String, String)],
+) -> Result<Vec<ComposedOperation>, BuildError> {
     // Sorted so that "first" and "second" in duplicate errors do not depend on the caller's order.
     let mut sources: Vec<&(String, String)> = sources.iter().collect();
     sources.sort();
@@ -148,28 +183,18 @@ pub fn build_manifest(sources: &[(String, String)]) -> Result<String, BuildError
     }
     check_fragment_cycles(&fragments)?;
 
-    let mut entries = Vec::with_capacity(operations.len());
-    for (name, operation) in &operations {
-        // Only operations are in this table.
-        let Kind::Operation(kind) = operation.kind else {
-            continue;
-        };
-        let body = compose_body(operation, &fragments);
-        entries.push(ManifestOperation {
-            id: hex::encode(hash_document(&body)),
-            name,
-            kind,
-            body,
-        });
-    }
-    let manifest = Manifest {
-        format: APOLLO_FORMAT,
-        version: APOLLO_VERSION,
-        operations: entries,
-    };
-    let mut json = serde_json::to_string_pretty(&manifest)?;
-    json.push('\n');
-    Ok(json)
+    Ok(operations
+        .iter()
+        .filter_map(|(name, operation)| match operation.kind {
+            Kind::Operation(kind) => Some(ComposedOperation {
+                name: name.clone(),
+                kind,
+                body: compose_body(operation, &fragments),
+            }),
+            // Only operations are in this table.
+            Kind::Fragment => None,
+        })
+        .collect())
 }
 
 #[derive(Serialize)]
@@ -185,7 +210,7 @@ struct ManifestOperation<'a> {
     name: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    body: String,
+    body: &'a str,
 }
 
 // === Splitting files into definitions ===

@@ -8,26 +8,39 @@
 //! manifest entry is allowed to be.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use crate::analysis::{self, VariableMetrics};
 use crate::files::Depth;
 use crate::metrics::Metrics;
-use crate::persisted::{self, Manifest, ManifestError, Registry, StoreError};
+use crate::persisted::{self, Manifest, Registry, StoreError};
 use crate::policy;
 use crate::rules;
 
 /// Everything needed to (re)build the allowlist.
 #[derive(Debug, Clone)]
 pub struct Source {
-    pub dir: PathBuf,
-    /// A missing directory is an error (the operator named it) rather than "no manifest".
-    pub dir_required: bool,
+    pub manifests: Manifests,
     pub analysis: analysis::Settings,
     pub limits: rules::Limits,
     pub modes: rules::Modes,
     /// What an entry breaking an enforced limit does to the load.
     pub on_violation: OnViolation,
+}
+
+/// Where the manifests are read from.
+#[derive(Debug, Clone)]
+pub enum Manifests {
+    None,
+    /// A manifest compiled into the binary (the demo's), named for messages.
+    Embedded {
+        name: &'static str,
+        text: &'static str,
+    },
+    /// Every `*.json` of a directory, which must exist.
+    Dir(PathBuf),
 }
 
 /// `PERSISTED_LIMIT_VIOLATIONS`: what a manifest entry that breaks an enforced limit does.
@@ -47,11 +60,12 @@ pub struct Loaded {
 }
 
 impl Source {
-    /// Loads every `*.json` manifest of the directory.
+    /// Loads the configured manifests.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let entries = match persisted::manifest::load_dir(&self.dir) {
-            Err(ManifestError::DirMissing { .. }) if !self.dir_required => Vec::new(),
-            other => other?,
+        let entries = match &self.manifests {
+            Manifests::None => Vec::new(),
+            Manifests::Embedded { name, text } => persisted::manifest::parse_manifest(text, name)?,
+            Manifests::Dir(dir) => persisted::manifest::load_dir(dir)?,
         };
         self.check(entries)
     }
@@ -93,12 +107,9 @@ impl Source {
                 );
                 for violation in &verdict.enforced {
                     problems.push(format!(
-                        "{} ({}): {} {} > limit {}",
+                        "{} ({}): {violation}",
                         reviewed.source,
                         operation.name().unwrap_or("anonymous"),
-                        violation.rule.as_str(),
-                        violation.actual,
-                        violation.limit
                     ));
                 }
             }
@@ -139,16 +150,28 @@ impl Source {
         }
     }
 
-    /// A cheap summary of the directory (names, sizes, modification times) to notice changes.
-    pub fn fingerprint(&self) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-        let files = crate::files::list(&self.dir, &["json"], Depth::Shallow).unwrap_or_default();
-        files
-            .into_iter()
-            .filter_map(|path| {
-                let meta = std::fs::metadata(&path).ok()?;
-                Some((path, meta.len(), meta.modified().ok()))
-            })
-            .collect()
+    /// A digest of the manifest files' names and contents, to notice changes. Contents, not
+    /// metadata: a Kubernetes ConfigMap update swaps the directory's `..data` symlink to a new
+    /// directory while the paths listed here (`manifest.json → ..data/manifest.json`) stay the
+    /// same, and a copy that keeps timestamps (`cp -p`, `rsync -t`) can keep size and mtime too.
+    /// Manifests are small and read every few seconds at most, so hashing them is cheap.
+    pub fn fingerprint(&self) -> Option<[u8; 32]> {
+        let Manifests::Dir(dir) = &self.manifests else {
+            return None;
+        };
+        let mut digest = Sha256::new();
+        for path in crate::files::list(dir, &["json"], Depth::Shallow).unwrap_or_default() {
+            digest.update(path.as_os_str().as_encoded_bytes());
+            digest.update([0]);
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    digest.update((bytes.len() as u64).to_le_bytes());
+                    digest.update(bytes);
+                }
+                Err(error) => digest.update(error.to_string()),
+            }
+        }
+        Some(digest.finalize().into())
     }
 }
 

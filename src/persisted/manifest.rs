@@ -47,8 +47,7 @@ pub struct Entry {
 /// entry.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The directory does not exist. Separate from [`ManifestError::Io`] so the caller can treat
-    /// an absent default directory as "no manifest" and an absent configured one as an error.
+    /// The configured directory does not exist (a clearer message than the I/O error's).
     #[error("manifest directory {} does not exist", .dir.display())]
     DirMissing { dir: PathBuf },
     #[error("cannot read {}: {source}", .path.display())]

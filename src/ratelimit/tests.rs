@@ -12,6 +12,12 @@ fn rate(text: &str) -> governor::Quota {
     quota(&rate)
 }
 
+const HOME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 200));
+
+fn verified(name: &str) -> BucketKey {
+    BucketKey::verified(ClientKey::from_api_key(name), HOME)
+}
+
 fn limiter(
     requests: Option<&str>,
     cost: Option<&str>,
@@ -25,7 +31,7 @@ fn limiter(
 #[test]
 fn the_request_over_the_budget_is_limited_until_retry_after_passes() {
     let (limiter, clock) = limiter(Some("3/s"), None, 100);
-    let alice = ClientKey::from_api_key("alice");
+    let alice = verified("alice");
     for expected_remaining in [2, 1, 0] {
         match limiter.check_request(&alice) {
             Decision::Allowed(quota) => {
@@ -48,7 +54,7 @@ fn the_request_over_the_budget_is_limited_until_retry_after_passes() {
     assert_eq!(quota.remaining, 0);
     assert!(quota.reset >= retry_after);
 
-    let bob = ClientKey::from_api_key("bob");
+    let bob = verified("bob");
     assert!(matches!(limiter.check_request(&bob), Decision::Allowed(_)));
 
     clock.advance(retry_after);
@@ -65,8 +71,8 @@ fn the_request_over_the_budget_is_limited_until_retry_after_passes() {
 #[test]
 fn two_expensive_operations_exhaust_the_cost_budget_while_another_clients_cheap_ones_pass() {
     let (limiter, clock) = limiter(None, Some("1000/min"), 100);
-    let heavy = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
-    let light = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    let heavy = BucketKey::anonymous(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    let light = BucketKey::anonymous(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
     assert!(matches!(limiter.check_cost(&heavy, 600), Decision::Allowed(q) if q.remaining == 400));
     let Decision::Limited {
         retry_after,
@@ -95,7 +101,7 @@ fn two_expensive_operations_exhaust_the_cost_budget_while_another_clients_cheap_
 #[test]
 fn cost_edge_cases_are_answered_without_panicking() {
     let (limiter, _clock) = limiter(Some("10/s"), Some("100/s"), 100);
-    let key = ClientKey::from_api_key("k");
+    let key = verified("k");
     assert!(matches!(
         limiter.check_cost(&key, 0),
         Decision::Allowed(Quota {
@@ -148,7 +154,7 @@ fn ipv6_rotation_inside_a_64_is_one_client() {
 #[test]
 fn a_cost_settled_after_the_answer_gives_back_or_charges_the_difference() {
     let (limiter, _clock) = limiter(None, Some("100/min"), 100);
-    let key = ClientKey::from_api_key("settling");
+    let key = verified("settling");
     assert!(matches!(limiter.check_cost(&key, 80), Decision::Allowed(q) if q.remaining == 20));
     // The answer cost 30, not 80: 50 points come back.
     limiter.settle_cost(&key, 80, 30);
@@ -159,4 +165,87 @@ fn a_cost_settled_after_the_answer_gives_back_or_charges_the_difference() {
         limiter.check_cost(&key, 5),
         Decision::Limited { .. }
     ));
+}
+
+/// The key flood of issue 15 at the limiter: a table full of invented keys from one address. Fresh
+/// clients from other addresses overflow into buckets their addresses pick, which the flood did
+/// not drain (with the slot picked by the key's bytes, it drained them all).
+#[test]
+fn a_flood_of_invented_keys_from_one_address_drains_one_overflow_bucket() {
+    let (limiter, _clock) = limiter(Some("1/min"), None, 20);
+    let attacker = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 66));
+    let mut passed = 0;
+    for i in 0..10_000 {
+        let key = BucketKey::verified(ClientKey::from_api_key(&format!("flood-{i}")), attacker);
+        if matches!(limiter.check_request(&key), Decision::Allowed(_)) {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 21, "20 tracked keys, then one shared bucket");
+    let attacker_slot = BucketKey::anonymous(attacker).overflow_slot;
+    let mut fresh = 0;
+    for host in 1..=254_u8 {
+        let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, host));
+        if BucketKey::anonymous(ip).overflow_slot == attacker_slot {
+            continue;
+        }
+        let key = BucketKey::verified(ClientKey::from_api_key(&format!("fresh-{host}")), ip);
+        if fresh < 8 {
+            assert!(
+                matches!(limiter.check_request(&key), Decision::Allowed(_)),
+                "fresh client at {ip}"
+            );
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 8);
+}
+
+/// Anonymous traffic from many addresses (IPv6 /64 rotation, a botnet) fills the anonymous table
+/// and its overflow; a verified client arriving afterwards still gets a bucket of its own.
+#[test]
+fn anonymous_traffic_cannot_take_a_verified_clients_place() {
+    let (limiter, _clock) = limiter(Some("1/min"), None, 50);
+    let base = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0));
+    for net in 0..5_000_u128 {
+        let ip = IpAddr::V6(Ipv6Addr::from(base + (net << 64)));
+        let _ = limiter.check_request(&BucketKey::anonymous(ip));
+    }
+    // Every anonymous overflow bucket the flood hit is empty; the verified newcomer's class is not.
+    let newcomer = BucketKey::verified(
+        ClientKey::from_subject("jwt", "alice"),
+        IpAddr::V6(Ipv6Addr::from(base + 7)),
+    );
+    assert_eq!(newcomer.class, Class::Verified);
+    assert!(matches!(
+        limiter.check_request(&newcomer),
+        Decision::Allowed(_)
+    ));
+    // ... and it is tracked on its own: a second verified client is not sharing its bucket.
+    let other = verified("bob");
+    assert!(matches!(
+        limiter.check_request(&other),
+        Decision::Allowed(_)
+    ));
+    assert_eq!(limiter.tracked_keys(), 52);
+}
+
+#[test]
+fn a_verified_client_keeps_its_bucket_when_its_address_changes() {
+    let (limiter, _clock) = limiter(Some("1/min"), None, 10);
+    let here = BucketKey::verified(ClientKey::from_subject("jwt", "carol"), HOME);
+    let there = BucketKey::verified(
+        ClientKey::from_subject("jwt", "carol"),
+        IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+    );
+    assert!(matches!(limiter.check_request(&here), Decision::Allowed(_)));
+    assert!(matches!(
+        limiter.check_request(&there),
+        Decision::Limited { .. }
+    ));
+    assert_ne!(
+        ClientKey::from_subject("jwt", "carol"),
+        ClientKey::from_api_key("carol"),
+        "a token's subject is not the API key of that name"
+    );
 }

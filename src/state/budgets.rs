@@ -130,6 +130,15 @@ impl RedisState {
     /// Counts one request of `client`; refuses a client cooling down after probing. One round
     /// trip reads both; none for a client this replica already knows to be refused.
     pub async fn check_request(&self, client: &ClientKey) -> Result<RequestCheck, StateError> {
+        self.check_request_at(client, self.rules.requests).await
+    }
+
+    /// [`Self::check_request`] at another request rate (a tier's; `None`: no request rate).
+    pub async fn check_request_at(
+        &self,
+        client: &ClientKey,
+        requests: Option<Rate>,
+    ) -> Result<RequestCheck, StateError> {
         let probing = self.rules.probes.is_some();
         let now = Instant::now();
         let cooling = probing
@@ -141,7 +150,7 @@ impl RedisState {
                 retry_after: refusal.until.saturating_duration_since(now),
             });
         }
-        let Some(rate) = self.rules.requests else {
+        let Some(rate) = requests else {
             if !probing {
                 return Ok(RequestCheck::Budget(Decision::Unlimited));
             }
@@ -174,7 +183,17 @@ impl RedisState {
         client: &ClientKey,
         points: u64,
     ) -> Result<Decision, StateError> {
-        match self.rules.cost {
+        self.check_cost_at(client, self.rules.cost, points).await
+    }
+
+    /// [`Self::check_cost`] at another cost budget (a tier's; `None`: no cost budget).
+    pub async fn check_cost_at(
+        &self,
+        client: &ClientKey,
+        cost: Option<Rate>,
+        points: u64,
+    ) -> Result<Decision, StateError> {
+        match cost {
             Some(rate) => self.check(client, Budget::Cost, &rate, points).await,
             None => Ok(Decision::Unlimited),
         }
@@ -189,7 +208,19 @@ impl RedisState {
         estimated: u64,
         actual: u64,
     ) -> Result<(), StateError> {
-        let Some(rate) = self.rules.cost else {
+        self.settle_cost_at(client, self.rules.cost, estimated, actual)
+            .await
+    }
+
+    /// [`Self::settle_cost`] at another cost budget (a tier's).
+    pub async fn settle_cost_at(
+        &self,
+        client: &ClientKey,
+        cost: Option<Rate>,
+        estimated: u64,
+        actual: u64,
+    ) -> Result<(), StateError> {
+        let Some(rate) = cost else {
             return Ok(());
         };
         let points = i128::from(actual) - i128::from(estimated);

@@ -29,6 +29,8 @@ pub struct Opening<'a> {
     pub subprotocol: &'static str,
     /// The largest upstream message read (a larger one ends the connection).
     pub max_message_bytes: usize,
+    /// The socket's read buffer.
+    pub read_buffer_bytes: usize,
 }
 
 impl Upstream {
@@ -66,6 +68,7 @@ impl Upstream {
             HeaderValue::from_static(opening.subprotocol),
         );
         let config = WebSocketConfig::default()
+            .read_buffer_size(opening.read_buffer_bytes)
             .max_message_size(Some(opening.max_message_bytes))
             .max_frame_size(Some(opening.max_message_bytes));
         let connect = async {

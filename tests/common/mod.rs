@@ -13,6 +13,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// The repository's directory of the demo client's operations and manifest.
+pub const DEMO_MANIFEST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/persisted-queries");
+
 /// A firewall and, usually, the demo backend behind it.
 pub struct Harness {
     /// The firewall's GraphQL endpoint.
@@ -91,15 +94,21 @@ pub async fn start_with_upstream(upstream: &str, vars: &[(&str, &str)]) -> Harne
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     map.insert(UPSTREAM_URL.to_owned(), upstream.to_owned());
-    // The repository's demo manifest is loaded by default; tests that tighten limits below what its
-    // operations need must not fail start-up because of it (the persisted tests set this themselves).
+    // The demo client's manifest is loaded unless a test names another directory; tests that
+    // tighten limits below what its operations need must not fail start-up because of it (the
+    // persisted tests set this themselves).
+    map.entry("GRAPHQL_FIREWALL_PERSISTED_QUERIES_DIR".to_owned())
+        .or_insert_with(|| DEMO_MANIFEST_DIR.to_owned());
     map.entry("GRAPHQL_FIREWALL_PERSISTED_LIMIT_VIOLATIONS".to_owned())
         .or_insert_with(|| "warn".to_owned());
     let config = Config::from_source(&map, Profile::Serve).expect("test configuration is valid");
     let app = graphql_firewall::build(&config).expect("app builds");
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_url = format!("http://{}/metrics", admin.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(admin, app.admin).await });
+    let admin_service = app
+        .admin
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(admin, admin_service).await });
     let app = app.traffic;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -202,12 +211,20 @@ pub struct Process {
     events: std::sync::mpsc::Receiver<Value>,
     /// The traffic listener's address, read from the start-up event.
     pub listen: String,
+    /// The start-up event.
+    pub started: Value,
 }
 
 impl Process {
     /// Runs `graphql-firewall <args>` with exactly `vars` (plus ephemeral listeners and JSON logs).
     pub fn start(args: &[&str], vars: &[(&str, &str)]) -> Process {
+        Process::start_in(env!("CARGO_MANIFEST_DIR").as_ref(), args, vars)
+    }
+
+    /// As [`Process::start`], in the working directory `dir`.
+    pub fn start_in(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Process {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graphql-firewall"))
+            .current_dir(dir)
             .args(args)
             .env_clear()
             .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
@@ -237,9 +254,10 @@ impl Process {
             child,
             events,
             listen: String::new(),
+            started: Value::Null,
         };
-        let started = process.wait_for(|event| event["message"] == "graphql-firewall started");
-        process.listen = started["listen"]
+        process.started = process.wait_for(|event| event["message"] == "graphql-firewall started");
+        process.listen = process.started["listen"]
             .as_str()
             .expect("listen address")
             .to_owned();

@@ -58,7 +58,8 @@ impl Subscription {
             Some(from),
             move |next| async move {
                 let current = next?;
-                if current != from {
+                // `intervalMs: 0` is a burst: even a zero sleep waits for the timer's next tick.
+                if current != from && !interval.is_zero() {
                     tokio::time::sleep(interval).await;
                 }
                 Some((current, (current > 0).then(|| current - 1)))

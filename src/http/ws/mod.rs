@@ -10,3 +10,16 @@ pub mod caps;
 pub mod payload;
 pub mod protocol;
 pub mod relay;
+
+use std::time::Duration;
+
+/// The WebSocket settings, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The limits of one connection's session.
+    pub session: protocol::Settings,
+    /// Browser origins that may open a WebSocket.
+    pub origins: relay::Origins,
+    /// A message the client does not take within this ends the connection (`WS_WRITE_TIMEOUT`).
+    pub write_timeout: Duration,
+}

@@ -24,19 +24,27 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite;
 
 use super::caps::Claim;
 use super::payload;
 use super::protocol::{Action, Close, CloseCode, Session, Subprotocol};
 use crate::admission::Client;
+use crate::connection_slot::{ConnectionSlot, Place};
 use crate::http::audit::{self, Record};
 use crate::http::reject::Rejection;
 use crate::http::request_id::RequestId;
-use crate::http::{Firewall, encode};
+use crate::http::{Firewall, client_ip, encode};
 use crate::inspect::{Caller, GraphqlRequest, Transport};
 use crate::metrics::count;
 use crate::upstream::ws::{Opening, UpstreamSocket};
+
+/// The read buffer of each of a connection's two sockets. tungstenite allocates 128 KiB by
+/// default, and an idle subscribed connection would hold 256 KiB for nothing (measured by the
+/// `ws_relay` bench); GraphQL-over-WebSocket messages are small, and a larger one is read in
+/// several reads.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Why an upgrade request gets no WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +54,54 @@ pub enum UpgradeError {
     Subprotocol,
     #[error("not a valid WebSocket upgrade request")]
     Handshake,
+    /// A browser page on an origin that is not allowed (cross-site WebSocket hijacking).
+    #[error(
+        "a WebSocket from a page on another origin is refused (the operator may allow it with WS_ALLOWED_ORIGINS)"
+    )]
+    CrossOrigin,
+}
+
+/// Which browser pages may open a WebSocket.
+///
+/// # Threats
+/// A browser opens a WebSocket to any site a page asks for, with that site's cookies, and no
+/// CORS preflight asks first (cross-site WebSocket hijacking): the CSRF guard's reasoning applies
+/// to every upgrade. Browsers always send `Origin` with one, so a page on another origin is
+/// refused unless listed; clients that are not browsers send none and are not concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// No check (`CSRF_PROTECTION=off`, or `WS_ALLOWED_ORIGINS=*`).
+    Any,
+    /// The endpoint's own origin (`Origin`'s host and port are the `Host` header), and these
+    /// (lower-case `scheme://host[:port]`).
+    SameOr(Vec<String>),
+}
+
+impl Origins {
+    fn allow(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Origins::SameOr(listed) = self else {
+            return true;
+        };
+        let mut values = headers.get_all(header::ORIGIN).iter();
+        let Some(origin) = values.next() else {
+            return true;
+        };
+        if values.next().is_some() {
+            return false;
+        }
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.trim().to_ascii_lowercase();
+        // The scheme is not compared: TLS usually ends at a proxy in front of the firewall.
+        let same = origin.split_once("://").is_some_and(|(_, authority)| {
+            headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .is_some_and(|host| host.trim().eq_ignore_ascii_case(authority))
+        });
+        same || listed.contains(&origin)
+    }
 }
 
 /// A request asking for a WebSocket (any method: a non-GET one is refused as a bad handshake).
@@ -67,8 +123,14 @@ pub async fn upgrade(
     peer: IpAddr,
     record: &mut Record,
 ) -> Result<Response, Rejection> {
-    let client = firewall.identify(parts, peer);
+    let ip = client_ip::client_ip(peer, &parts.headers, &firewall.settings.trusted_proxies);
+    // The handshake carries the credentials (a token, a cookie, an API key): verified as on HTTP.
+    let client = firewall.identify(parts, peer, ip).await?;
     record.client = Some(client.clone());
+    // Refused at the door, like the CSRF guard's refusals: no budget spent.
+    if !firewall.settings.ws.origins.allow(&parts.headers) {
+        return Err(UpgradeError::CrossOrigin.into());
+    }
     // The upgrade is a request like any other; each operation is one more.
     let admitted = firewall.budgets.admit_request(&client).await?;
     record.monitored.extend(admitted.monitored.map(|v| (0, v)));
@@ -81,7 +143,7 @@ pub async fn upgrade(
     let mut upgrade = WebSocketUpgrade::from_request_parts(parts, &())
         .await
         .map_err(|_| UpgradeError::Handshake)?;
-    let settings = &firewall.settings.ws;
+    let settings = &firewall.settings.ws.session;
     let upstream = firewall
         .upstream
         .open_websocket(Opening {
@@ -91,13 +153,18 @@ pub async fn upgrade(
             subprotocol: protocol.name(),
             max_message_bytes: usize::try_from(firewall.settings.harden.max_response_bytes)
                 .unwrap_or(usize::MAX),
+            read_buffer_bytes: READ_BUFFER_BYTES,
         })
         .await
         .inspect_err(|error| count(&firewall.metrics.upstream_errors, error.as_str()))?;
     upgrade.set_selected_protocol(HeaderValue::from_static(protocol.name()));
+    let slot = parts.extensions.get::<ConnectionSlot>();
     let relay = Relay {
+        // The connection's place in the connection limits stays taken while the WebSocket lives.
+        _place: slot.and_then(ConnectionSlot::take),
+        stopping: slot.map(ConnectionSlot::stopping),
         firewall: Arc::clone(firewall),
-        caller: firewall.caller(&parts.headers),
+        holds_client_key: firewall.caller(&parts.headers, &client).holds_client_key,
         claim: firewall.ws_operations.claim(client.key),
         client,
         request_id: request_id.clone(),
@@ -105,6 +172,7 @@ pub async fn upgrade(
     };
     let session = Session::new(protocol, protocol, settings.clone(), Instant::now());
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(settings.max_message_bytes)
         .max_frame_size(settings.max_message_bytes)
         .on_upgrade(move |socket| relay.run(socket, upstream, session)))
@@ -112,9 +180,13 @@ pub async fn upgrade(
 
 /// One relayed connection.
 struct Relay {
+    _place: Option<Place>,
+    /// The server's stop signal (absent for a router served without the firewall's server).
+    stopping: Option<watch::Receiver<bool>>,
     firewall: Arc<Firewall>,
     client: Client,
-    caller: Caller,
+    /// Presented a client key in the handshake (see [`Caller`]).
+    holds_client_key: bool,
     claim: Claim,
     request_id: RequestId,
     peer: IpAddr,
@@ -144,6 +216,10 @@ impl Relay {
                 },
                 frame = upstream_rx.next() => from_upstream(&mut session, frame),
                 () = sleep_until(deadline) => session.on_tick(Instant::now()),
+                () = stopped(self.stopping.as_mut()) => vec![Action::Close(Close {
+                    code: CloseCode::GoingAway,
+                    reason: "The server is shutting down",
+                })],
             };
             let flow = self
                 .carry_out(&mut session, actions, &mut client_tx, &mut upstream_tx)
@@ -154,9 +230,11 @@ impl Relay {
             }
         }
         // The client went away or the session closed: the upstream connection ends with it.
-        let _ = upstream_tx.send(tungstenite::Message::Close(None)).await;
-        let _ = upstream_tx.close().await;
-        let _ = client_tx.close().await;
+        let timeout = self.firewall.settings.ws.write_timeout;
+        let _ = tokio::time::timeout(timeout, upstream_tx.send(tungstenite::Message::Close(None)))
+            .await;
+        let _ = tokio::time::timeout(timeout, upstream_tx.close()).await;
+        let _ = tokio::time::timeout(timeout, client_tx.close()).await;
     }
 
     /// Carries out `actions` in order, with the ones each of them produces before the rest.
@@ -171,17 +249,18 @@ impl Relay {
         while let Some(action) = pending.pop_front() {
             let produced = match action {
                 Action::Client(text) => {
-                    if client_tx.send(Message::Text(text.into())).await.is_err() {
+                    if !self.send(client_tx, Message::Text(text.into())).await {
                         return Flow::Over;
                     }
                     Vec::new()
                 }
                 Action::Upstream(text) => {
+                    // An upstream that stops reading must not hold the relay either.
+                    let timeout = self.firewall.settings.ws.write_timeout;
                     let sent = upstream_tx.send(tungstenite::Message::Text(text.into()));
-                    if sent.await.is_err() {
-                        session.on_upstream_closed(None)
-                    } else {
-                        Vec::new()
+                    match tokio::time::timeout(timeout, sent).await {
+                        Ok(Ok(())) => Vec::new(),
+                        Ok(Err(_)) | Err(_) => session.on_upstream_closed(None),
                     }
                 }
                 Action::Inspect { id, request } => {
@@ -213,7 +292,7 @@ impl Relay {
                     vec![Action::Client(session.result_message(&id, kind, &hardened))]
                 }
                 Action::Close(close) => {
-                    let _ = client_tx.send(close_message(close)).await;
+                    self.send(client_tx, close_message(close)).await;
                     return Flow::Over;
                 }
             };
@@ -226,6 +305,17 @@ impl Relay {
         } else {
             Flow::Open
         }
+    }
+
+    /// Sends a message to the client; false when it is gone or did not take the message within
+    /// the write timeout: a client that stops reading would otherwise hold this task, its
+    /// upstream WebSocket and its subscriptions for as long as it likes.
+    async fn send(&self, client_tx: &mut ClientSink, message: Message) -> bool {
+        let timeout = self.firewall.settings.ws.write_timeout;
+        matches!(
+            tokio::time::timeout(timeout, client_tx.send(message)).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Admits, inspects and charges one operation as the HTTP pipeline does a POST of it, and
@@ -262,10 +352,17 @@ impl Relay {
                 std::slice::from_ref(request),
                 Transport::WebSocket,
                 false,
-                self.caller,
+                Caller {
+                    identity: Some(&self.client.identity),
+                    holds_client_key: self.holds_client_key,
+                },
                 &self.client,
             )
-            .await?;
+            .await
+            .map_err(|mut error| {
+                record.learnt = std::mem::take(&mut error.learnt);
+                error
+            })?;
         // A stream of results is not one answer to meter.
         record.inspection.meter = None;
         record
@@ -306,6 +403,7 @@ impl Relay {
             status,
             total: started.elapsed(),
             response_bytes: None,
+            subjects: firewall.settings.log_subject,
         };
         audit::record(&record, &outcome, &firewall.metrics, &firewall.sampler);
     }
@@ -372,6 +470,17 @@ fn close_message(close: Close) -> Message {
         code: close.code.code(),
         reason: close.reason.into(),
     }))
+}
+
+/// Resolves when the server stops (never without a stop signal).
+async fn stopped(stopping: Option<&mut watch::Receiver<bool>>) {
+    match stopping {
+        // `Err`: the server is gone, which also means stop.
+        Some(stopping) => {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
