@@ -40,6 +40,9 @@
 //! - `PROXY_BENCH_BASELINE=<binary>` adds (c0) another build of the firewall (an earlier commit's
 //!   `target/release/graphql-firewall`) with the same settings, and prints c/c0: a change on the
 //!   request path measured before and after in one run.
+//! - `PROXY_BENCH_SERVE=<target>,<port>,<upstream port>` only serves one in-process stack (d, g,
+//!   h0–h5) until killed, for `benches/engines/callgrind.sh` (instructions per request, which the
+//!   machine's load does not move); `PROXY_BENCH_WORKERS` sets their threads.
 //! - `PROXY_BENCH_STATE=on` adds two targets with a request rate and a cost budget switched on
 //!   (never exhausted): (s1) budgets in the firewall's memory, (s2) the same budgets on Redis
 //!   (`STATE=redis`, a `redis-server` started on a free port), and prints s2/s1 and the Redis
@@ -125,6 +128,9 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    if let Ok(spec) = std::env::var("PROXY_BENCH_SERVE") {
+        stack::serve_alone(&spec);
+    }
     let connections = env_number("PROXY_BENCH_CONNECTIONS", 32);
     let seconds = env_number("PROXY_BENCH_SECONDS", 5);
     let rounds = env_number("PROXY_BENCH_ROUNDS", 5);
@@ -184,7 +190,7 @@ fn main() {
     )
     .expect("lua script");
 
-    let bare_port = stack::spawn_bare(static_port);
+    let bare_port = stack::spawn_bare(static_port, 0);
     let mut targets = vec![
         Target {
             name: "a: static upstream",
@@ -232,7 +238,7 @@ fn main() {
     }
     if switched_on("PROXY_BENCH_VARIANTS") {
         for (name, knobs) in stack::VARIANTS {
-            let port = stack::spawn_variant(static_port, knobs);
+            let port = stack::spawn_variant(static_port, knobs, 0);
             wait_for_port(port);
             targets.push(Target {
                 name,

@@ -118,8 +118,17 @@ fn upstream_client(port: u16) -> Upstream {
     .expect("upstream client")
 }
 
+/// One per core, or `PROXY_BENCH_WORKERS` (the instruction counts run every proxy on one thread).
 fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::env::var("PROXY_BENCH_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A loopback listener on `port` (0: a free one).
+fn listen(port: u16) -> std::net::TcpListener {
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("a loopback port")
 }
 
 /// The request id every bare stack sends (the firewall decides one per request).
@@ -203,10 +212,10 @@ fn router(upstream: Arc<Upstream>, dedicated: bool) -> axum::Router {
     )
 }
 
-/// Serves (d) on a free port: axum on the firewall's own `serve_workers` with its connection
-/// handling and limits, forwarding with [`forward`]. Returns the port.
-pub fn spawn_bare(upstream_port: u16) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+/// Serves (d) on `port` (0: a free one): axum on the firewall's own `serve_workers` with its
+/// connection handling and limits, forwarding with [`forward`]. Returns the port.
+pub fn spawn_bare(upstream_port: u16, port: u16) -> u16 {
+    let listener = listen(port);
     let port = listener.local_addr().expect("bound").port();
     let traffic = graphql_firewall::Traffic {
         router: router(Arc::new(upstream_client(upstream_port)), false),
@@ -246,8 +255,8 @@ struct Stack {
     router: axum::Router,
 }
 
-/// Serves a variant on a free port; returns the port.
-pub fn spawn_variant(upstream_port: u16, knobs: Knobs) -> u16 {
+/// Serves a variant on `port` (0: a free one); returns the port.
+pub fn spawn_variant(upstream_port: u16, knobs: Knobs, port: u16) -> u16 {
     let upstream = Arc::new(upstream_client(upstream_port));
     let stack = Stack {
         knobs,
@@ -256,7 +265,7 @@ pub fn spawn_variant(upstream_port: u16, knobs: Knobs) -> u16 {
         upstream_address: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
     };
     if knobs.reuseport {
-        let port = crate::free_port();
+        let port = if port == 0 { crate::free_port() } else { port };
         for _ in 0..workers() {
             // Bound here, listening on the worker (a listener belongs to the runtime that polls it).
             let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -276,7 +285,7 @@ pub fn spawn_variant(upstream_port: u16, knobs: Knobs) -> u16 {
         }
         return port;
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let listener = listen(port);
     let port = listener.local_addr().expect("bound").port();
     let mut handoffs = Vec::new();
     for _ in 0..workers() {
@@ -462,5 +471,29 @@ async fn forward_dedicated(
     match dedicated.send(request).await {
         Some(answer) => answer.map(Body::new),
         None => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+/// `PROXY_BENCH_SERVE=<target>,<port>,<upstream port>`: serves one of the in-process stacks (d, g,
+/// h0–h5, by the letter before the colon) on `port` until killed, so that a profiler or
+/// `valgrind --tool=callgrind` can run it alone (`benches/engines/callgrind.sh`).
+pub fn serve_alone(spec: &str) -> ! {
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [target, port, upstream] = parts.as_slice() else {
+        panic!("PROXY_BENCH_SERVE=<target>,<port>,<upstream port>, not {spec}");
+    };
+    let port: u16 = port.parse().expect("PROXY_BENCH_SERVE's port");
+    let upstream: u16 = upstream.parse().expect("PROXY_BENCH_SERVE's upstream port");
+    if *target == "d" {
+        spawn_bare(upstream, port);
+    } else {
+        let (_, knobs) = VARIANTS
+            .iter()
+            .find(|(name, _)| name.split(':').next() == Some(target))
+            .unwrap_or_else(|| panic!("no in-process target {target} (d, g, h0–h5)"));
+        spawn_variant(upstream, *knobs, port);
+    }
+    loop {
+        std::thread::park();
     }
 }
