@@ -71,7 +71,8 @@ async fn soak(duration: Duration, clients: usize) {
         )
         .env("GRAPHQL_FIREWALL_LISTEN", "127.0.0.1:0")
         .env("GRAPHQL_FIREWALL_METRICS_LISTEN", "off")
-        .env("GRAPHQL_FIREWALL_LOG", "warn")
+        // Warnings, and the start-up line that names the listening address.
+        .env("GRAPHQL_FIREWALL_LOG", "warn,graphql_firewall::cli=info")
         .env("GRAPHQL_FIREWALL_LOG_FORMAT", "json")
         .env("GRAPHQL_FIREWALL_MAX_RESPONSE_BYTES", "32MiB")
         .env("GRAPHQL_FIREWALL_HEADER_READ_TIMEOUT", "2s")
