@@ -3,39 +3,16 @@
 //! This is its own test binary so that it can count the heap through its own global allocator: a
 //! figure that no other test running alongside can disturb (process RSS could, and did).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod counting_alloc;
+
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
 use graphql_firewall::ratelimit::{BucketKey, ClientKey, Decision, Limiter};
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bucket() {
@@ -55,13 +32,13 @@ fn a_million_distinct_keys_stay_within_the_cap_and_tracked_clients_keep_their_bu
         limiter.check_request(&regular),
         Decision::Allowed(_)
     ));
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = counting_alloc::live_bytes();
     let mut peak = before;
     for i in 0..1_000_000_u32 {
         let key = BucketKey::anonymous(IpAddr::V4(Ipv4Addr::from(i)));
         let _ = limiter.check_request(&key);
         if i % 10_000 == 0 {
-            peak = peak.max(LIVE_BYTES.load(Ordering::Relaxed));
+            peak = peak.max(counting_alloc::live_bytes());
         }
     }
     // The anonymous flood fills its own table; the verified client has its place in the other.

@@ -3,38 +3,15 @@
 //! This is its own test binary so that it can count the heap through its own global allocator: a
 //! figure that no other test running alongside can disturb.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod counting_alloc;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use graphql_firewall::sanitise::Settings;
 use graphql_firewall::sanitise::stream::{OnOverflow, StreamLimits, StreamSanitiser, Streamed};
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn ten_megabytes_of_data_then_a_small_errors_member_hold_a_few_kilobytes() {
@@ -50,7 +27,7 @@ fn ten_megabytes_of_data_then_a_small_errors_member_hold_a_few_kilobytes() {
     let errors = br#"{}]},"errors":[{"message":"Cannot query field \"nmae\" on type \"User\". Did you mean \"name\"?","path":["rows"],"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#;
     let mut out = Vec::with_capacity(frame.len() + 1024);
 
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = counting_alloc::live_bytes();
     let mut peak = before;
     let mut sanitiser = StreamSanitiser::new(settings, Arc::from("req-1"), limits);
     sanitiser
@@ -61,12 +38,12 @@ fn ten_megabytes_of_data_then_a_small_errors_member_hold_a_few_kilobytes() {
         out.clear();
         sanitiser.push(&frame, &mut out).expect("valid rows");
         assert_eq!(out.len(), frame.len(), "data is sent as it arrives");
-        peak = peak.max(LIVE_BYTES.load(Ordering::Relaxed));
+        peak = peak.max(counting_alloc::live_bytes());
         sent += frame.len();
     }
     out.clear();
     sanitiser.push(errors, &mut out).expect("valid end");
-    peak = peak.max(LIVE_BYTES.load(Ordering::Relaxed));
+    peak = peak.max(counting_alloc::live_bytes());
     assert_eq!(sanitiser.finish(), Ok(Streamed::Rewritten));
     assert!(!String::from_utf8_lossy(&out).contains("Did you mean"));
 
