@@ -138,6 +138,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
         ws_operations: http::ws::caps::ClientOperations::new(
             config.requests.websocket.max_subscriptions_per_client,
         ),
+        readiness: http::readiness::Readiness::default(),
     });
     let redis = firewall
         .budgets

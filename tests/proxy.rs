@@ -485,6 +485,29 @@ async fn readiness_follows_the_upstream() {
 }
 
 #[tokio::test]
+async fn a_flood_of_readiness_checks_probes_the_upstream_at_most_once_a_second() {
+    let harness = start(&[]).await;
+    let before = harness.upstream_requests();
+    let started = std::time::Instant::now();
+    let checks = (0..200).map(|_| {
+        let request = harness
+            .client
+            .get(format!("{}/readyz", harness.base))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(checks).await;
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let probes = harness.upstream_requests() - before;
+    let allowed = started.elapsed().as_secs() + 1;
+    assert!(
+        probes <= allowed,
+        "{probes} upstream probes for 200 readiness checks in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn unknown_paths_are_graphql_shaped_404s() {
     let harness = start(&[]).await;
     let response = harness

@@ -22,6 +22,7 @@ pub mod encode;
 pub mod guard;
 pub mod handler;
 pub mod harden;
+pub mod readiness;
 pub mod reject;
 pub mod request_id;
 pub mod security_headers;
@@ -88,6 +89,8 @@ pub struct Firewall {
     pub sampler: audit::Sampler,
     /// Operations open per client across its WebSocket connections.
     pub ws_operations: Arc<ws::caps::ClientOperations>,
+    /// `/readyz`'s last probe.
+    pub readiness: readiness::Readiness,
 }
 
 /// `GET /metrics` (admin listener): the Prometheus exposition.
@@ -110,31 +113,9 @@ pub async fn healthz() -> Response {
     status(StatusCode::OK, "ok")
 }
 
-/// `GET /readyz`: the upstream answers HTTP within the ready timeout.
+/// `GET /readyz`: the upstream (and Redis, with `STATE=redis`) answer; see [`readiness`].
 pub async fn readyz(State(firewall): State<Arc<Firewall>>) -> Response {
-    let timeout = firewall.settings.ready_timeout;
-    // Any HTTP answer, whatever its status, means the upstream is up.
-    let upstream_up = firewall.upstream.probe(timeout).await.is_some();
-    let Some(shared) = firewall.budgets.shared_state() else {
-        return if upstream_up {
-            status(StatusCode::OK, "ready")
-        } else {
-            status(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable")
-        };
-    };
-    let redis = match shared.redis.verify(timeout).await {
-        Ok(()) => "ok",
-        Err(_) => "unreachable",
-    };
-    // Only `REDIS_FAILURE_MODE=closed` refuses traffic without Redis; under `local` and `open`
-    // a replica without Redis still serves, so it stays in the load balancer.
-    let serving = redis == "ok" || shared.failure_mode != crate::state::FailureMode::Closed;
-    let (code, text) = match (upstream_up, serving) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable"),
-        (true, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
-    };
-    (code, axum::Json(json!({ "status": text, "redis": redis }))).into_response()
+    firewall.readiness.answer(&firewall).await
 }
 
 /// Any other path.
