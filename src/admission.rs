@@ -98,15 +98,20 @@ impl Settings {
         BudgetRules {
             requests: self.request_rate,
             cost: self.cost_budget,
-            probes: self.probe_limit.map(|amount| ProbeRule {
-                limit: Rate {
-                    amount,
-                    period: Duration::from_secs(60),
-                    burst: None,
-                },
+            probes: self.probe_rate().map(|limit| ProbeRule {
+                limit,
                 cooldown: self.probe_cooldown,
             }),
         }
+    }
+
+    /// `PROBE_LIMIT` as a rate: refusals per client per minute, in process and on Redis alike.
+    fn probe_rate(&self) -> Option<Rate> {
+        self.probe_limit.map(|amount| Rate {
+            amount,
+            period: Duration::from_secs(60),
+            burst: None,
+        })
     }
 }
 
@@ -288,12 +293,8 @@ impl Refusal {
 impl Budgets {
     /// Budgets from `settings`; `modes` decides whether each budget is enforced.
     pub fn new(settings: &Settings, modes: Modes, metrics: Arc<Metrics>) -> Budgets {
-        let probing = settings.probe_limit.map(|amount| Probing {
-            limiter: Limiter::new(
-                None,
-                Some(governor::Quota::per_minute(amount)),
-                settings.max_clients,
-            ),
+        let probing = settings.probe_rate().map(|rate| Probing {
+            limiter: Limiter::new(None, Some(ratelimit::quota(&rate)), settings.max_clients),
             cooldowns: Cache::builder()
                 .max_capacity(settings.max_clients as u64)
                 .time_to_live(settings.probe_cooldown)

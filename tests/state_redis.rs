@@ -758,3 +758,25 @@ async fn settling_charges_and_refunds_the_shared_cost_budget_like_the_in_process
     b.settle_cost(&bob, 50, 0).await.unwrap();
     assert_eq!(remaining(a.check_cost(&bob, 1).await.unwrap()), 99);
 }
+
+#[tokio::test]
+async fn an_answer_of_absurd_actual_cost_is_charged_not_lost() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let rules = BudgetRules {
+        cost: Some(rate("100/h")),
+        ..BudgetRules::default()
+    };
+    let redis = replica(&server, rules).await;
+    let mallory = ClientKey::from_api_key("mallory");
+    assert!(matches!(
+        redis.check_cost(&mallory, 1).await.unwrap(),
+        Decision::Allowed(_)
+    ));
+    redis.settle_cost(&mallory, 1, u64::MAX).await.unwrap();
+    assert!(matches!(
+        redis.check_cost(&mallory, 1).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+}

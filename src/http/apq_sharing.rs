@@ -12,7 +12,7 @@
 
 use crate::admission::Shared;
 use crate::inspect::{GraphqlRequest, Inspection};
-use crate::persisted::{ApqStore, DocumentHash, Origin, parse_hash};
+use crate::persisted::{self, ApqStore, Claim, DocumentHash, Origin};
 use crate::state::{ApqError, Operation};
 
 /// Copies into `local` the documents that `requests` name by hash only and that another replica
@@ -59,12 +59,12 @@ pub async fn publish(shared: &Shared, requests: &[GraphqlRequest], inspection: &
     }
 }
 
-/// The hash in `extensions.persistedQuery.sha256Hash` (APQ's member; `documentId` names manifest
-/// documents, which are never registered).
+/// The hash of APQ's `extensions.persistedQuery` (`documentId` names manifest documents, which
+/// are never registered), as the resolver reads it.
 fn claimed_hash(request: &GraphqlRequest) -> Option<DocumentHash> {
-    request
-        .persisted_query()?
-        .get("sha256Hash")?
-        .as_str()
-        .and_then(parse_hash)
+    let claim = Claim {
+        persisted_query: request.persisted_query(),
+        ..Claim::default()
+    };
+    persisted::claimed_hash(&claim).ok().flatten()
 }

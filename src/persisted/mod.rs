@@ -31,7 +31,7 @@ pub use apq::{ApqStore, HashMismatch};
 pub use build::BuildError;
 pub use keys::ClientKeys;
 pub use manifest::{Entry, ManifestError};
-pub use resolve::{Claim, Origin, ResolveError, Resolved, Resolver};
+pub use resolve::{Claim, Origin, ResolveError, Resolved, Resolver, claimed_hash};
 pub use store::{Manifest, Registry, Reviewed, StoreError};
 
 /// `GRAPHQL_FIREWALL_PERSISTED_QUERIES`: what happens to documents that are not in a manifest.

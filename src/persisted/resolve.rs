@@ -158,7 +158,7 @@ impl Resolver {
 }
 
 /// The id a request names: `documentId`, else `extensions.persistedQuery.sha256Hash` (version 1).
-fn claimed_hash(claim: &Claim<'_>) -> Result<Option<DocumentHash>, ResolveError> {
+pub fn claimed_hash(claim: &Claim<'_>) -> Result<Option<DocumentHash>, ResolveError> {
     if let Some(id) = claim.document_id {
         return Ok(parse_hash(id));
     }

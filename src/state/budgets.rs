@@ -223,7 +223,10 @@ impl RedisState {
         let Some(rate) = cost else {
             return Ok(());
         };
-        let points = i128::from(actual) - i128::from(estimated);
+        // As the checks count them: above `u32::MAX` points is `u32::MAX` (a charge that large
+        // would otherwise ask Redis for an expiry it refuses, and the settling would be lost).
+        let cap = |points: u64| i128::from(points.min(u64::from(u32::MAX)));
+        let points = cap(actual) - cap(estimated);
         if points == 0 {
             return Ok(());
         }
