@@ -190,16 +190,19 @@ async fn statuses(harness: &Harness, count: usize) -> Vec<u16> {
     seen
 }
 
-async fn fallbacks(harness: &Harness, fallback: &str) -> f64 {
+/// The sum of `family`'s series that carry `label` (`name="value"`).
+async fn sum_of(harness: &Harness, family: &str, label: &str) -> f64 {
     scrape(harness)
         .await
         .iter()
-        .filter(|(series, _)| {
-            series.starts_with("graphql_firewall_redis_fallbacks_total")
-                && series.contains(&format!("fallback=\"{fallback}\""))
-        })
+        .filter(|(series, _)| series.starts_with(family) && series.contains(label))
         .map(|(_, value)| value)
         .sum()
+}
+
+async fn fallbacks(harness: &Harness, fallback: &str) -> f64 {
+    let label = format!("fallback=\"{fallback}\"");
+    sum_of(harness, "graphql_firewall_redis_fallbacks_total", &label).await
 }
 
 /// Polls `/readyz` until `expected` holds of its answer, which stands for up to a second.
@@ -416,15 +419,12 @@ async fn a_redis_slower_than_redis_timeout_takes_the_failure_path_without_waitin
         "each answer came after REDIS_TIMEOUT, not after the pause ({:?})",
         started.elapsed()
     );
-    let errors: f64 = scrape(&closed)
-        .await
-        .iter()
-        .filter(|(series, _)| {
-            series.starts_with("graphql_firewall_redis_errors_total")
-                && series.contains("error=\"timeout\"")
-        })
-        .map(|(_, value)| value)
-        .sum();
+    let errors = sum_of(
+        &closed,
+        "graphql_firewall_redis_errors_total",
+        r#"error="timeout""#,
+    )
+    .await;
     assert!(errors >= 1.0, "the timeout is counted");
 }
 
