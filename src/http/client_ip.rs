@@ -22,6 +22,20 @@ use http::header::FORWARDED;
 use crate::net::IpNetworks;
 use crate::upstream::X_FORWARDED_FOR;
 
+/// The client address as the edge resolved it, kept in the request's extensions so that later
+/// stages do not read the forwarding headers again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The client address of a request: the edge's, else resolved here (a router served without
+/// the edge layer).
+pub fn of(parts: &axum::http::request::Parts, peer: IpAddr, trusted: &IpNetworks) -> IpAddr {
+    match parts.extensions.get::<ClientIp>() {
+        Some(ClientIp(ip)) => *ip,
+        None => client_ip(peer, &parts.headers, trusted),
+    }
+}
+
 /// The client address for `peer`, reading forwarding headers only when `peer` is trusted.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpNetworks) -> IpAddr {
     let peer = peer.to_canonical();

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::client_ip::client_ip;
+use super::client_ip::{ClientIp, client_ip};
 use super::cors::Cors;
 use super::reject::{RejectCode, Rejection, Render};
 use super::security_headers::{Answer, SecurityHeaders};
@@ -56,9 +56,10 @@ impl Edge {
 }
 
 /// The traffic port's edge: see the module documentation.
-pub async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
     let peer = peer(&request);
     let ip = client_ip(peer, request.headers(), &edge.trusted_proxies);
+    request.extensions_mut().insert(ClientIp(ip));
     let mut response = if !edge.admits(ip) {
         tracing::info!(target: "graphql_firewall::policy", client = %ip, "client address refused");
         edge.metrics

@@ -81,7 +81,7 @@ impl Firewall {
         peer: IpAddr,
         record: &mut Record,
     ) -> Result<Response, Rejection> {
-        let ip = client_ip::client_ip(peer, &parts.headers, &self.settings.trusted_proxies);
+        let ip = client_ip::of(parts, peer, &self.settings.trusted_proxies);
         if parts.method == Method::OPTIONS {
             // An `OPTIONS` that is not a CORS preflight (those are answered at the edge and never
             // get here): it carries no credentials, so it is admitted as its address, and

@@ -123,7 +123,7 @@ pub async fn upgrade(
     peer: IpAddr,
     record: &mut Record,
 ) -> Result<Response, Rejection> {
-    let ip = client_ip::client_ip(peer, &parts.headers, &firewall.settings.trusted_proxies);
+    let ip = client_ip::of(parts, peer, &firewall.settings.trusted_proxies);
     // The handshake carries the credentials (a token, a cookie, an API key): verified as on HTTP.
     let client = firewall.identify(parts, peer, ip).await?;
     record.client = Some(client.clone());
