@@ -52,6 +52,10 @@ use crate::state::{
 /// requests fail (each is counted in the metrics).
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// After a failed call, how long this replica uses `REDIS_FAILURE_MODE` without asking Redis;
+/// the first call after it tries Redis again.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 /// A client as the firewall knows it.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -147,6 +151,8 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     /// When this replica last warned about a Redis failure (ms since `started`).
     last_warning_ms: AtomicU64,
+    /// Until when calls go straight to the fallback after a failure (ms since `started`).
+    failing_until_ms: AtomicU64,
     started: Instant,
 }
 
@@ -157,17 +163,25 @@ impl Shared {
             failure_mode,
             metrics,
             last_warning_ms: AtomicU64::new(u64::MAX),
+            failing_until_ms: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
 
     /// Runs one call on Redis, timed and counted; a failure becomes what `REDIS_FAILURE_MODE`
-    /// says to do instead.
+    /// says to do instead. For [`RETRY_AFTER_FAILURE`] after a failure, calls are not made at
+    /// all: a Redis that is slow, not down, would otherwise add `REDIS_TIMEOUT` to every request
+    /// (twice with a cost budget) for as long as whoever slows it down likes.
     pub async fn call<T>(
         &self,
         operation: Operation,
         call: impl Future<Output = Result<T, StateError>>,
     ) -> Result<T, Fallback> {
+        let fallback = self.failure_mode.fallback(operation);
+        if self.now_ms() < self.failing_until_ms.load(Ordering::Relaxed) {
+            self.count_fallback(operation, fallback);
+            return Err(fallback);
+        }
         let started = Instant::now();
         let result = call.await;
         self.metrics
@@ -177,7 +191,11 @@ impl Shared {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let fallback = self.failure_mode.fallback(operation);
+        self.failing_until_ms.store(
+            self.now_ms()
+                .saturating_add(RETRY_AFTER_FAILURE.as_millis() as u64),
+            Ordering::Relaxed,
+        );
         self.metrics
             .redis_errors
             .get_or_create(&RedisErrorLabels {
@@ -185,17 +203,7 @@ impl Shared {
                 error: error.as_str(),
             })
             .inc();
-        self.metrics
-            .redis_fallbacks
-            .get_or_create(&RedisFallbackLabels {
-                operation: operation.as_str(),
-                fallback: match fallback {
-                    Fallback::UseLocal => "local",
-                    Fallback::Proceed => "proceed",
-                    Fallback::Refuse => "refuse",
-                },
-            })
-            .inc();
+        self.count_fallback(operation, fallback);
         if self.should_warn() {
             tracing::warn!(
                 target: "graphql_firewall::state",
@@ -208,9 +216,27 @@ impl Shared {
         Err(fallback)
     }
 
+    fn count_fallback(&self, operation: Operation, fallback: Fallback) {
+        self.metrics
+            .redis_fallbacks
+            .get_or_create(&RedisFallbackLabels {
+                operation: operation.as_str(),
+                fallback: match fallback {
+                    Fallback::UseLocal => "local",
+                    Fallback::Proceed => "proceed",
+                    Fallback::Refuse => "refuse",
+                },
+            })
+            .inc();
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Whether this failure is the first in [`WARN_EVERY`].
     fn should_warn(&self) -> bool {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         let due = last == u64::MAX || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
         due && self

@@ -429,6 +429,47 @@ async fn a_redis_slower_than_redis_timeout_takes_the_failure_path_without_waitin
 }
 
 #[tokio::test]
+async fn a_redis_held_slow_costs_one_timeout_a_second_not_one_per_request() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let harness = replica(
+        &server,
+        &[
+            ("GRAPHQL_FIREWALL_RATE_LIMIT", "1000/s"),
+            ("GRAPHQL_FIREWALL_COST_BUDGET", "100000/s"),
+            ("GRAPHQL_FIREWALL_REDIS_TIMEOUT", "200ms"),
+        ],
+    )
+    .await;
+    assert_eq!(statuses(&harness, 1).await, [200]);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg("5000")
+        .query(&mut server.admin())
+        .unwrap();
+    // 20 requests, two Redis calls each: 8 s if each waited REDIS_TIMEOUT.
+    let started = Instant::now();
+    assert_eq!(statuses(&harness, 20).await, [200; 20]);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(900),
+        "20 requests took {elapsed:?} while Redis was held"
+    );
+    let timeouts = sum_of(
+        &harness,
+        "graphql_firewall_redis_errors_total",
+        r#"error="timeout""#,
+    )
+    .await;
+    assert_eq!(
+        timeouts, 1.0,
+        "one call waited; the rest went to the fallback"
+    );
+    assert!(fallbacks(&harness, "local").await >= 40.0);
+}
+
+#[tokio::test]
 async fn redis_required_to_start_refuses_to_serve_without_redis() {
     let Some(mut server) = RedisServer::start() else {
         return;
