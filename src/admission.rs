@@ -32,6 +32,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -172,7 +173,18 @@ impl Shared {
     /// says to do instead. For [`RETRY_AFTER_FAILURE`] after a failure, calls are not made at
     /// all: a Redis that is slow, not down, would otherwise add `REDIS_TIMEOUT` to every request
     /// (twice with a cost budget) for as long as whoever slows it down likes.
-    pub async fn call<T>(
+    ///
+    /// The call is boxed: a Redis client's futures weigh kilobytes, and held inline they would
+    /// make every request's future — memory path included — that much larger to move and box.
+    pub fn call<'a, T: Send + 'a>(
+        &'a self,
+        operation: Operation,
+        call: impl Future<Output = Result<T, StateError>> + Send + 'a,
+    ) -> Pin<Box<dyn Future<Output = Result<T, Fallback>> + Send + 'a>> {
+        Box::pin(self.attempt(operation, call))
+    }
+
+    async fn attempt<T>(
         &self,
         operation: Operation,
         call: impl Future<Output = Result<T, StateError>>,

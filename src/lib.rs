@@ -168,10 +168,7 @@ pub fn build(config: &Config) -> Result<App, BuildError> {
             .route("/readyz", get(http::readyz))
             .fallback(http::not_found)
             .with_state(firewall)
-            .layer(axum::middleware::from_fn_with_state(
-                edge,
-                http::edge::guard,
-            )),
+            .layer(http::edge::EdgeLayer(edge)),
     );
     let server = &config.server;
     let traffic = Traffic {

@@ -14,14 +14,18 @@
 //! - `/metrics` names rules, tiers and traffic volumes: it is answered only to listed addresses,
 //!   and an answer without a known peer is refused (fail closed).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use tower::{Layer, Service};
 
 use super::client_ip::{ClientIp, client_ip};
 use super::cors::Cors;
@@ -55,42 +59,127 @@ impl Edge {
     }
 }
 
-/// The traffic port's edge: see the module documentation.
-pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
-    let peer = peer(&request);
-    let ip = client_ip(peer, request.headers(), &edge.trusted_proxies);
-    request.extensions_mut().insert(ClientIp(ip));
-    let mut response = if !edge.admits(ip) {
-        tracing::info!(target: "graphql_firewall::policy", client = %ip, "client address refused");
-        edge.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                // Refused before anything is known of it, a WebSocket handshake included.
-                transport: super::audit::Channel::Http.as_str(),
-                verdict: "rejected",
-                code: RejectCode::Forbidden.as_str(),
-            })
-            .inc();
-        forbidden(&edge.render, request.headers())
-    } else if Cors::is_preflight(request.method(), request.headers()) {
-        let response = preflight(edge.cors.as_ref(), request.headers());
-        let outcome = if response.status().is_success() {
-            "allowed"
-        } else {
-            "refused"
-        };
-        count(&edge.metrics.cors_preflights, outcome);
-        response
-    } else {
-        // The request's headers are needed after `next` took the request: keep only what CORS
-        // reads, and only when CORS is configured.
-        let origin_headers = edge.cors.as_ref().map(|_| request.headers().clone());
-        let mut response = next.run(request).await;
-        if let (Some(cors), Some(request_headers)) = (&edge.cors, &origin_headers) {
-            cors.apply(request_headers, response.headers_mut());
+/// The traffic port's edge around the routes: see the module documentation. A plain layer, not
+/// `middleware::from_fn`, so that every request's future is not boxed once more for it.
+#[derive(Debug, Clone)]
+pub struct EdgeLayer(pub Arc<Edge>);
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            edge: self.0.clone(),
         }
-        response
-    };
+    }
+}
+
+/// The service of [`EdgeLayer`].
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    edge: Arc<Edge>,
+}
+
+impl<S> Service<Request> for Guarded<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = GuardedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let edge = &self.edge;
+        let ip = client_ip(peer(&request), request.headers(), &edge.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+        let answer = if !edge.admits(ip) {
+            tracing::info!(target: "graphql_firewall::policy", client = %ip, "client address refused");
+            edge.metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    // Refused before anything is known of it, a WebSocket handshake included.
+                    transport: super::audit::Channel::Http.as_str(),
+                    verdict: "rejected",
+                    code: RejectCode::Forbidden.as_str(),
+                })
+                .inc();
+            forbidden(&edge.render, request.headers())
+        } else if Cors::is_preflight(request.method(), request.headers()) {
+            let response = preflight(edge.cors.as_ref(), request.headers());
+            let outcome = if response.status().is_success() {
+                "allowed"
+            } else {
+                "refused"
+            };
+            count(&edge.metrics.cors_preflights, outcome);
+            response
+        } else {
+            // The request's headers are needed once the inner service took the request: keep
+            // only what CORS reads, and only when CORS is configured.
+            let origin_headers = edge.cors.as_ref().map(|_| request.headers().clone());
+            return GuardedFuture::Routed {
+                inner: self.inner.call(request),
+                edge: edge.clone(),
+                origin_headers,
+            };
+        };
+        GuardedFuture::Answered {
+            answer: Some(finish(edge, answer)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Guarded`].
+    #[project = GuardedProjection]
+    pub enum GuardedFuture<F> {
+        /// Answered at the edge.
+        Answered { answer: Option<Response> },
+        /// Passed to the routes.
+        Routed {
+            #[pin]
+            inner: F,
+            edge: Arc<Edge>,
+            origin_headers: Option<HeaderMap>,
+        },
+    }
+}
+
+impl<F, E> Future for GuardedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GuardedProjection::Answered { answer } => match answer.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            GuardedProjection::Routed {
+                inner,
+                edge,
+                origin_headers,
+            } => {
+                let mut response = std::task::ready!(inner.poll(cx))?;
+                if let (Some(cors), Some(request_headers)) = (&edge.cors, &*origin_headers) {
+                    cors.apply(request_headers, response.headers_mut());
+                }
+                Poll::Ready(Ok(finish(edge, response)))
+            }
+        }
+    }
+}
+
+/// The security headers every answer leaves with.
+fn finish(edge: &Edge, mut response: Response) -> Response {
     let answer = if response.extensions().get::<Forwarded>().is_some() {
         Answer::Upstream
     } else {

@@ -41,7 +41,15 @@ pub async fn graphql(State(firewall): State<Arc<Firewall>>, request: Request) ->
     let peer = peer_ip(&parts);
     let mut record = Record::default();
     let handled = if ws::relay::is_upgrade(&parts) {
-        ws::relay::upgrade(&firewall, &mut parts, &request_id, peer, &mut record).await
+        // Boxed: the handshake's future is several times a request's, and rare.
+        Box::pin(ws::relay::upgrade(
+            &firewall,
+            &mut parts,
+            &request_id,
+            peer,
+            &mut record,
+        ))
+        .await
     } else {
         firewall
             .clone()
@@ -402,4 +410,23 @@ fn peer_ip(parts: &Parts) -> IpAddr {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `handler` returns, without calling it.
+    fn future_size<A, B, F: Fn(A, B) -> Fut, Fut>(_handler: &F) -> usize {
+        size_of::<Fut>()
+    }
+
+    /// Every request's future is moved and boxed on its way through the router: rare paths with
+    /// large futures (the WebSocket handshake, Redis calls, opening a connection) are boxed so
+    /// that they do not weigh on each request. It was 11 KB with them inline.
+    #[test]
+    fn a_request_future_stays_small() {
+        let size = future_size(&graphql);
+        assert!(size <= 4 * 1024, "{size} bytes");
+    }
 }

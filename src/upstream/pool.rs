@@ -138,7 +138,8 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take() {
                 Some(sender) => (sender, true),
-                None => (self.connect(authority).await?, false),
+                // Boxed: connecting (TLS included) is rare, and its future is large.
+                None => (Box::pin(self.connect(authority)).await?, false),
             };
             // A new connection takes its first request at once; a reused one must be ready, and
             // one the upstream closed meanwhile fails here, before anything is sent.
