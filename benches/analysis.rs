@@ -1,7 +1,7 @@
 //! Analysis benchmarks: async-graphql-parser's `parse_query` alone vs our full `analyse`, on the
 //! same documents (shared with the tests), plus the cache-hit path (hash + map lookup), finishing
-//! a cost plan, and the actual cost of a ~100 KB response (streamed in 16 KiB chunks, next to a
-//! serde_json DOM parse of the same bytes for scale).
+//! a cost plan, and the actual cost of a ~100 KB response (streamed in 16 KiB chunks, and read
+//! whole, next to a serde_json DOM parse of the same bytes for scale).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -137,6 +137,10 @@ fn actual_cost(c: &mut Criterion) {
             }
             meter.finish()
         })
+    });
+    // An answer read whole (up to 64 KiB in the proxy) is measured in one walk of its bytes.
+    group.bench_function(BenchmarkId::new("whole", &name), |b| {
+        b.iter(|| ActualCost::new(operation, variables.as_object()).measure(black_box(&body)))
     });
     group.bench_function(BenchmarkId::new("serde_json-dom", &name), |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).is_ok())

@@ -53,6 +53,28 @@ impl ActualCostError {
     }
 }
 
+/// The counting rules both walks share: what a key means where it occurs, and what a field's
+/// arguments cost.
+struct Rules<'a> {
+    shape: &'a ResponseShape,
+    /// Per plan node: arguments' cost with the request's variables (empty: none).
+    arguments: &'a [u64],
+}
+
+impl Rules<'_> {
+    fn lookup(&self, shape: u32, key: &[u8]) -> Option<Entry> {
+        self.shape.lookup(shape, key).copied()
+    }
+
+    /// Arguments' cost, counted once per occurrence of the field.
+    fn arguments_cost(&self, entry: &Entry) -> u64 {
+        match entry.arguments_of {
+            NONE => 0,
+            node => self.arguments.get(node as usize).copied().unwrap_or(0),
+        }
+    }
+}
+
 /// What a JSON value in the response is.
 #[derive(Clone, Copy, Debug)]
 enum Frame {
@@ -126,6 +148,27 @@ impl ActualCost {
         }
     }
 
+    /// The actual cost of `body`, a whole response (nothing pushed before): what `push(body)`
+    /// then `finish()` would say, found faster ([`whole`]) when the body is well-formed.
+    pub fn measure(mut self, body: &[u8]) -> Result<u64, ActualCostError> {
+        if self.failed.is_none()
+            && !self.scanner.has_started()
+            && let Some(rules) = self.rules()
+            && let Some(cost) = whole::measure(&rules, body)
+        {
+            return Ok(cost);
+        }
+        self.push(body);
+        self.finish()
+    }
+
+    fn rules(&self) -> Option<Rules<'_>> {
+        Some(Rules {
+            shape: self.shape.as_deref()?,
+            arguments: &self.arguments,
+        })
+    }
+
     /// The actual cost, once the whole body has been pushed.
     pub fn finish(mut self) -> Result<u64, ActualCostError> {
         if self.failed.is_none() && self.scanner.finish().is_err() {
@@ -188,9 +231,9 @@ impl ActualCost {
                 None => {}
             },
             Next::Field { entry, occurrence } => {
-                if occurrence && entry.arguments_of != NONE {
-                    let arguments = self.arguments.get(entry.arguments_of as usize);
-                    self.add(arguments.copied().unwrap_or(0));
+                if occurrence {
+                    let arguments = self.rules().map_or(0, |rules| rules.arguments_cost(&entry));
+                    self.add(arguments);
                 }
                 match container {
                     Some(Container::Array) => self.open(Frame::List { entry }),
@@ -221,10 +264,7 @@ impl ActualCost {
                     self.failed = Some(ActualCostError::Unmapped);
                     return Next::Skip;
                 };
-                let entry = match (&self.shape, std::str::from_utf8(key)) {
-                    (Some(shapes), Ok(key)) => shapes.lookup(*shape, key).copied(),
-                    _ => None,
-                };
+                let entry = self.rules().and_then(|rules| rules.lookup(*shape, key));
                 match entry {
                     Some(entry) => Next::Field {
                         entry,
@@ -249,6 +289,8 @@ impl ActualCost {
         self.cost = self.cost.saturating_add(weight);
     }
 }
+
+mod whole;
 
 #[cfg(test)]
 mod tests;

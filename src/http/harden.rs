@@ -293,9 +293,8 @@ async fn read_whole(
     if !starts_like_json(&decoded) {
         return Err(HardenError::Unreadable);
     }
-    if let Some(Metering { mut meter, report }) = metering {
-        meter.push(&decoded);
-        report(meter.finish());
+    if let Some(Metering { meter, report }) = metering {
+        report(meter.measure(&decoded));
     }
     if !may_hold_errors(&decoded) {
         return Ok((Body::from(original), Hardened::Unchanged));

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
@@ -29,6 +30,11 @@ fn actual(query: &str, response: &str) -> Result<u64, ActualCostError> {
     let mut meter = ActualCost::new(operation, None);
     meter.push(response.as_bytes());
     let whole = meter.finish();
+    assert_eq!(
+        ActualCost::new(operation, None).measure(response.as_bytes()),
+        whole,
+        "read whole"
+    );
     for size in 1..=7 {
         let mut meter = ActualCost::new(operation, None);
         for chunk in response.as_bytes().chunks(size) {
@@ -136,4 +142,87 @@ fn a_meter_can_travel_with_a_response_body_across_threads() {
     fn sendable<T: Send + 'static>() {}
     sendable::<ActualCost>();
     sendable::<ActualCostError>();
+}
+
+/// A JSON value shaped like a response to `DIFFERENTIAL` — its field names, others, lists,
+/// `null`s, strings with escapes and numbers in every spelling — rendered with random
+/// whitespace.
+fn response_value(depth: u32) -> BoxedStrategy<String> {
+    let scalar = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("-0.5e+3".to_owned()),
+        Just("1E400".to_owned()),
+        "[a-z \"\\\\/\u{e9}]{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        Just(r#""\u00e9\n\"""#.to_owned()),
+    ];
+    if depth == 0 {
+        return scalar.boxed();
+    }
+    let key = prop_oneof![
+        8 => prop::sample::select(vec!["id", "name", "friends", "posts", "tags", "users", "me"])
+            .prop_map(str::to_owned),
+        1 => "[a-z]{1,6}",
+        1 => Just("n\\u0061me".to_owned()),
+        1 => Just("\u{e9}".to_owned()),
+    ];
+    let space = prop::sample::select(vec!["", " ", "\n  "]);
+    prop_oneof![
+        1 => scalar,
+        3 => prop::collection::vec((key, response_value(depth - 1), space.clone()), 0..5)
+            .prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v, s)| format!("{s}\"{k}\"{s}:{s}{v}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        1 => (prop::collection::vec(response_value(depth - 1), 0..4), space)
+            .prop_map(|(items, s)| format!("[{s}{}{s}]", items.join(&format!(",{s}")))),
+    ]
+    .boxed()
+}
+
+const DIFFERENTIAL: &str = "{ users(first: 2) { id name friends { id posts { id tags } } } me { name posts { id } } heavy }";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// The walk of a body read whole and the streaming meter agree on every body, valid or not,
+    /// however it is chunked.
+    #[test]
+    fn reading_whole_and_streaming_agree(
+        users in prop::collection::vec(response_value(4), 0..4),
+        me in response_value(4),
+        other in response_value(2),
+        junk in prop::sample::select(vec!["", "", "", "", "", "", " ", "}", ",", "x"]),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let users = users.join(",");
+        let body = format!(
+            "{{\"data\": {{\"users\": [{users}], \"me\": {me}, \"heavy\": 1}}, \"extensions\": {other}}}{junk}"
+        );
+        let document = analyse(DIFFERENTIAL, &settings()).unwrap();
+        let operation = document.operation(None).unwrap();
+        let mut streamed = ActualCost::new(operation, None);
+        let (head, tail) = body.as_bytes().split_at(cut.index(body.len()));
+        streamed.push(head);
+        streamed.push(tail);
+        let streamed = streamed.finish();
+        prop_assert_eq!(ActualCost::new(operation, None).measure(body.as_bytes()), streamed);
+    }
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds.
+    #[test]
+    fn string_stops_are_found_as_byte_by_byte(text in "[a\"\\\\]{0,70}", start in 0usize..4) {
+        let bytes = text.as_bytes();
+        let start = start.min(bytes.len());
+        let expected = bytes[start..]
+            .iter()
+            .position(|&b| b == b'"')
+            .filter(|&at| !bytes[start..start + at].contains(&b'\\'))
+            .map(|at| start + at);
+        prop_assert_eq!(crate::json_scan::plain_string_end(bytes, start), expected);
+    }
 }

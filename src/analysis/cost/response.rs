@@ -25,6 +25,8 @@ use super::{CostPlan, PlanKind};
 const MAX_SHAPES: usize = 10_000;
 /// Keys over all shapes at most.
 const MAX_ENTRIES: usize = 200_000;
+/// Shapes with at most this many keys are looked up by a scan.
+const LINEAR_LOOKUP: usize = 8;
 /// Marks a definition's top level in an owner set (node indices stay below it).
 const ROOT: u32 = 1 << 31;
 
@@ -43,8 +45,14 @@ pub(crate) struct Entry {
 
 #[derive(Debug, Default)]
 struct Shape {
-    /// Sorted by key.
+    /// Sorted by [`key_order`].
     keys: Vec<(Box<str>, Entry)>,
+}
+
+/// Shorter keys first, then bytewise: a lookup compares lengths, and bytes only of keys as long
+/// as the one looked up (a per-key cost in every response).
+fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Every shape of one operation's response; shape 0 is `data`.
@@ -58,10 +66,20 @@ impl ResponseShape {
     pub(crate) const ROOT: u32 = 0;
 
     /// What `key` means in objects of shape `shape`.
-    pub(crate) fn lookup(&self, shape: u32, key: &str) -> Option<&Entry> {
+    pub(crate) fn lookup(&self, shape: u32, key: &[u8]) -> Option<&Entry> {
         let keys = &self.shapes.get(shape as usize)?.keys;
-        let at = keys.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
-        keys.get(at).map(|(_, entry)| entry)
+        let found = if keys.len() <= LINEAR_LOOKUP {
+            // Most selection sets are a few fields: a scan that mostly compares lengths beats
+            // the search's branches.
+            keys.iter()
+                .find(|(k, _)| k.len() == key.len() && k.as_bytes() == key)
+        } else {
+            let at = keys
+                .binary_search_by(|(k, _)| key_order(k.as_bytes(), key))
+                .ok()?;
+            keys.get(at)
+        };
+        found.map(|(_, entry)| entry)
     }
 
     /// Builds the shapes of definition `operation`; `None` past the bounds.
@@ -137,6 +155,9 @@ impl ResponseShape {
                 }
                 shape.keys.push((key.into(), entry));
             }
+            shape
+                .keys
+                .sort_unstable_by(|(a, _), (b, _)| key_order(a.as_bytes(), b.as_bytes()));
             entries_total += shape.keys.len();
             if entries_total > MAX_ENTRIES {
                 return None;
