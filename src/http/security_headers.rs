@@ -25,11 +25,11 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that only say which software answered.
-const FINGERPRINTS: [&str; 4] = [
-    "server",
-    "x-powered-by",
-    "x-aspnet-version",
-    "x-aspnetmvc-version",
+const FINGERPRINTS: [HeaderName; 4] = [
+    HeaderName::from_static("server"),
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
 ];
 
 /// Who produced an answer.
@@ -111,7 +111,7 @@ impl SecurityHeaders {
 
     /// Adds what is missing and removes the fingerprints.
     pub fn apply(&self, headers: &mut HeaderMap, answer: Answer) {
-        for name in FINGERPRINTS {
+        for name in &FINGERPRINTS {
             headers.remove(name);
         }
         set_default(headers, X_CONTENT_TYPE_OPTIONS, "nosniff");

@@ -204,7 +204,7 @@ impl Upstream {
             .map_err(|_| UpstreamError::Timeout)??;
         Ok(Answer {
             status: parts.status,
-            headers: end_to_end(&parts.headers, &[]),
+            headers: end_to_end(parts.headers),
             body,
             elapsed: started.elapsed(),
         })
@@ -238,33 +238,51 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     ) || name.as_str().starts_with("proxy-")
 }
 
-/// Copies `headers` minus hop-by-hop ones, those the `Connection` header lists, and `dropped`.
-fn end_to_end(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
-    // The listed names the message actually carries, each once: found by one lookup per listed
-    // name, so a `Connection` header listing thousands of names costs in proportion to its length,
-    // and the list checked below never outgrows the headers present (usually it stays empty).
-    let mut listed: Vec<HeaderName> = Vec::new();
-    let names = headers
+/// The names in `headers` that do not travel on: hop-by-hop ones, those the `Connection` header
+/// lists, `Content-Length` (the body may change), and `dropped`. Usually one or two.
+fn not_end_to_end(headers: &HeaderMap, dropped: &[&str]) -> Vec<HeaderName> {
+    // Listed names are looked up one by one, so a `Connection` header listing thousands of names
+    // costs in proportion to its length, and the list never outgrows the headers present.
+    let listed = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok());
-    for name in names {
-        if headers.contains_key(&name) && !listed.contains(&name) {
-            listed.push(name);
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| headers.contains_key(name));
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            is_hop_by_hop(name)
+                || *name == header::CONTENT_LENGTH
+                || dropped.contains(&name.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in listed {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
+    names
+}
+
+/// An answer's own headers, minus those that do not travel on ([`not_end_to_end`]), in place.
+fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    for name in not_end_to_end(&headers, &[]) {
+        headers.remove(name);
+    }
+    headers
+}
+
+/// A copy of `headers` minus those that do not travel on and `dropped`.
+fn end_to_end_copy(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
+    let skipped = not_end_to_end(headers, dropped);
     let mut kept = HeaderMap::with_capacity(headers.len() + 4);
     for (name, value) in headers {
-        if is_hop_by_hop(name)
-            || name == header::CONTENT_LENGTH
-            || dropped.contains(&name.as_str())
-            || listed.contains(name)
-        {
-            continue;
+        if !skipped.contains(name) {
+            kept.append(name.clone(), value.clone());
         }
-        kept.append(name.clone(), value.clone());
     }
     kept
 }
@@ -292,7 +310,7 @@ const REPLACED: [&str; 10] = [
 ];
 
 fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {
-    let mut headers = end_to_end(outgoing.headers, &REPLACED);
+    let mut headers = end_to_end_copy(outgoing.headers, &REPLACED);
     if outgoing.method == Method::POST {
         // The body was decoded (and decompressed) as JSON, whatever the client labelled it.
         headers.insert(
@@ -329,9 +347,15 @@ mod tests {
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
-        let kept = end_to_end(&headers, &[]);
-        let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        let kept = end_to_end(headers.clone());
+        let mut names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
         assert_eq!(names, vec!["authorization", "x-custom"]);
+        let copied = end_to_end_copy(&headers, &[]);
+        assert_eq!(
+            copied.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            names
+        );
     }
 
     #[test]
@@ -344,9 +368,13 @@ mod tests {
         );
         headers.insert("x-hop-7", HeaderValue::from_static("1"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
-        let kept = end_to_end(&headers, &[]);
+        let kept = end_to_end(headers.clone());
         let names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["x-kept"]);
+        assert_eq!(
+            end_to_end_copy(&headers, &[]).keys().collect::<Vec<_>>(),
+            ["x-kept"]
+        );
     }
 
     #[test]
