@@ -226,21 +226,23 @@ impl Upstream {
 
 /// RFC 9110 §7.6.1 hop-by-hop fields, plus the legacy `Proxy-*` family.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-connection"
-    ) || name.as_str().starts_with("proxy-")
+    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
 }
+
+/// Named once, as [`HeaderName`]s: comparing two standard names compares two small integers,
+/// where comparing strings would cost a call per name on every request.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// The names in `headers` that do not travel on: hop-by-hop ones, those the `Connection` header
 /// lists, `Content-Length` (the body may change), and `dropped`. Usually one or two.
-fn not_end_to_end(headers: &HeaderMap, dropped: &[&str]) -> Vec<HeaderName> {
+fn not_end_to_end(headers: &HeaderMap, dropped: &[HeaderName]) -> Vec<HeaderName> {
     // Listed names are looked up one by one, so a `Connection` header listing thousands of names
     // costs in proportion to its length, and the list never outgrows the headers present.
     let listed = headers
@@ -248,14 +250,15 @@ fn not_end_to_end(headers: &HeaderMap, dropped: &[&str]) -> Vec<HeaderName> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        // The usual `Connection: keep-alive` names a header dropped anyway: not parsed again.
+        .filter(|name| !name.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .filter(|name| headers.contains_key(name));
     let mut names: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
-            is_hop_by_hop(name)
-                || *name == header::CONTENT_LENGTH
-                || dropped.contains(&name.as_str())
+            is_hop_by_hop(name) || *name == header::CONTENT_LENGTH || dropped.contains(name)
         })
         .cloned()
         .collect();
@@ -276,7 +279,7 @@ fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
 }
 
 /// A copy of `headers` minus those that do not travel on and `dropped`.
-fn end_to_end_copy(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
+fn end_to_end_copy(headers: &HeaderMap, dropped: &[HeaderName]) -> HeaderMap {
     let skipped = not_end_to_end(headers, dropped);
     let mut kept = HeaderMap::with_capacity(headers.len() + 4);
     for (name, value) in headers {
@@ -296,17 +299,17 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that the firewall itself decides, never copied from the client. A byte range of an
 /// answer the firewall may rewrite would not be a range of what the client receives.
-const REPLACED: [&str; 10] = [
-    "host",
-    "content-type",
-    "content-encoding",
-    "expect",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "forwarded",
-    "x-request-id",
-    "range",
-    "if-range",
+const REPLACED: [HeaderName; 10] = [
+    header::HOST,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::EXPECT,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    header::FORWARDED,
+    X_REQUEST_ID,
+    header::RANGE,
+    header::IF_RANGE,
 ];
 
 fn request_headers(outgoing: &Outgoing<'_>) -> HeaderMap {
