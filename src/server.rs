@@ -584,7 +584,10 @@ impl Watched {
                 },
             ));
         }
-        if self.timer.deadline() != deadline {
+        // Re-armed only when the deadline moved earlier or the timer has fired: traffic moves
+        // the deadline later on every request, and a timer that fires early only brings the
+        // connection back here, where it is re-armed.
+        if deadline < self.timer.deadline() || self.timer.is_elapsed() {
             self.timer.as_mut().reset(deadline);
         }
         // Registers the waker; the deadline is checked again when it fires.
