@@ -474,6 +474,8 @@ impl Scanner {
                     if let Some(end) = plain_string_end(input, *at) {
                         if decode {
                             self.key.set(input.get(*at..end).unwrap_or_default());
+                        } else {
+                            self.key.clear();
                         }
                         *at = end + 1;
                         self.expect = Expect::Colon;

@@ -43,6 +43,7 @@ pub(super) fn measure(rules: &Rules<'_>, body: &[u8]) -> Option<u64> {
         at: 0,
         cost: 0,
         stack: Vec::with_capacity(16),
+        skipping: Vec::new(),
     };
     walk.whitespace();
     walk.expect(b'{')?;
@@ -112,6 +113,8 @@ struct Walk<'b> {
     at: usize,
     cost: u64,
     stack: Vec<Open>,
+    /// The closing brackets expected inside the container being skipped (reused).
+    skipping: Vec<u8>,
 }
 
 impl<'b> Walk<'b> {
@@ -249,8 +252,8 @@ impl<'b> Walk<'b> {
     /// The rest of a container whose first byte is next, as the scanner skims one: strings
     /// (with their escapes) and brackets, matched.
     fn skip(&mut self) -> Option<()> {
-        let mut depth = self.stack.len();
-        let mut nesting: Vec<u8> = Vec::new();
+        let depth = self.stack.len();
+        self.skipping.clear();
         loop {
             let rest = self.body.get(self.at..)?;
             let found = rest
@@ -261,18 +264,16 @@ impl<'b> Walk<'b> {
             match byte {
                 b'"' => self.string()?,
                 b'{' | b'[' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
+                    if depth + self.skipping.len() >= MAX_NESTING {
                         return None;
                     }
-                    nesting.push(if byte == b'{' { b'}' } else { b']' });
+                    self.skipping.push(if byte == b'{' { b'}' } else { b']' });
                 }
                 close => {
-                    if nesting.pop()? != close {
+                    if self.skipping.pop()? != close {
                         return None;
                     }
-                    depth -= 1;
-                    if nesting.is_empty() {
+                    if self.skipping.is_empty() {
                         return Some(());
                     }
                 }
