@@ -744,12 +744,15 @@ fn to_ms(value: &str) -> f64 {
     }
 }
 
+/// The median of one measure over the rounds (`NaN` without rounds).
+fn median_of<T>(rounds: &[T], measure: fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = rounds.iter().map(measure).collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn median(samples: &[Sample]) -> Sample {
-    let pick = |f: fn(&Sample) -> f64| {
-        let mut values: Vec<f64> = samples.iter().map(f).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let pick = |f: fn(&Sample) -> f64| median_of(samples, f);
     Sample {
         requests_per_second: pick(|s| s.requests_per_second),
         p50_ms: pick(|s| s.p50_ms),

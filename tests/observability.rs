@@ -167,16 +167,7 @@ async fn scraped() -> Exposition {
     for body in bodies.iter().cycle().take(12) {
         harness.post_json(&body.to_string()).await;
     }
-    let text = harness
-        .client
-        .get(&harness.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    Exposition::parse(&text)
+    Exposition::parse(&harness.metrics_text().await)
 }
 
 #[tokio::test]

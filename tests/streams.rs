@@ -44,12 +44,7 @@ async fn sse_events_stream_through_the_firewall_before_the_stream_ends() {
     let harness = start(&[]).await;
     let started = Instant::now();
     let response = harness
-        .client
-        .post(&harness.url)
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(countdown(3, 300))
-        .send()
+        .post_json_with(&[("accept", "text/event-stream")], &countdown(3, 300))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -73,15 +68,13 @@ async fn multipart_parts_stream_through_the_firewall_before_the_stream_ends() {
     let harness = start(&[]).await;
     let started = Instant::now();
     let response = harness
-        .client
-        .post(&harness.url)
-        .header("content-type", "application/json")
-        .header(
-            "accept",
-            "multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\", application/json",
+        .post_json_with(
+            &[(
+                "accept",
+                "multipart/mixed;boundary=\"graphql\";subscriptionSpec=\"1.0\", application/json",
+            )],
+            &countdown(3, 300),
         )
-        .body(countdown(3, 300))
-        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);

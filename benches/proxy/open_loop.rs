@@ -69,11 +69,7 @@ pub fn run(target: &Target, rate: f64, connections: usize, seconds: usize) -> Po
 
 /// The median of each measure over the rounds.
 pub fn median(points: &[Point]) -> Point {
-    let pick = |f: fn(&Point) -> f64| {
-        let mut values: Vec<f64> = points.iter().map(f).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-    };
+    let pick = |f: fn(&Point) -> f64| super::median_of(points, f);
     Point {
         achieved: pick(|p| p.achieved),
         p50_ms: pick(|p| p.p50_ms),

@@ -50,6 +50,12 @@ impl Harness {
         self.backend().observed.requests()
     }
 
+    /// The metrics listener's exposition, as text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(&self.metrics_url).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// POSTs a JSON body with `Content-Type: application/json`.
     pub async fn post_json(&self, body: &str) -> reqwest::Response {
         self.post_json_with(&[], body)
@@ -161,15 +167,7 @@ pub async fn closed_port() -> SocketAddr {
 
 /// Scrapes `/metrics` into (series with labels → value), e.g. `graphql_firewall_requests_total{transport="http",verdict="allowed",code="none"}`.
 pub async fn scrape(harness: &Harness) -> std::collections::BTreeMap<String, f64> {
-    let text = harness
-        .client
-        .get(&harness.metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = harness.metrics_text().await;
     assert!(
         text.ends_with("# EOF\n"),
         "a complete OpenMetrics exposition"
