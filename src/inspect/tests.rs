@@ -37,11 +37,25 @@ fn modes(default: rules::Mode, overrides: Vec<(Rule, rules::Mode)>) -> rules::Mo
 }
 
 fn inspector_with(mode: Mode, modes: rules::Modes) -> Inspector {
-    let analysis = analysis::Settings::default();
+    inspector_listing(
+        analysis::Settings::default(),
+        (LISTED, "Listed"),
+        mode,
+        modes,
+    )
+}
+
+/// An inspector whose manifest lists one document `(text, name)`.
+fn inspector_listing(
+    analysis: analysis::Settings,
+    (text, name): (&str, &str),
+    mode: Mode,
+    modes: rules::Modes,
+) -> Inspector {
     let entry = Entry {
-        hash: hash_document(LISTED),
-        body: LISTED.to_owned(),
-        name: Some("Listed".to_owned()),
+        hash: hash_document(text),
+        body: text.to_owned(),
+        name: Some(name.to_owned()),
         source: "test".to_owned(),
     };
     let manifest =
@@ -396,28 +410,11 @@ fn access_inspector() -> Inspector {
         schema: Some(Arc::new(schema)),
         ..analysis::Settings::default()
     };
-    let entry = Entry {
-        hash: hash_document(LISTED_EMAIL),
-        body: LISTED_EMAIL.to_owned(),
-        name: Some("MyEmail".to_owned()),
-        source: "test".to_owned(),
-    };
-    let manifest =
-        Manifest::from_entries(vec![entry], |text| analysis::analyse(text, &analysis)).unwrap();
-    Inspector::new(
-        Settings {
-            analysis,
-            profiles: LimitProfiles::new(limits(), Relax::TextLimits, Relax::No),
-            modes: modes(rules::Mode::Enforce, Vec::new()),
-            cache_bytes: 1 << 20,
-            resolver: Resolver {
-                mode: Mode::Audit,
-                require_id: false,
-                apq: ApqStore::new(1 << 20, Duration::from_secs(60)),
-            },
-        },
-        Arc::new(Registry::new(manifest)),
-        Arc::new(Metrics::new()),
+    inspector_listing(
+        analysis,
+        (LISTED_EMAIL, "MyEmail"),
+        Mode::Audit,
+        modes(rules::Mode::Enforce, Vec::new()),
     )
 }
 
